@@ -1,0 +1,122 @@
+"""Expected sessions per asset class, from exchange_calendars.
+
+The deep-backfill window is the trailing N expected sessions (1260 by
+default) of the symbol's calendar ending at the last *complete* session on
+or before the as-of date.  It is derived from the calendar, never from a
+date offset: five calendar years of NYSE sessions is only 1,255 rows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+
+# exchange_calendars builds 20 years back by default; ask for more so that a
+# custom --start in the past still resolves.
+_CAL_START = pd.Timestamp("1995-01-01")
+
+
+class CalendarError(ValueError):
+    """Unknown calendar, or a date the calendar does not cover."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """An inclusive session range and its expected sessions."""
+
+    calendar: str
+    start: dt.date
+    end: dt.date
+    sessions: int
+
+    def __str__(self) -> str:
+        return f"{self.start}..{self.end} ({self.sessions} sessions, {self.calendar})"
+
+
+@lru_cache(maxsize=None)
+def get_calendar(name: str):
+    """A cached exchange_calendars calendar (construction costs ~0.1 s)."""
+    try:
+        return xcals.get_calendar(name, start=_CAL_START)
+    except (xcals.errors.InvalidCalendarName, KeyError) as exc:
+        raise CalendarError(f"unknown calendar {name!r}") from exc
+
+
+def known_calendar_names() -> set[str]:
+    return set(xcals.get_calendar_names(include_aliases=True))
+
+
+@lru_cache(maxsize=4096)
+def _sessions(name: str, start: dt.date, end: dt.date) -> pd.DatetimeIndex:
+    cal = get_calendar(name)
+    lo = max(pd.Timestamp(start), cal.first_session)
+    hi = min(pd.Timestamp(end), cal.last_session)
+    if lo > hi:
+        return pd.DatetimeIndex([])
+    return cal.sessions_in_range(lo, hi)
+
+
+def expected_sessions(name: str, start: dt.date, end: dt.date) -> pd.DatetimeIndex:
+    """Sessions of calendar ``name`` in [start, end] (tz-naive midnight)."""
+    return _sessions(name, _as_date(start), _as_date(end))
+
+
+def last_complete_session(name: str, as_of: dt.date, now: dt.datetime | None = None) -> dt.date:
+    """The last session on or before ``as_of`` whose close has passed.
+
+    For a past ``as_of`` that is simply the last session <= as_of.  When
+    ``as_of`` is today (or later), a session still trading is excluded so that
+    a backfill never stores a partial bar.
+    """
+    cal = get_calendar(name)
+    as_of = _as_date(as_of)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    ts = pd.Timestamp(as_of)
+    if ts > cal.last_session:
+        raise CalendarError(f"as-of {as_of} is beyond calendar {name}'s last session {cal.last_session.date()}")
+    session = cal.date_to_session(ts, direction="previous")
+    if as_of >= now.date():
+        close = cal.session_close(session)
+        if close > pd.Timestamp(now):
+            session = cal.previous_session(session)
+    return session.date()
+
+
+def backfill_window(name: str, as_of: dt.date, sessions: int = 1260,
+                    now: dt.datetime | None = None) -> Window:
+    """The trailing ``sessions`` expected sessions ending at the last complete
+    session on or before ``as_of``."""
+    cal = get_calendar(name)
+    end = pd.Timestamp(last_complete_session(name, as_of, now))
+    end_idx = cal.sessions.get_loc(end)
+    start_idx = end_idx - sessions + 1
+    if start_idx < 0:
+        raise CalendarError(f"calendar {name} has fewer than {sessions} sessions before {end.date()}")
+    return Window(name, cal.sessions[start_idx].date(), end.date(), sessions)
+
+
+def range_window(name: str, start: dt.date, end: dt.date) -> Window:
+    """Window for an explicit --start/--end range."""
+    count = len(expected_sessions(name, start, end))
+    return Window(name, _as_date(start), _as_date(end), count)
+
+
+def next_session(name: str, after: dt.date) -> dt.date:
+    cal = get_calendar(name)
+    return cal.date_to_session(pd.Timestamp(after) + pd.Timedelta(days=1), direction="next").date()
+
+
+def sessions_between(name: str, after: dt.date, through: dt.date) -> int:
+    """Number of sessions strictly after ``after`` up to and including ``through``."""
+    return len(expected_sessions(name, _as_date(after) + dt.timedelta(days=1), through))
+
+
+def _as_date(value) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return pd.Timestamp(value).date()

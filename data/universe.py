@@ -1,0 +1,139 @@
+"""The universe file: the only source of symbols.
+
+Schema (``configs/universe.json``)::
+
+    {"version": 1,
+     "symbols": [
+        {"symbol": "AAPL"},
+        {"symbol": "SPY", "name": "SPDR S&P 500 ETF"},
+        {"symbol": "GC=F", "calendar": "CMES"},
+        {"symbol": "XYZ", "asset_class": "stocks", "enabled": false}
+     ]}
+
+Fields per entry: ``symbol`` (required), ``asset_class`` (override of the
+runbook's classification), ``calendar`` (exchange_calendars name), ``enabled``
+(default true), ``name`` (free text).  Anything else is an error: the loader
+never guesses, invents or drops a symbol.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from data.symbols import ASSET_CLASSES, InvalidSymbolError, classify_symbol, normalise_symbol
+
+ALLOWED_FIELDS = {"symbol", "asset_class", "calendar", "enabled", "name"}
+TOP_LEVEL_FIELDS = {"version", "symbols", "description"}
+
+
+class UniverseError(ValueError):
+    """The universe file is missing or malformed.  The message is one line
+    naming the file, the entry and the problem."""
+
+
+@dataclass(frozen=True)
+class UniverseEntry:
+    symbol: str
+    asset_class: str
+    calendar: str | None = None
+    enabled: bool = True
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Universe:
+    path: str
+    entries: tuple[UniverseEntry, ...]
+
+    @property
+    def enabled(self) -> list[UniverseEntry]:
+        return [e for e in self.entries if e.enabled]
+
+    @property
+    def symbols(self) -> list[str]:
+        return [e.symbol for e in self.enabled]
+
+    def get(self, symbol: str) -> UniverseEntry | None:
+        for entry in self.entries:
+            if entry.symbol == symbol:
+                return entry
+        return None
+
+    def select(self, tickers: list[str] | None) -> list[UniverseEntry]:
+        """Enabled entries, or the named ones; a name not in the universe is an
+        error (symbols are never invented)."""
+        if not tickers:
+            return self.enabled
+        by_symbol = {e.symbol: e for e in self.entries}
+        missing = [t for t in tickers if t not in by_symbol]
+        if missing:
+            raise UniverseError(f"{self.path}: not in the universe: {', '.join(missing)}")
+        disabled = [t for t in tickers if not by_symbol[t].enabled]
+        if disabled:
+            raise UniverseError(f"{self.path}: disabled in the universe: {', '.join(disabled)}")
+        return [by_symbol[t] for t in dict.fromkeys(tickers)]
+
+
+def _entry_label(index: int, raw: object) -> str:
+    sym = raw.get("symbol") if isinstance(raw, dict) else None
+    return f"entry {index}" + (f" ({sym!r})" if isinstance(sym, str) else "")
+
+
+def load_universe(path: str | Path, known_calendars: set[str] | None = None) -> Universe:
+    """Read and validate the universe file; raise UniverseError on any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise UniverseError(f"{path}: universe file not found")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise UniverseError(f"{path}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from exc
+    except UnicodeDecodeError as exc:
+        raise UniverseError(f"{path}: not UTF-8 text: {exc.reason}") from exc
+    if isinstance(raw, list):  # bare list of entries is accepted
+        raw = {"symbols": raw}
+    if not isinstance(raw, dict) or "symbols" not in raw:
+        raise UniverseError(f"{path}: expected an object with a \"symbols\" list")
+    extra = set(raw) - TOP_LEVEL_FIELDS
+    if extra:
+        raise UniverseError(f"{path}: unknown top-level field(s) {', '.join(sorted(extra))}")
+    items = raw["symbols"]
+    if not isinstance(items, list) or not items:
+        raise UniverseError(f"{path}: \"symbols\" must be a non-empty list")
+
+    entries: list[UniverseEntry] = []
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items, start=1):
+        label = _entry_label(index, item)
+        if isinstance(item, str):
+            item = {"symbol": item}
+        if not isinstance(item, dict):
+            raise UniverseError(f"{path}: {label}: expected an object or a symbol string")
+        unknown = set(item) - ALLOWED_FIELDS
+        if unknown:
+            raise UniverseError(f"{path}: {label}: unknown field(s) {', '.join(sorted(unknown))}")
+        if "symbol" not in item:
+            raise UniverseError(f"{path}: {label}: missing \"symbol\"")
+        try:
+            symbol = normalise_symbol(item["symbol"])
+        except InvalidSymbolError as exc:
+            raise UniverseError(f"{path}: {label}: {exc}") from exc
+        if symbol in first_seen:
+            raise UniverseError(f"{path}: {label}: duplicate symbol {symbol} (first at entry {first_seen[symbol]})")
+        first_seen[symbol] = index
+        asset_class = item.get("asset_class", classify_symbol(symbol))
+        if asset_class not in ASSET_CLASSES:
+            raise UniverseError(f"{path}: {label}: asset_class {asset_class!r} is not one of {', '.join(ASSET_CLASSES)}")
+        calendar = item.get("calendar")
+        if calendar is not None and (not isinstance(calendar, str)
+                                     or (known_calendars is not None and calendar not in known_calendars)):
+            raise UniverseError(f"{path}: {label}: unknown calendar {calendar!r}")
+        enabled = item.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise UniverseError(f"{path}: {label}: \"enabled\" must be true or false")
+        name = item.get("name")
+        if name is not None and not isinstance(name, str):
+            raise UniverseError(f"{path}: {label}: \"name\" must be text")
+        entries.append(UniverseEntry(symbol, asset_class, calendar, enabled, name))
+    return Universe(path=str(path), entries=tuple(entries))

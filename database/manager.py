@@ -1,0 +1,436 @@
+"""The only module that writes SQL.
+
+Connections (WAL, busy_timeout, foreign keys, synchronous=NORMAL), the
+versioned schema (``PRAGMA user_version`` + ``migrations/NNNN_*.sql``) and
+every read and write the rest of the system needs.  Writes are idempotent
+upserts in one transaction per batch: a crash at any instant leaves the
+database consistent and a re-run converges to the same content.  An upsert
+that brings identical values changes nothing, not even the row's provenance
+(provider, run_id, ingested_at), so re-running a backfill leaves the
+database byte-for-byte equal in content.
+
+This module knows no provider: it stores frames that follow the bars
+contract (``data.providers.base``) and plain records.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+BAR_STORE_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "adj_close", "volume",
+                     "provider", "run_id", "ingested_at")
+_MARKET_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
+# SQLite's default SQLITE_MAX_VARIABLE_NUMBER is 32766 (3.32+).
+_MAX_ROWS_PER_INSERT = 32766 // len(BAR_STORE_COLUMNS)
+
+SYNTHETIC_PROVIDER = "synthetic"
+
+
+class StoreError(Exception):
+    """A store-level refusal (schema too new, data origins mixed, ...)."""
+
+
+class MixedOriginError(StoreError):
+    """Synthetic bars must never share a database with vendor bars."""
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def available_migrations() -> list[tuple[int, Path]]:
+    found = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        m = _MIGRATION_RE.match(path.name)
+        if m:
+            found.append((int(m.group(1)), path))
+    return found
+
+
+SCHEMA_VERSION = max(n for n, _ in available_migrations())
+
+
+@dataclass
+class SymbolWrite:
+    """Everything one symbol's successful fetch writes, in one transaction."""
+
+    symbol: str
+    provider: str
+    frame: pd.DataFrame           # bars contract, duplicates already collapsed
+    audit: dict[str, Any]         # ingestion_audit columns (run_id/symbol filled in)
+
+
+class Database:
+    """A connection to the store with the operations the system needs."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False):
+        self.path = Path(path)
+        if readonly:
+            if not self.path.exists():
+                raise StoreError(f"{self.path}: database not found (run ingest_history.py first)")
+            uri = f"file:{self.path}?mode=ro"
+            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.migrate()
+        else:
+            version = self.schema_version()
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: schema version {version} is newer than this code ({SCHEMA_VERSION})")
+
+    # ------------------------------------------------------------------ basics
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; ROLLBACK on any exception."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> int:
+        """Apply every migration newer than ``user_version``; return the version."""
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {current} is newer than this code ({SCHEMA_VERSION})")
+        for number, path in available_migrations():
+            if number <= current:
+                continue
+            script = path.read_text()
+            # executescript commits first; run the migration and the version
+            # bump as one transaction so a crash never half-applies it.
+            self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        return self.schema_version()
+
+    def integrity_check(self, quick: bool = False) -> str:
+        pragma = "quick_check" if quick else "integrity_check"
+        rows = self.conn.execute(f"PRAGMA {pragma}").fetchall()
+        return "; ".join(r[0] for r in rows)
+
+    # ------------------------------------------------------------ store meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM store_meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT INTO store_meta(key, value) VALUES (?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def data_origin(self) -> str | None:
+        """'synthetic', 'vendor', or None for a store with no bars yet."""
+        return self.get_meta("data_origin")
+
+    def check_origin(self, provider: str) -> None:
+        """Refuse to mix synthetic and vendor bars in one database."""
+        wanted = "synthetic" if provider == SYNTHETIC_PROVIDER else "vendor"
+        have = self.data_origin()
+        if have is not None and have != wanted:
+            raise MixedOriginError(
+                f"{self.path} holds {have} data; refusing to write {wanted} bars from '{provider}'. "
+                f"Use a separate database (--db or RUNTIME_DIR) for {wanted} data.")
+
+    # ------------------------------------------------------------------- runs
+    def begin_run(self, run_id: str, mode: str, as_of: str | None, params: Mapping[str, Any],
+                  started_at: str, symbols_requested: int) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO ingestion_audit_runs(run_id, mode, started_at, as_of, status, symbols_requested, params) "
+                "VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)",
+                (run_id, mode, started_at, as_of, symbols_requested, json.dumps(params, sort_keys=True, default=str)))
+
+    def finish_run(self, run_id: str, *, status: str, symbols_succeeded: int, symbols_failed: int,
+                   rows_written: int, providers_used: Mapping[str, int], verification: str | None = None) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE ingestion_audit_runs SET finished_at = ?, status = ?, symbols_succeeded = ?, "
+                "symbols_failed = ?, rows_written = ?, providers_used = ?, verification = COALESCE(?, verification) "
+                "WHERE run_id = ?",
+                (utc_now(), status, symbols_succeeded, symbols_failed, rows_written,
+                 json.dumps(dict(providers_used), sort_keys=True), verification, run_id))
+
+    def set_run_verification(self, run_id: str, verification: str) -> None:
+        with self.transaction():
+            self.conn.execute("UPDATE ingestion_audit_runs SET verification = ? WHERE run_id = ?",
+                              (verification, run_id))
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self._dicts("SELECT * FROM ingestion_audit_runs ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit,))
+
+    def audit_rows(self, run_id: str) -> list[dict[str, Any]]:
+        return self._dicts("SELECT * FROM ingestion_audit WHERE run_id = ? ORDER BY symbol", (run_id,))
+
+    # ------------------------------------------------------------------- bars
+    def write_symbols(self, run_id: str, ingested_at: str, writes: Sequence[SymbolWrite],
+                      failures: Sequence[Mapping[str, Any]] = ()) -> int:
+        """One transaction: upsert each symbol's bars and corporate actions,
+        its audit row and fetch state; plus audit rows of failed symbols.
+        Returns the number of bar rows inserted or changed."""
+        if not writes and not failures:
+            return 0
+        changed = 0
+        with self.transaction():
+            for w in writes:
+                self.check_origin(w.provider)
+                if self.data_origin() is None:
+                    self._set_meta("data_origin", "synthetic" if w.provider == SYNTHETIC_PROVIDER else "vendor")
+                n = self._upsert_bars(w.symbol, w.provider, run_id, ingested_at, w.frame)
+                self._upsert_actions(w.symbol, w.provider, run_id, w.frame)
+                changed += n
+                audit = dict(w.audit, run_id=run_id, symbol=w.symbol, rows_written=n)
+                self._insert_audit(audit)
+                last = self.conn.execute("SELECT MAX(date) FROM price_history WHERE symbol = ?",
+                                         (w.symbol,)).fetchone()[0]
+                self.conn.execute(
+                    "INSERT INTO fetch_state(symbol, last_date, last_success_run, last_provider, "
+                    "consecutive_failures, last_error_code, dead_letter, dead_letter_since, updated_at) "
+                    "VALUES (?, ?, ?, ?, 0, NULL, 0, NULL, ?) "
+                    "ON CONFLICT(symbol) DO UPDATE SET last_date = excluded.last_date, "
+                    "last_success_run = excluded.last_success_run, last_provider = excluded.last_provider, "
+                    "consecutive_failures = 0, last_error_code = NULL, dead_letter = 0, "
+                    "dead_letter_since = NULL, updated_at = excluded.updated_at",
+                    (w.symbol, last, run_id, w.provider, ingested_at))
+            for f in failures:
+                self._insert_audit(dict(f, run_id=run_id))
+                if f.get("count_failure", True):
+                    self.conn.execute(
+                        "INSERT INTO fetch_state(symbol, consecutive_failures, last_error_code, updated_at) "
+                        "VALUES (?, 1, ?, ?) ON CONFLICT(symbol) DO UPDATE SET "
+                        "consecutive_failures = consecutive_failures + 1, "
+                        "last_error_code = excluded.last_error_code, updated_at = excluded.updated_at",
+                        (f["symbol"], f.get("error_code"), ingested_at))
+        return changed
+
+    _AUDIT_COLUMNS = ("run_id", "symbol", "asset_class", "providers_tried", "provider_used", "outcome",
+                      "error_code", "error_message", "window_start", "window_end", "expected_rows",
+                      "rows_received", "duplicate_rows", "rows_written", "adjustment", "raw_archive", "latency_ms")
+
+    def _insert_audit(self, audit: Mapping[str, Any]) -> None:
+        row = dict(audit)
+        if not isinstance(row.get("providers_tried"), str):
+            row["providers_tried"] = json.dumps(row.get("providers_tried") or [])
+        cols = self._AUDIT_COLUMNS
+        self.conn.execute(
+            f"INSERT INTO ingestion_audit({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT(run_id, symbol) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in cols[2:]),
+            tuple(_sql_value(row.get(c)) for c in cols))
+
+    def _upsert_bars(self, symbol: str, provider: str, run_id: str, ingested_at: str, frame: pd.DataFrame) -> int:
+        n = len(frame)
+        if n == 0:
+            return 0
+        table = np.empty((n, len(BAR_STORE_COLUMNS)), dtype=object)
+        table[:, 0] = symbol
+        table[:, 1] = frame["date"].to_numpy(dtype="datetime64[D]").astype(str).tolist()
+        for i, col in enumerate(("open", "high", "low", "close", "adj_close"), start=2):
+            values = frame[col].to_numpy(dtype="float64")
+            col_list = values.tolist()
+            if np.isnan(values).any():
+                col_list = [None if v != v else v for v in col_list]
+            table[:, i] = col_list
+        table[:, 7] = _int_list(frame["volume"])
+        table[:, 8] = provider
+        table[:, 9] = run_id
+        table[:, 10] = ingested_at
+        changed = 0
+        for lo in range(0, n, _MAX_ROWS_PER_INSERT):
+            part = table[lo:lo + _MAX_ROWS_PER_INSERT]
+            cur = self.conn.execute(_upsert_sql(len(part)), part.ravel().tolist())
+            changed += cur.rowcount
+        return changed
+
+    def _upsert_actions(self, symbol: str, provider: str, run_id: str, frame: pd.DataFrame) -> None:
+        rows = []
+        dates = None
+        for col, action, neutral in (("dividend", "dividend", 0.0), ("split_ratio", "split", 1.0)):
+            if col not in frame.columns:
+                continue
+            values = frame[col].to_numpy(dtype="float64")
+            mask = ~np.isnan(values) & (values != neutral) & (values != 0.0)
+            if not mask.any():
+                continue
+            if dates is None:
+                dates = frame["date"].to_numpy(dtype="datetime64[D]").astype(str)
+            rows.extend((symbol, d, action, float(v), provider, run_id) for d, v in zip(dates[mask], values[mask]))
+        if rows:
+            self.conn.executemany(
+                "INSERT INTO corporate_actions(symbol, date, action, value, provider, run_id) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(symbol, date, action) DO UPDATE SET value = excluded.value, "
+                "provider = excluded.provider, run_id = excluded.run_id "
+                "WHERE corporate_actions.value IS NOT excluded.value", rows)
+
+    def last_bar_dates(self, symbols: Iterable[str]) -> dict[str, str | None]:
+        """Last stored session per symbol (an index seek each, not a scan)."""
+        out = {}
+        for s in symbols:
+            out[s] = self.conn.execute("SELECT MAX(date) FROM price_history WHERE symbol = ?", (s,)).fetchone()[0]
+        return out
+
+    def history_summary(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """rows / first / last date per symbol (one GROUP BY for all)."""
+        sql = "SELECT symbol, COUNT(*), MIN(date), MAX(date) FROM price_history"
+        params: tuple = ()
+        if symbols is not None:
+            symbols = list(symbols)
+            if len(symbols) <= 500:
+                sql += f" WHERE symbol IN ({', '.join('?' * len(symbols))})"
+                params = tuple(symbols)
+        sql += " GROUP BY symbol"
+        out = {r[0]: {"rows": r[1], "first_date": r[2], "last_date": r[3]} for r in self.conn.execute(sql, params)}
+        if symbols is not None:
+            out = {s: out.get(s, {"rows": 0, "first_date": None, "last_date": None}) for s in symbols}
+        return out
+
+    def read_bars(self, symbol: str, start: str | None = None, end: str | None = None) -> pd.DataFrame:
+        """Stored bars of one symbol as a bars-contract frame (+ provider)."""
+        sql = ("SELECT date, open, high, low, close, adj_close, volume, provider FROM price_history "
+               "WHERE symbol = ?")
+        params: list[Any] = [symbol]
+        if start:
+            sql += " AND date >= ?"
+            params.append(str(start))
+        if end:
+            sql += " AND date <= ?"
+            params.append(str(end))
+        sql += " ORDER BY date"
+        rows = self.conn.execute(sql, params).fetchall()
+        frame = pd.DataFrame(rows, columns=["date", "open", "high", "low", "close", "adj_close", "volume", "provider"])
+        frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+        for col in ("open", "high", "low", "close", "adj_close"):
+            frame[col] = frame[col].astype("float64")
+        frame["volume"] = frame["volume"].astype("Int64")
+        return frame
+
+    def corporate_actions(self, symbol: str) -> pd.DataFrame:
+        rows = self.conn.execute("SELECT date, action, value, provider FROM corporate_actions WHERE symbol = ? "
+                                 "ORDER BY date, action", (symbol,)).fetchall()
+        frame = pd.DataFrame(rows, columns=["date", "action", "value", "provider"])
+        frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+        return frame
+
+    def content_hash(self, *, include_provenance: bool = False) -> str:
+        """SHA-256 over price_history in key order.  By default only the
+        market columns (what a strategy reads); ``include_provenance`` adds
+        provider, run_id and ingested_at."""
+        cols = ["symbol", "date", *_MARKET_COLUMNS, "provider"]
+        if include_provenance:
+            cols += ["run_id", "ingested_at"]
+        h = hashlib.sha256()
+        cur = self.conn.execute(f"SELECT {', '.join(cols)} FROM price_history ORDER BY symbol, date")
+        while True:
+            rows = cur.fetchmany(50000)
+            if not rows:
+                break
+            h.update(repr(rows).encode())
+        return h.hexdigest()
+
+    # ---------------------------------------------------- fetch state / events
+    def fetch_states(self) -> dict[str, dict[str, Any]]:
+        return {r["symbol"]: r for r in self._dicts("SELECT * FROM fetch_state")}
+
+    def record_event(self, event: str, *, run_id: str | None = None, symbol: str | None = None,
+                     before_state: str | None = None, after_state: str | None = None,
+                     reason: str | None = None, detail: Mapping[str, Any] | None = None,
+                     ts: str | None = None) -> None:
+        with self.transaction():
+            self._insert_event(event, run_id, symbol, before_state, after_state, reason, detail, ts)
+
+    def _insert_event(self, event, run_id, symbol, before_state, after_state, reason, detail, ts) -> None:
+        self.conn.execute(
+            "INSERT INTO governance_events(ts, run_id, symbol, event, before_state, after_state, reason, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (ts or utc_now(), run_id, symbol, event, before_state, after_state, reason,
+             json.dumps(detail, sort_keys=True, default=str) if detail is not None else None))
+
+    def events(self, limit: int = 50, symbol: str | None = None, event: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM governance_events"
+        clauses, params = [], []
+        if symbol:
+            clauses.append("symbol = ?")
+            params.append(symbol)
+        if event:
+            clauses.append("event = ?")
+            params.append(event)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return self._dicts(sql, params)
+
+    def table_count(self, table: str) -> int:
+        if not re.fullmatch(r"[a-z_]+", table):
+            raise ValueError(table)
+        return self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+    def _dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _sql_value(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (dt.date, dt.datetime, pd.Timestamp)):
+        return str(value)[:10] if not isinstance(value, dt.datetime) else value.isoformat()
+    return value
+
+
+def _int_list(series: pd.Series) -> list:
+    """Python ints (never numpy int64, which sqlite3 would store as a BLOB)."""
+    if series.isna().any():
+        return [None if pd.isna(v) else int(v) for v in series.tolist()]
+    return series.to_numpy(dtype="int64").tolist()
+
+
+_UPSERT_CACHE: dict[int, str] = {}
+
+
+def _upsert_sql(rows: int) -> str:
+    sql = _UPSERT_CACHE.get(rows)
+    if sql is None:
+        placeholders = "(" + ",".join("?" * len(BAR_STORE_COLUMNS)) + ")"
+        changed = " OR ".join(f"price_history.{c} IS NOT excluded.{c}" for c in (*_MARKET_COLUMNS, "provider"))
+        sql = (f"INSERT INTO price_history({', '.join(BAR_STORE_COLUMNS)}) VALUES "
+               + ",".join([placeholders] * rows)
+               + " ON CONFLICT(symbol, date) DO UPDATE SET "
+               + ", ".join(f"{c} = excluded.{c}" for c in BAR_STORE_COLUMNS[2:])
+               + f" WHERE {changed}")
+        _UPSERT_CACHE[rows] = sql
+    return sql

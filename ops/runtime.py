@@ -1,0 +1,62 @@
+"""Where the product keeps its state: one runtime directory per desk.
+
+``RUNTIME_DIR`` (default ``<repo>/runtime``) holds the database, the kill
+switch, the governance halt log, the audit trail and the raw archive.
+``LOGS_DIR`` (default ``<repo>/logs``, or ``$RUNTIME_DIR/logs`` when
+``RUNTIME_DIR`` is set) holds the operator logs.  Tests point both at tmp.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops.settings import REPO_ROOT
+
+DB_FILENAME = "institutional_trading.db"
+
+
+@dataclass(frozen=True)
+class RuntimePaths:
+    root: Path
+    logs: Path
+    db: Path
+
+    @classmethod
+    def resolve(cls, db: str | os.PathLike | None = None) -> "RuntimePaths":
+        env_root = os.environ.get("RUNTIME_DIR")
+        root = Path(env_root) if env_root else REPO_ROOT / "runtime"
+        env_logs = os.environ.get("LOGS_DIR")
+        if env_logs:
+            logs = Path(env_logs)
+        else:
+            logs = root / "logs" if env_root else REPO_ROOT / "logs"
+        db_path = Path(db) if db else root / DB_FILENAME
+        return cls(root=root.resolve(), logs=logs.resolve(), db=db_path.resolve())
+
+    @property
+    def kill_switch(self) -> Path:
+        return self.root / "KILL_SWITCH"
+
+    @property
+    def governance_halt_log(self) -> Path:
+        return self.root / "governance_halt.log"
+
+    @property
+    def audit_jsonl(self) -> Path:
+        return self.root / "audit" / "audit.jsonl"
+
+    def raw_dir(self, run_id: str) -> Path:
+        return self.root / "raw" / run_id
+
+    @property
+    def alerts_dir(self) -> Path:
+        return self.root / "alerts"
+
+    @property
+    def tickets_dir(self) -> Path:
+        return self.root / "tickets"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
