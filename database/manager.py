@@ -391,6 +391,45 @@ class Database:
         params.append(limit)
         return self._dicts(sql, params)
 
+    # ------------------------------------------------------------ governance
+    _GOV_COLUMNS = ("symbol", "asset_class", "state", "reason", "rows", "quality_score",
+                    "first_date", "last_date", "provider", "run_id", "updated_at")
+
+    def set_governance(self, states: Sequence[Mapping[str, Any]], *, run_id: str | None = None,
+                       ts: str | None = None) -> list[dict[str, Any]]:
+        """Upsert current states (symbol_governance) and append a
+        STATE_CHANGE governance event for every symbol whose state or reason
+        changed, in one transaction.  Returns the changes written."""
+        ts = ts or utc_now()
+        changes = []
+        with self.transaction():
+            for st in states:
+                row = {c: _sql_value(st.get(c)) for c in self._GOV_COLUMNS}
+                row["updated_at"] = row["updated_at"] or ts
+                row["run_id"] = row["run_id"] or run_id
+                before = self.conn.execute("SELECT state, reason FROM symbol_governance WHERE symbol = ?",
+                                           (row["symbol"],)).fetchone()
+                cols = self._GOV_COLUMNS
+                self.conn.execute(
+                    f"INSERT INTO symbol_governance({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                    "ON CONFLICT(symbol) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in cols[1:]),
+                    tuple(row[c] for c in cols))
+                if before is None or before[0] != row["state"] or before[1] != row["reason"]:
+                    change = {"symbol": row["symbol"], "before_state": before[0] if before else None,
+                              "after_state": row["state"], "reason": row["reason"]}
+                    self._insert_event("STATE_CHANGE", row["run_id"], row["symbol"], change["before_state"],
+                                       row["state"], row["reason"],
+                                       {"rows": row["rows"], "quality_score": row["quality_score"]}, ts)
+                    changes.append(change)
+        return changes
+
+    def governance_states(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Current governance row per symbol (all symbols, or those named)."""
+        rows = {r["symbol"]: r for r in self._dicts("SELECT * FROM symbol_governance")}
+        if symbols is None:
+            return rows
+        return {s: rows[s] for s in symbols if s in rows}
+
     def table_count(self, table: str) -> int:
         if not re.fullmatch(r"[a-z_]+", table):
             raise ValueError(table)
