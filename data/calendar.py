@@ -79,8 +79,9 @@ def last_complete_session(name: str, as_of: dt.date, now: dt.datetime | None = N
         raise CalendarError(f"as-of {as_of} is beyond calendar {name}'s last session {cal.last_session.date()}")
     session = cal.date_to_session(ts, direction="previous")
     if as_of >= now.date():
-        close = cal.session_close(session)
-        if close > pd.Timestamp(now):
+        # as_of may be days ahead (a 24/7 calendar has sessions every day):
+        # step back until a session has actually closed.
+        while cal.session_close(session) > pd.Timestamp(now):
             session = cal.previous_session(session)
     return session.date()
 

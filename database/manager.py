@@ -195,11 +195,12 @@ class Database:
 
     # ------------------------------------------------------------------- bars
     def write_symbols(self, run_id: str, ingested_at: str, writes: Sequence[SymbolWrite],
-                      failures: Sequence[Mapping[str, Any]] = ()) -> int:
+                      audit_only: Sequence[Mapping[str, Any]] = ()) -> int:
         """One transaction: upsert each symbol's bars and corporate actions,
-        its audit row and fetch state; plus audit rows of failed symbols.
+        its audit row and fetch state; plus the audit rows of symbols that
+        wrote nothing (failed, up to date), counting failures in fetch_state.
         Returns the number of bar rows inserted or changed."""
-        if not writes and not failures:
+        if not writes and not audit_only:
             return 0
         changed = 0
         with self.transaction():
@@ -223,7 +224,7 @@ class Database:
                     "consecutive_failures = 0, last_error_code = NULL, dead_letter = 0, "
                     "dead_letter_since = NULL, updated_at = excluded.updated_at",
                     (w.symbol, last, run_id, w.provider, ingested_at))
-            for f in failures:
+            for f in audit_only:
                 self._insert_audit(dict(f, run_id=run_id))
                 if f.get("count_failure", True):
                     self.conn.execute(
@@ -241,7 +242,9 @@ class Database:
     def _insert_audit(self, audit: Mapping[str, Any]) -> None:
         row = dict(audit)
         if not isinstance(row.get("providers_tried"), str):
-            row["providers_tried"] = json.dumps(row.get("providers_tried") or [])
+            row["providers_tried"] = json.dumps(row.get("providers_tried") or [], default=str)
+        for count in ("rows_received", "duplicate_rows", "rows_written"):
+            row[count] = row.get(count) or 0
         cols = self._AUDIT_COLUMNS
         self.conn.execute(
             f"INSERT INTO ingestion_audit({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "

@@ -11,24 +11,7 @@ import sys
 import click
 
 from ops import exit_codes
-
-
-class InputError(Exception):
-    """Bad operator input: names the file/flag/symbol; carries an exit code."""
-
-    exit_code = exit_codes.USAGE
-
-
-class DataInputError(InputError):
-    """An input file exists but its content is malformed."""
-
-    exit_code = exit_codes.DATA_ERROR
-
-
-class MissingInputError(InputError):
-    """An input file or directory does not exist."""
-
-    exit_code = exit_codes.NO_INPUT
+from ops.errors import DataInputError, InputError, MissingInputError  # noqa: F401 (re-exported)
 
 
 class OperatorCommand(click.Command):

@@ -1,0 +1,572 @@
+"""Stage 1 runs: deep_backfill, incremental, range and verify.
+
+A run has a ``run_id``; it writes one ``ingestion_audit_runs`` row, one
+``ingestion_audit`` row per symbol (providers tried, outcome, error code,
+rows, latency), archives each raw payload gzip-compressed under
+``runtime/raw/{run_id}/`` and appends events to ``runtime/audit/audit.jsonl``.
+
+Fetching happens in worker threads (provider I/O and parsing), writing in
+the calling thread, one transaction per batch of symbols: bars, corporate
+actions, the audit row and the fetch state of a symbol commit together, so a
+crash at any instant leaves the database consistent and a re-run converges.
+A failing symbol never stops the batch: the provider's typed error sends it
+to the next provider the router allows, and the last error is audited.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures as futures
+import datetime as dt
+import gzip
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from data import calendar as cal
+from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter, ProviderNotInstalled
+from data.providers.base import (EntitlementError, FetchOutcome, FetchRequest, NoDataError, ProviderError,
+                                 RateLimitError)
+from data.symbols import filename_for
+from data.universe import Universe, UniverseEntry
+from database.manager import Database, MixedOriginError, SymbolWrite
+from ops import exit_codes
+from ops.audit_trail import AuditTrail
+from ops.redaction import redact
+from ops.runtime import RuntimePaths
+from ops.settings import Settings
+
+MODES = ("deep_backfill", "incremental", "verify", "range", "repair")
+
+# Outcomes in ingestion_audit.outcome.
+SUCCESS = "SUCCESS"
+FAILED = "FAILED"
+UP_TO_DATE = "UP_TO_DATE"
+SKIPPED_DEAD_LETTER = "SKIPPED_DEAD_LETTER"
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+class IngestionError(Exception):
+    """The run cannot start (bad range, mixed data origins, unknown provider)."""
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """What the operator asked for."""
+
+    mode: str = "deep_backfill"
+    as_of: dt.date | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+    tickers: tuple[str, ...] = ()
+    provider: str | None = None
+    data_dir: str | None = None
+    now: dt.datetime | None = None   # for tests: what "now" is when as_of is today
+
+    def params(self) -> dict[str, Any]:
+        return {"mode": self.mode, "as_of": self.as_of, "start": self.start, "end": self.end,
+                "tickers": list(self.tickers), "provider": self.provider, "data_dir": self.data_dir}
+
+
+@dataclass
+class SymbolPlan:
+    entry: UniverseEntry
+    calendar: str
+    request: FetchRequest | None
+    expected_rows: int
+    outcome: str | None = None       # pre-decided outcome (UP_TO_DATE, SKIPPED_DEAD_LETTER)
+    note: str | None = None
+
+
+@dataclass
+class SymbolResult:
+    symbol: str
+    outcome: str
+    provider: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    rows_received: int = 0
+    duplicate_rows: int = 0
+    rows_written: int = 0
+    tried: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class RunReport:
+    """Summary of one run; ``exit_code`` follows docs/error_codes.md."""
+
+    run_id: str
+    mode: str
+    as_of: str
+    status: str
+    symbols: list[SymbolResult]
+    rows_written: int
+    providers_used: dict[str, int]
+    raw_dir: str | None
+    elapsed_s: float
+    exit_code: int
+    duplicates: dict[str, int] = field(default_factory=dict)
+    critical: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[SymbolResult]:
+        return [s for s in self.symbols if s.outcome not in (SUCCESS, UP_TO_DATE)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "mode": self.mode, "as_of": self.as_of, "status": self.status,
+            "exit_code": self.exit_code, "rows_written": self.rows_written,
+            "providers_used": self.providers_used, "raw_dir": self.raw_dir,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "symbols_total": len(self.symbols),
+            "symbols_failed": len(self.failed),
+            "symbols": [s.to_dict() for s in self.symbols],
+        }
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """Sortable, unique, file-name safe: ``20261122T064800Z-3f9a1c``."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+# --------------------------------------------------------------------- plan
+def plan_symbols(db: Database, entries: Sequence[UniverseEntry], settings: Settings,
+                 options: IngestOptions, as_of: dt.date) -> list[SymbolPlan]:
+    """Decide each symbol's window.  Incremental runs start at the session
+    after the last stored one and never re-read stored history."""
+    required = settings.required_sessions
+    last_dates = db.last_bar_dates(e.symbol for e in entries) if options.mode == "incremental" else {}
+    dead = {s for s, st in db.fetch_states().items() if st.get("dead_letter")} \
+        if options.mode == "incremental" else set()
+    plans = []
+    for entry in entries:
+        calendar = entry.calendar or settings.calendar_for(entry.asset_class)
+        if entry.symbol in dead:
+            plans.append(SymbolPlan(entry, calendar, None, 0, SKIPPED_DEAD_LETTER,
+                                    "dead-lettered after repeated failures"))
+            continue
+        note = None
+        if options.mode == "range" or (options.start or options.end):
+            start = options.start or cal.backfill_window(calendar, as_of, required, options.now).start
+            end = options.end or cal.last_complete_session(calendar, as_of, options.now)
+            if start > end:
+                raise IngestionError(f"--start {start} is after --end {end}")
+            window = cal.range_window(calendar, start, end)
+        elif options.mode == "incremental" and last_dates.get(entry.symbol):
+            last = dt.date.fromisoformat(last_dates[entry.symbol])
+            end = cal.last_complete_session(calendar, as_of, options.now)
+            start = cal.next_session(calendar, last)
+            if start > end:
+                plans.append(SymbolPlan(entry, calendar, None, 0, UP_TO_DATE, f"last stored session {last}"))
+                continue
+            window = cal.range_window(calendar, start, end)
+        else:
+            window = cal.backfill_window(calendar, as_of, required, options.now)
+            if options.mode == "incremental":
+                note = "no stored history: full window"
+        request = FetchRequest(entry.symbol, entry.asset_class, window.start, window.end, calendar)
+        plans.append(SymbolPlan(entry, calendar, request, window.sessions, note=note))
+    return plans
+
+
+# -------------------------------------------------------------------- fetch
+@dataclass
+class _Pending:
+    plan: SymbolPlan
+    candidates: list[str]
+    skipped: dict[str, str]
+    tried: list[dict[str, Any]] = field(default_factory=list)
+    latency_ms: float = 0.0
+
+
+class _FetchPool:
+    """Runs provider fetches in worker threads and walks each symbol down its
+    list of candidate providers until one succeeds or none is left."""
+
+    def __init__(self, router: DataRouter, raw_dir: Path, workers: int, compresslevel: int):
+        self.router = router
+        self.raw_dir = raw_dir
+        self.executor = futures.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch")
+        self.workers = max(1, workers)
+        self.compresslevel = compresslevel
+        self.queue: collections.deque[tuple[str, list[_Pending]]] = collections.deque()
+        self.in_flight: dict[futures.Future, tuple[str, list[_Pending]]] = {}
+
+    def submit(self, name: str, items: list[_Pending]) -> None:
+        batch = int(getattr(self._provider_or_none(name), "batch_size", 0) or 50)
+        for i in range(0, len(items), batch):
+            self.queue.append((name, items[i:i + batch]))
+
+    def _provider_or_none(self, name: str):
+        try:
+            return self.router.provider(name)
+        except Exception:  # construction errors surface per request in _work
+            return None
+
+    def _work(self, name: str, items: list[_Pending]) -> list[FetchOutcome]:
+        requests = [p.plan.request for p in items]
+        try:
+            provider = self.router.provider(name)
+            outcomes = list(provider.fetch(requests))
+        except ProviderNotInstalled as exc:
+            return [FetchOutcome(r, error=_provider_error(exc, name, r.symbol, "PROVIDER_NOT_INSTALLED"))
+                    for r in requests]
+        except ProviderError as exc:
+            return [FetchOutcome(r, error=exc) for r in requests]
+        except Exception as exc:  # a provider bug must not kill the batch
+            return [FetchOutcome(r, error=_provider_error(exc, name, r.symbol, "PROVIDER_CRASH"))
+                    for r in requests]
+        for outcome in outcomes:
+            result = outcome.result
+            if result is not None and result.raw_payload is not None:
+                path = self.raw_dir / f"{filename_for(name)}__{filename_for(result.symbol)}.{result.raw_suffix}.gz"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with gzip.open(path, "wb", compresslevel=self.compresslevel) as fh:
+                    fh.write(result.raw_payload)
+                result.notes.append(f"raw:{path}")
+                result.raw_payload = None  # free memory early
+        return outcomes
+
+    def results(self) -> Iterable[tuple[_Pending, FetchOutcome]]:
+        """Yield (pending, outcome) as fetches complete, keeping at most
+        2 x workers batches in flight so memory stays bounded."""
+        while self.queue or self.in_flight:
+            while self.queue and len(self.in_flight) < 2 * self.workers:
+                name, items = self.queue.popleft()
+                self.in_flight[self.executor.submit(self._work, name, items)] = (name, items)
+            done, _ = futures.wait(list(self.in_flight), return_when=futures.FIRST_COMPLETED)
+            for fut in done:
+                name, items = self.in_flight.pop(fut)
+                by_symbol = {p.plan.entry.symbol: p for p in items}
+                for outcome in fut.result():
+                    pending = by_symbol.pop(outcome.request.symbol, None)
+                    if pending is not None:
+                        yield pending, outcome
+                for pending in by_symbol.values():  # provider forgot a symbol: never silent
+                    err = NoDataError("provider returned no outcome for the symbol", provider=name,
+                                      symbol=pending.plan.entry.symbol)
+                    yield pending, FetchOutcome(pending.plan.request, error=err)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _provider_error(exc: Exception, provider: str, symbol: str, code: str) -> ProviderError:
+    err = ProviderError(f"{type(exc).__name__}: {exc}", provider=provider, symbol=symbol)
+    err.code = code
+    return err
+
+
+def prepare_frame(frame: pd.DataFrame, request: FetchRequest) -> tuple[pd.DataFrame, int, int]:
+    """Trim to the request window, count then collapse duplicate dates (the
+    last one wins, as a vendor's correction would), sort by date.
+    Returns (frame, rows_received, duplicate_rows)."""
+    dates = frame["date"].to_numpy(dtype="datetime64[ns]")
+    lo = np.datetime64(request.start, "ns")
+    hi = np.datetime64(request.end, "ns")
+    inside = (dates >= lo) & (dates <= hi)
+    if not inside.all():
+        frame = frame.loc[inside]
+        dates = dates[inside]
+    received = len(frame)
+    dup_mask = pd.Index(dates).duplicated(keep="last")
+    duplicates = int(dup_mask.sum())
+    if duplicates:
+        frame = frame.loc[~dup_mask]
+        dates = dates[~dup_mask]
+    if len(dates) > 1 and not (np.diff(dates.astype("int64")) > 0).all():
+        frame = frame.iloc[np.argsort(dates, kind="stable")]
+    return frame.reset_index(drop=True), received, duplicates
+
+
+# ---------------------------------------------------------------------- run
+def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: RuntimePaths,
+                  options: IngestOptions, *, router: DataRouter | None = None,
+                  progress: ProgressCallback | None = None,
+                  run_id: str | None = None) -> RunReport:
+    """Run one Stage 1 ingestion and return its report.  Never raises for a
+    symbol's failure; raises IngestionError when the run cannot start."""
+    if options.mode not in MODES:
+        raise IngestionError(f"unknown mode {options.mode!r}; expected one of {', '.join(MODES)}")
+    t0 = time.perf_counter()
+    now = options.now or dt.datetime.now(dt.timezone.utc)
+    as_of = options.as_of or now.date()
+    run_id = run_id or new_run_id(now)
+    started_at = now.strftime("%Y-%m-%dT%H:%M:%SZ") if options.now else \
+        dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    entries = universe.select(list(options.tickers) or None)
+    trail = AuditTrail(paths.audit_jsonl, module="ingestion", run_id=run_id)
+    raw_dir = paths.raw_dir(run_id)
+
+    if options.mode == "verify":
+        return _verify_run(db, entries, settings, options, as_of, run_id, started_at, trail, t0)
+
+    if options.provider:
+        try:
+            db.check_origin(options.provider)
+        except MixedOriginError as exc:
+            raise IngestionError(str(exc)) from exc
+
+    plans = plan_symbols(db, entries, settings, options, as_of)
+    own_router = router is None
+    try:
+        router = router or DataRouter(settings, only=options.provider, data_dir=options.data_dir)
+    except ValueError as exc:
+        raise IngestionError(str(exc)) from exc
+
+    db.begin_run(run_id, options.mode, as_of.isoformat(), options.params(), started_at, len(plans))
+    trail.append("run_started", mode=options.mode, as_of=as_of.isoformat(), symbols=len(plans),
+                 provider=options.provider, priority=router.priority)
+
+    results: dict[str, SymbolResult] = {}
+    writes: list[SymbolWrite] = []
+    audit_only: list[dict[str, Any]] = []   # symbols that wrote no bars this run
+    rows_written = 0
+    providers_used: collections.Counter[str] = collections.Counter()
+    duplicates: dict[str, int] = {}
+    critical: dict[str, str] = {}
+    batch_size = int(settings.get("ingest.symbols_per_transaction", 100))
+    total = len(plans)
+    done = 0
+
+    def flush() -> None:
+        nonlocal rows_written, writes, audit_only
+        if not writes and not audit_only:
+            return
+        rows_written += db.write_symbols(run_id, started_at, writes, audit_only)
+        writes, audit_only = [], []
+
+    def finish(res: SymbolResult) -> None:
+        nonlocal done
+        results[res.symbol] = res
+        done += 1
+        if progress:
+            progress(res.symbol, done, total)
+
+    pool = _FetchPool(router, raw_dir, int(settings.get("providers.fetch_workers", 2)),
+                      int(settings.get("ingest.raw_archive_compresslevel", 1)))
+    try:
+        by_provider: dict[str, list[_Pending]] = collections.defaultdict(list)
+        for plan in plans:
+            symbol = plan.entry.symbol
+            if plan.request is None:
+                res = SymbolResult(symbol, plan.outcome or UP_TO_DATE, error_message=plan.note)
+                audit_only.append(_audit_row(plan, res, count_failure=False))
+                finish(res)
+                continue
+            cands = router.candidates(plan.request)
+            if not cands.providers:
+                res = SymbolResult(symbol, NO_VALID_PROVIDER, error_code=NO_VALID_PROVIDER,
+                                   error_message=cands.decision)
+                audit_only.append(_audit_row(plan, res))
+                critical[symbol] = NO_VALID_PROVIDER
+                db.record_event(NO_VALID_PROVIDER, run_id=run_id, symbol=symbol, reason=NO_VALID_PROVIDER,
+                                detail={"skipped": cands.skipped, "asset_class": plan.entry.asset_class,
+                                        "window": [str(plan.request.start), str(plan.request.end)]})
+                trail.append("no_valid_provider", level="ERROR", symbol=symbol, skipped=cands.skipped)
+                finish(res)
+                continue
+            pending = _Pending(plan, cands.providers, cands.skipped)
+            by_provider[cands.providers[0]].append(pending)
+        for name, items in by_provider.items():
+            pool.submit(name, items)
+
+        for pending, outcome in pool.results():
+            plan = pending.plan
+            symbol = plan.entry.symbol
+            name = pending.candidates[0]
+            pending.latency_ms += outcome.latency_ms
+            error = outcome.error
+            frame = None
+            received = dups = 0
+            if error is None and outcome.result is not None:
+                frame, received, dups = prepare_frame(outcome.result.frame, plan.request)
+                if frame.empty:
+                    error = NoDataError(f"no bars in {plan.request.start}..{plan.request.end}",
+                                        provider=name, symbol=symbol)
+            if error is None:
+                router.record_result(name, True)
+                pending.tried.append({"provider": name, "outcome": SUCCESS, "attempts": outcome.attempts})
+                result = outcome.result
+                raw = next((n[4:] for n in result.notes if n.startswith("raw:")), None)
+                audit = {"asset_class": plan.entry.asset_class, "providers_tried": pending.tried,
+                         "provider_used": name, "outcome": SUCCESS, "window_start": plan.request.start,
+                         "window_end": plan.request.end, "expected_rows": plan.expected_rows,
+                         "rows_received": received, "duplicate_rows": dups, "adjustment": result.adjustment,
+                         "raw_archive": raw, "latency_ms": round(pending.latency_ms, 3),
+                         "error_message": plan.note}
+                writes.append(SymbolWrite(symbol, name, frame, audit))
+                duplicates[symbol] = dups
+                providers_used[name] += 1
+                finish(SymbolResult(symbol, SUCCESS, provider=name, rows_received=received,
+                                    duplicate_rows=dups, tried=pending.tried))
+            else:
+                code = getattr(error, "code", "PROVIDER_ERROR")
+                message = redact(str(error))
+                if isinstance(error, EntitlementError):
+                    router.mark_not_entitled(name, code)
+                if not isinstance(error, RateLimitError):
+                    router.record_result(name, False)
+                pending.tried.append({"provider": name, "outcome": FAILED, "error_code": code,
+                                      "error": message, "attempts": outcome.attempts})
+                trail.append("provider_failed", level="WARNING", symbol=symbol, provider=name,
+                             error_code=code, error=message)
+                pending.candidates = [p for p in pending.candidates[1:] if router.still_usable(p, plan.request)]
+                if pending.candidates:
+                    pool.submit(pending.candidates[0], [pending])
+                else:
+                    res = SymbolResult(symbol, FAILED, error_code=code, error_message=message,
+                                       tried=pending.tried)
+                    audit_only.append(_audit_row(plan, res, tried=pending.tried, latency=pending.latency_ms))
+                    finish(res)
+            if len(writes) + len(audit_only) >= batch_size:
+                flush()
+        flush()
+    except MixedOriginError as exc:
+        db.finish_run(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=len(plans),
+                      rows_written=rows_written, providers_used=dict(providers_used))
+        raise IngestionError(str(exc)) from exc
+    finally:
+        pool.close()
+        if own_router:
+            router.close()
+
+    # rows_written per symbol comes back from the audit rows the store wrote.
+    for row in db.audit_rows(run_id):
+        if row["symbol"] in results:
+            results[row["symbol"]].rows_written = row["rows_written"]
+    ordered = [results[p.entry.symbol] for p in plans]
+    failed = [r for r in ordered if r.outcome not in (SUCCESS, UP_TO_DATE)]
+    status = "SUCCESS" if not failed else ("FAILED" if len(failed) == len(ordered) else "PARTIAL")
+    db.finish_run(run_id, status=status, symbols_succeeded=len(ordered) - len(failed),
+                  symbols_failed=len(failed), rows_written=rows_written, providers_used=dict(providers_used))
+    elapsed = time.perf_counter() - t0
+    trail.append("run_finished", level="INFO" if not failed else "ERROR", status=status,
+                 rows_written=rows_written, symbols=len(ordered), failed=[r.symbol for r in failed],
+                 providers_used=dict(providers_used), elapsed_s=round(elapsed, 3))
+    return RunReport(run_id, options.mode, as_of.isoformat(), status, ordered, rows_written,
+                     dict(providers_used), str(raw_dir) if raw_dir.exists() else None, elapsed,
+                     exit_codes.OK if not failed else exit_codes.FAILURE, duplicates, critical)
+
+
+def _audit_row(plan: SymbolPlan, res: SymbolResult, *, count_failure: bool = True,
+               tried: list[dict[str, Any]] | None = None, latency: float | None = None) -> dict[str, Any]:
+    req = plan.request
+    return {"symbol": plan.entry.symbol, "asset_class": plan.entry.asset_class,
+            "providers_tried": tried or [], "provider_used": None, "outcome": res.outcome,
+            "error_code": res.error_code, "error_message": res.error_message,
+            "window_start": req.start if req else None, "window_end": req.end if req else None,
+            "expected_rows": plan.expected_rows, "latency_ms": round(latency, 3) if latency else None,
+            "count_failure": count_failure and res.outcome not in (UP_TO_DATE, SKIPPED_DEAD_LETTER)}
+
+
+def _verify_run(db: Database, entries: Sequence[UniverseEntry], settings: Settings, options: IngestOptions,
+                as_of: dt.date, run_id: str, started_at: str, trail: AuditTrail, t0: float) -> RunReport:
+    """Fetch nothing: record a run, and report each symbol's stored history
+    against its window."""
+    db.begin_run(run_id, "verify", as_of.isoformat(), options.params(), started_at, len(entries))
+    summary = db.history_summary([e.symbol for e in entries])
+    results = []
+    required = settings.required_sessions
+    for entry in entries:
+        info = summary[entry.symbol]
+        ok = info["rows"] >= required
+        results.append(SymbolResult(entry.symbol, SUCCESS if ok else FAILED,
+                                    error_code=None if ok else "INSUFFICIENT_HISTORY",
+                                    error_message=None if ok else f"{info['rows']} of {required} rows",
+                                    rows_received=info["rows"]))
+    failed = [r for r in results if r.outcome != SUCCESS]
+    status = "SUCCESS" if not failed else "FAILED"
+    db.finish_run(run_id, status=status, symbols_succeeded=len(results) - len(failed),
+                  symbols_failed=len(failed), rows_written=0, providers_used={},
+                  verification="PASSED" if not failed else "FAILED")
+    trail.append("verify_finished", status=status, failed=[r.symbol for r in failed])
+    return RunReport(run_id, "verify", as_of.isoformat(), status, results, 0, {}, None,
+                     time.perf_counter() - t0, exit_codes.OK if not failed else exit_codes.FAILURE)
+
+
+# ------------------------------------------------------------ CLI entry point
+def ingest_command(options: IngestOptions, *, db_path: str | None, universe_path: str | None,
+                   fail_on_quality: bool = False, as_json: bool = False,
+                   settings: Settings | None = None) -> int:
+    """What ``ingest_history.py`` does: validate input, open the store, run,
+    print the report (JSON on stdout with --json), return the exit code.
+    Input problems raise ``ops.errors`` exceptions before anything is written."""
+    from data.symbols import InvalidSymbolError, normalise_symbol
+    from data.universe import UniverseError, load_universe
+    from ops.console import progress_bar
+    from ops.errors import DataInputError, InputError, MissingInputError
+    from ops.settings import REPO_ROOT, SettingsError, load_settings
+
+    try:
+        settings = settings or load_settings()
+    except SettingsError as exc:
+        raise DataInputError(str(exc)) from exc
+    try:
+        tickers = tuple(normalise_symbol(t) for t in options.tickers)
+    except InvalidSymbolError as exc:
+        raise InputError(f"--tickers: {exc}") from exc
+    universe_file = Path(universe_path) if universe_path else REPO_ROOT / "configs" / "universe.json"
+    if not universe_file.exists():
+        raise MissingInputError(f"{universe_file}: universe file not found")
+    try:
+        universe = load_universe(universe_file, cal.known_calendar_names())
+        universe.select(list(tickers) or None)
+    except UniverseError as exc:
+        is_selection = "not in the universe" in str(exc) or "disabled in the universe" in str(exc)
+        raise (InputError if is_selection else DataInputError)(str(exc)) from exc
+    if options.data_dir and not Path(options.data_dir).is_dir():
+        raise MissingInputError(f"--data-dir {options.data_dir}: directory not found")
+    if options.provider and options.provider not in settings.capabilities:
+        raise InputError(f"--provider {options.provider!r}: unknown; known: {', '.join(sorted(settings.capabilities))}")
+    if (options.start or options.end) and options.mode not in ("deep_backfill", "range"):
+        raise InputError(f"--start/--end go with --mode=range (or deep_backfill), not --mode={options.mode}")
+    mode = "range" if (options.start or options.end) else options.mode
+    options = IngestOptions(**{**options.__dict__, "mode": mode, "tickers": tickers})
+
+    paths = RuntimePaths.resolve(db_path)
+    with Database(paths.db) as db:
+        try:
+            with progress_bar(f"{mode}", enabled=not as_json) as progress:
+                report = run_ingestion(db, universe, settings, paths, options, progress=progress)
+        except IngestionError as exc:
+            raise InputError(str(exc)) from exc
+        except cal.CalendarError as exc:
+            raise InputError(f"--as-of/--start/--end: {exc}") from exc
+    _print_report(report, db_path=str(paths.db), as_json=as_json)
+    return report.exit_code
+
+
+def _print_report(report: RunReport, *, db_path: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({**report.to_dict(), "db": db_path}, default=str, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    failed = report.failed
+    console.print(f"run {report.run_id}  mode={report.mode}  as_of={report.as_of}  status={report.status}  "
+                  f"symbols={len(report.symbols)}  failed={len(failed)}  rows_written={report.rows_written}  "
+                  f"elapsed={report.elapsed_s:.1f}s")
+    console.print(f"providers used: {', '.join(f'{k}={v}' for k, v in sorted(report.providers_used.items())) or 'none'}"
+                  f"  db: {db_path}  raw: {report.raw_dir or '-'}")
+    if failed:
+        table = Table(title="symbols that failed", show_lines=False)
+        for col in ("symbol", "outcome", "error code", "message"):
+            table.add_column(col)
+        for res in failed[:50]:
+            table.add_row(res.symbol, res.outcome, res.error_code or "", (res.error_message or "")[:120])
+        console.print(table)
+        if len(failed) > 50:
+            console.print(f"... and {len(failed) - 50} more (see --json or ingestion_audit)")

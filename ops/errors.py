@@ -1,0 +1,24 @@
+"""Operator-input errors, carrying the exit code the CLI should use.
+
+They live outside ``ops.cli`` so that library code can raise them without
+importing click.  Messages are one line naming the file, flag or symbol.
+"""
+from ops import exit_codes
+
+
+class InputError(Exception):
+    """Bad operator input (a flag or its value)."""
+
+    exit_code = exit_codes.USAGE
+
+
+class DataInputError(InputError):
+    """An input file exists but its content is malformed."""
+
+    exit_code = exit_codes.DATA_ERROR
+
+
+class MissingInputError(InputError):
+    """An input file or directory does not exist."""
+
+    exit_code = exit_codes.NO_INPUT
