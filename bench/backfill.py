@@ -1,0 +1,179 @@
+"""Deep-backfill benchmark: N symbols x 1,260 rows of per-symbol CSV files
+through the file provider into an empty database, against the floor
+measured in the same run (the sqlite3 command-line ``.import`` of the same
+rows into the same table), then the re-run where every row is an upsert of
+identical data.  Reports wall time, peak RSS and the content hashes.
+
+    python bench/backfill.py                 # 6,000 symbols (7.56 M rows)
+    python bench/backfill.py --symbols 200   # a quick look
+
+The default test suite runs this module at a small scale (tests/e2e).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from data.calendar import backfill_window, expected_sessions  # noqa: E402
+from database.manager import MIGRATIONS_DIR, Database  # noqa: E402
+
+AS_OF = dt.date(2026, 11, 20)
+NOW = "2026-11-22"
+
+
+def symbol_names(n: int) -> list[str]:
+    """Plausible, distinct tickers: AAAA, AAAB, ..."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = []
+    i = 0
+    while len(out) < n:
+        k, name = i, ""
+        for _ in range(4):
+            name = letters[k % 26] + name
+            k //= 26
+        out.append("B" + name)
+        i += 1
+    return out
+
+
+def generate_csvs(directory: Path, symbols: list[str], dates: np.ndarray, seed: int = 7) -> None:
+    """Yahoo-style per-symbol CSVs (Date,Open,High,Low,Close,Adj Close,Volume)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n = len(dates)
+    date_col = pa.array(dates.astype("datetime64[D]").astype(str))
+    for symbol in symbols:
+        close = np.round(50 * np.exp(np.cumsum(rng.normal(0, 0.015, n))), 4)
+        open_ = np.round(close * (1 + rng.normal(0, 0.003, n)), 4)
+        high = np.round(np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.004, n))), 4)
+        low = np.round(np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.004, n))), 4)
+        volume = rng.integers(100_000, 5_000_000, n)
+        table = pa.table({"Date": date_col, "Open": open_, "High": high, "Low": low, "Close": close,
+                          "Adj Close": close, "Volume": volume})
+        pacsv.write_csv(table, directory / f"{symbol}.csv",
+                        pacsv.WriteOptions(quoting_style="none"))
+
+
+def write_universe(path: Path, symbols: list[str]) -> None:
+    path.write_text(json.dumps({"version": 1, "symbols": [{"symbol": s} for s in symbols]}))
+
+
+def floor_import(work: Path, csv_dir: Path, symbols: list[str]) -> float:
+    """The floor: the same rows, as one CSV, through ``sqlite3 .import`` into
+    the same table (same schema and pragmas).  Building the combined CSV is
+    not timed."""
+    combined = work / "combined.csv"
+    with open(combined, "w", newline="") as out:
+        writer = csv.writer(out)
+        for symbol in symbols:
+            with open(csv_dir / f"{symbol}.csv", newline="") as fh:
+                reader = csv.reader(fh)
+                next(reader)
+                for row in reader:
+                    writer.writerow([symbol, *row, "file", "floor-run", "2026-11-22T00:00:00Z"])
+    floor_db = work / "floor.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{floor_db}{suffix}").unlink(missing_ok=True)
+    Database(floor_db).close()          # same schema (migrations) and pragmas
+    script = (f"PRAGMA journal_mode=WAL;\nPRAGMA synchronous=NORMAL;\n"
+              f".import --csv {combined} price_history\n")
+    t0 = time.perf_counter()
+    subprocess.run(["sqlite3", str(floor_db)], input=script, text=True, check=True)
+    elapsed = time.perf_counter() - t0
+    combined.unlink()
+    return elapsed
+
+
+def run_ingest(work: Path, csv_dir: Path, universe: Path, db: Path) -> dict:
+    """Run ingest_history.py as the operator would; wall time and peak RSS."""
+    cmd = [sys.executable, str(REPO / "ingest_history.py"), "--mode=deep_backfill", "--provider", "file",
+           "--data-dir", str(csv_dir), "--universe", str(universe), "--db", str(db),
+           "--as-of", AS_OF.isoformat(), "--json"]
+    env = dict(os.environ, RUNTIME_DIR=str(work / "runtime"), LOGS_DIR=str(work / "logs"))
+    out_path, err_path = work / "ingest.out", work / "ingest.err"
+    t0 = time.perf_counter()
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN would be the max of all children).
+        _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"ingest failed ({code}): {err_path.read_text()[-2000:]}")
+    out = out_path.read_text()
+    report = json.loads(out)
+    return {"seconds": elapsed, "peak_rss_mib": usage.ru_maxrss / 1024, "rows_written": report["rows_written"],
+            "status": report["status"]}
+
+
+def run_bench(symbols: int, work: Path, keep: bool = False) -> dict:
+    """Generate, floor, first run, re-run; return the figures."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    window = backfill_window("XNYS", AS_OF, 1260)
+    dates = expected_sessions("XNYS", window.start, window.end).to_numpy()
+    names = symbol_names(symbols)
+    csv_dir = work / "csv"
+    t0 = time.perf_counter()
+    generate_csvs(csv_dir, names, dates)
+    gen_s = time.perf_counter() - t0
+    universe = work / "universe.json"
+    write_universe(universe, names)
+
+    floor_s = floor_import(work, csv_dir, names)
+    db = work / "bench.db"
+    first = run_ingest(work, csv_dir, universe, db)
+    with Database(db) as store:
+        hash_first = store.content_hash(include_provenance=True)
+        rows = store.table_count("price_history")
+        types = store.conn.execute("SELECT typeof(volume), typeof(close), COUNT(*) FROM price_history "
+                                   "GROUP BY 1, 2").fetchall()
+    second = run_ingest(work, csv_dir, universe, db)
+    with Database(db) as store:
+        hash_second = store.content_hash(include_provenance=True)
+        runs = store.table_count("ingestion_audit_runs")
+    result = {
+        "symbols": symbols, "rows": rows, "generate_s": round(gen_s, 2),
+        "floor_import_s": round(floor_s, 2),
+        "first_run_s": round(first["seconds"], 2), "first_vs_floor": round(first["seconds"] / floor_s, 2),
+        "rerun_s": round(second["seconds"], 2), "rerun_vs_first": round(second["seconds"] / first["seconds"], 2),
+        "peak_rss_mib_first": round(first["peak_rss_mib"], 1), "peak_rss_mib_rerun": round(second["peak_rss_mib"], 1),
+        "hash_identical": hash_first == hash_second, "runs_recorded": runs,
+        "rows_written_rerun": second["rows_written"], "storage_types": types,
+    }
+    if not keep:
+        shutil.rmtree(csv_dir)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--symbols", type=int, default=6000)
+    parser.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "backfill")
+    parser.add_argument("--keep", action="store_true", help="keep the generated CSV files")
+    args = parser.parse_args()
+    if not shutil.which("sqlite3"):
+        raise SystemExit("sqlite3 command-line shell not found (apt-get install sqlite3): it is the floor")
+    result = run_bench(args.symbols, args.work, args.keep)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
