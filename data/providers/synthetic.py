@@ -318,12 +318,12 @@ def _generate_path(seed: int, symbol: str, calendar: str, asset_class: str, leng
     phi = 1.0 - 1.0 / profile.tau
     up, down = _ar_weights(phi)
     blocks = max(1, -(-length // BLOCK))
-    log_level = np.empty(blocks * BLOCK)
-    level = np.empty_like(log_level)
-    open_gap = np.empty_like(log_level)
-    high_ext = np.empty_like(log_level)
-    low_ext = np.empty_like(log_level)
-    volume_noise = np.empty_like(log_level)
+    # Rows: log level, open gap, high extension, low extension, volume noise;
+    # exponentiated a block at a time, in one call of fixed shape.
+    logs = np.empty((5, blocks * BLOCK))
+    exps = np.empty_like(logs)
+    coef = np.array([[profile.gap * sigma], [0.6 * sigma], [-0.6 * sigma], [0.35]])
+    steps = np.arange(BLOCK, dtype="float64")
     splits: list[tuple[int, float]] = []
     x = 0.0
     log_p0 = math.log(p0)
@@ -336,19 +336,17 @@ def _generate_path(seed: int, symbol: str, calendar: str, asset_class: str, leng
         # AR(1) inside the block: x_k = phi^k (x_0 + sum_j phi^-j sigma e_j).
         xs = up * (x + np.cumsum(down * (sigma * z[0])))
         x = float(xs[-1])
-        t = np.arange(lo, hi, dtype="float64")
-        log_level[lo:hi] = log_p0 + mu * t + xs
-        level[lo:hi] = np.exp(log_level[lo:hi])
-        open_gap[lo:hi] = np.exp(profile.gap * sigma * z[1])
-        high_ext[lo:hi] = np.exp(0.6 * sigma * np.abs(z[2]))
-        low_ext[lo:hi] = np.exp(-0.6 * sigma * np.abs(z[3]))
-        volume_noise[lo:hi] = np.exp(0.35 * z[4])
+        block = logs[:, lo:hi]
+        block[0] = (log_p0 + mu * lo) + mu * steps + xs
+        np.abs(z[2:4], out=z[2:4])
+        np.multiply(coef, z[1:], out=block[1:])
+        exps[:, lo:hi] = np.exp(block)
         if v[0] < profile.split_candidate:
             splits.append((max(1, lo + int(v[1] * BLOCK)), 2.0 if v[2] < 0.75 else 3.0))
     dividends = ([(i, quarterly_yield) for i in range(phase, blocks * BLOCK, DIVIDEND_PERIOD)]
                  if pays and quarterly_yield > 0 else [])
-    return _Path(asset_class, p0, sigma, scale, base_volume, max(150.0, 3.0 * p0), log_level, level,
-                 open_gap, high_ext, low_ext, volume_noise, dividends, splits)
+    return _Path(asset_class, p0, sigma, scale, base_volume, max(150.0, 3.0 * p0), logs[0], exps[0],
+                 exps[1], exps[2], exps[3], exps[4], dividends, splits)
 
 
 @dataclass
