@@ -370,7 +370,9 @@ def _close_ticks(path: _Path, i: int, factor: float) -> int:
 def _apply_events(path: _Path, first: int, last: int,
                   injected: Sequence[tuple[int, str, float]]) -> _Events:
     """Walk the events with ex-date <= ``last`` from the epoch, in order
-    (splits before a same-day dividend), tracking the forward factor F."""
+    (splits before a same-day dividend, which is then measured against the
+    split-adjusted previous close), tracking the forward factor F.  A split
+    candidate happens only if the previous close is above the threshold."""
     events = [(i, 0, "split?", r) for i, r in path.split_candidates if i <= last]
     events += [(i, 1, "dividend", y) for i, y in path.dividends if i <= last]
     events += [(i, 0 if kind == "split" else 1, kind, value) for i, kind, value in injected]

@@ -116,10 +116,7 @@ def test_deep_window_and_incremental_windows_agree_byte_for_byte(symbol, asset_c
 
 
 def test_history_with_events_is_identical_in_overlapping_windows():
-    def request_for(symbol):
-        return deep_request(symbol)
-
-    symbol, deep = stock_with("split_ratio", 1.0, request_for)
+    symbol, deep = stock_with("split_ratio", 1.0, deep_request)
     split_at = deep.index[deep["split_ratio"] != 1.0][0]
     # An incremental window starting just before the split.
     start, end = deep["date"].iloc[split_at - 2].date(), deep["date"].iloc[-1].date()
@@ -164,7 +161,9 @@ CALENDARS = {"stocks": "XNYS", "fx": "24/5", "crypto": "24/7", "commodities": "C
 @pytest.mark.parametrize("asset_class", list(SYMBOLS))
 def test_bars_are_consistent_positive_and_plausible_without_defects(asset_class):
     for i in range(12):
-        frame = frame_of(deep_request(SYMBOLS[asset_class].format(i), asset_class, CALENDARS[asset_class]))
+        result = fetch(SyntheticDataProvider({}),
+                       deep_request(SYMBOLS[asset_class].format(i), asset_class, CALENDARS[asset_class]))
+        frame = result.frame
         prices = frame[["open", "high", "low", "close", "adj_close"]]
         assert not prices.isna().any().any()
         assert (prices > 0).all().all()
@@ -179,8 +178,7 @@ def test_bars_are_consistent_positive_and_plausible_without_defects(asset_class)
         lo, hi = LEVELS[asset_class]
         assert lo < frame["close"].median() < hi
         # Prices sit on the class's tick grid (a few decimals, no float noise).
-        scale = json.loads(fetch(SyntheticDataProvider({}), deep_request(
-            SYMBOLS[asset_class].format(i), asset_class, CALENDARS[asset_class])).raw_payload)["price_scale"]
+        scale = json.loads(result.raw_payload)["price_scale"]
         assert scale in (100, 1000, 10000, 100000)
         ticks = frame["close"].to_numpy() * scale
         assert np.allclose(ticks, np.round(ticks), atol=1e-6)
