@@ -16,7 +16,7 @@ AS_OF = "2026-11-19"
 TRIALS = 10
 
 
-def universe(tmp_path, n=120):
+def universe(tmp_path, n=200):
     from bench.backfill import symbol_names
     path = tmp_path / "universe.json"
     path.write_text(json.dumps({"symbols": [{"symbol": s} for s in symbol_names(n)]
@@ -25,17 +25,23 @@ def universe(tmp_path, n=120):
 
 
 def start(db, universe_path, runtime_dir):
-    env = dict(os.environ, RUNTIME_DIR=str(runtime_dir), LOGS_DIR=str(runtime_dir / "logs"))
+    # Small transactions: many commit points for a kill to fall between.
+    settings = runtime_dir / "settings.toml"
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    settings.write_text("[ingest]\nsymbols_per_transaction = 10\n")
+    env = dict(os.environ, RUNTIME_DIR=str(runtime_dir), LOGS_DIR=str(runtime_dir / "logs"),
+               SETTINGS_FILE=str(settings))
     return subprocess.Popen([sys.executable, str(REPO / "ingest_history.py"), "--provider", "synthetic",
                              "--as-of", AS_OF, "--universe", str(universe_path), "--db", str(db), "--json"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
 
 
 def wait_for_store(db_path, proc, timeout=120.0):
-    """Block until the process has created its WAL (it is writing from then on)."""
+    """Block until bars are being written: the WAL has grown past the schema
+    and run rows (about 100 KB) that precede any bar."""
     wal = Path(f"{db_path}-wal")
     deadline = time.monotonic() + timeout
-    while not wal.exists():
+    while not (wal.exists() and wal.stat().st_size > 400_000):
         assert proc.poll() is None, "ingest exited before writing"
         assert time.monotonic() < deadline
         time.sleep(0.01)
