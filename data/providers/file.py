@@ -228,7 +228,8 @@ class FileDataProvider(SingleSymbolProvider):
             except OSError as exc:
                 yield self._failure(request, _unreadable(path, exc), time.perf_counter() - t0)
                 continue
-            joinable = "ticker" not in layout.mapping and layout.date_format is not None
+            joinable = ("ticker" not in layout.mapping and layout.date_format is not None
+                        and not layout.skip_after_header)
             staged.append(_Staged(request, path, data, layout, _batchable_rows(data) if joinable else 0,
                                   notes, time.perf_counter() - t0))
 
@@ -333,7 +334,9 @@ class FileDataProvider(SingleSymbolProvider):
                 for path in index.files:
                     try:
                         symbols = _ticker_values(path)
-                    except (OSError, ValueError, pa.ArrowException) as exc:
+                    except (OSError, ValueError, pa.ArrowException, ProviderError) as exc:
+                        # One unreadable file must not hide the others' symbols;
+                        # test() reports it.
                         index.long_errors.append(f"{path.name}: {exc}")
                         continue
                     if symbols is not None:
@@ -450,19 +453,37 @@ def _require_columns(mapping: Mapping[str, str], names: list[str], path: Path) -
                           missing=missing)
 
 
-def _csv_header(data: bytes) -> tuple[list[str], str | None]:
-    """Header names and the first data row's text (for date-format detection)."""
-    lines = data.split(b"\n", 2)
-    header_line = lines[0].decode("utf-8-sig", errors="replace").rstrip("\r")
-    names = next(csv.reader([header_line]), [])
-    first_row = None
-    for candidate in lines[1:2]:
-        text = candidate.decode("utf-8", errors="replace").rstrip("\r")
-        if text.strip():
-            first_row = text
-    return names, first_row
+def _head_lines(data: bytes, count: int) -> list[str]:
+    """The first ``count`` lines as text (BOM and line ends removed)."""
+    lines, start = [], 0
+    while len(lines) < count and start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        lines.append(data[start:end].decode("utf-8", errors="replace").rstrip("\r"))
+        start = end + 1
+    if lines:
+        lines[0] = lines[0].removeprefix("\ufeff")
+    return lines
 
 
+def _csv_header(data: bytes) -> tuple[list[str], int, str | None]:
+    """Header names, rows to skip after the header, and the first data row.
+
+    yfinance's ``download(...).to_csv()`` writes a three-row header
+    (``Price,Close,...`` / ``Ticker,AAPL,...`` / ``Date,,,...``): its first
+    name stands for the date column and the two rows after it are skipped.
+    """
+    lines = _head_lines(data, 8)
+    if not lines:
+        return [], 0, None
+    names = next(csv.reader([lines[0]]), [])
+    skip = 0
+    if (len(lines) >= 3 and names and _column_key(names[0]) == "price"
+            and _column_key(lines[1].split(",", 1)[0]) in ("ticker", "symbol")
+            and _column_key(lines[2].split(",", 1)[0]) == "date"):
+        skip = 2
+    first_row = next((row for row in lines[1 + skip:] if row.strip()), None)
+    return names, skip, first_row
 def _ticker_values(path: Path) -> frozenset[str] | None:
     """Symbols in the file's ticker column (reading only that column), or
     None when the file has no ticker column."""
@@ -480,7 +501,7 @@ def _ticker_values(path: Path) -> frozenset[str] | None:
         else:
             with open(path, "rb") as fh:
                 head = fh.readline()
-        names, _ = _csv_header(head)
+        names, _, _ = _csv_header(head)
         mapping = _map_columns(names, path)
         if "ticker" not in mapping:
             return None
@@ -521,6 +542,7 @@ class _CsvLayout:
     date_format: str | None
     column_types: Mapping[str, pa.DataType]
     header_line: bytes          # without BOM and line end: files with equal ones can share a parse
+    skip_after_header: int = 0  # yfinance's extra header rows
 
 
 def _csv_layout(data: bytes, path: Path) -> _CsvLayout:
@@ -528,8 +550,12 @@ def _csv_layout(data: bytes, path: Path) -> _CsvLayout:
     required columns are missing, NoDataError for an empty file."""
     if len(data) < 4096 and not data.strip():
         raise NoDataError(f"{path} is empty")
-    names, first_row = _csv_header(data)
-    mapping = _map_columns(names, path)
+    names, skip, first_row = _csv_header(data)
+    if skip:
+        mapping = _map_columns(["Date", *names[1:]], path)
+        mapping["date"] = names[0]
+    else:
+        mapping = _map_columns(names, path)
     _require_columns(mapping, names, path)
     date_format = None
     if first_row is not None:
@@ -541,18 +567,27 @@ def _csv_layout(data: bytes, path: Path) -> _CsvLayout:
     column_types[mapping["date"]] = pa.date32() if date_format == _ISO_DATE else pa.string()
     if "ticker" in mapping:
         column_types[mapping["ticker"]] = pa.string()
-    header_line = data.split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").rstrip(b"\r")
-    return _CsvLayout(tuple(names), mapping, date_format, column_types, header_line)
+    newline = data.find(b"\n")
+    if first_row is None and (newline < 0 or not data[newline + 1:].strip()):
+        raise NoDataError(f"{path} has a header but no rows")
+    header_line = data[:newline if newline >= 0 else len(data)].removeprefix(b"\xef\xbb\xbf").rstrip(b"\r")
+    return _CsvLayout(tuple(names), mapping, date_format, column_types, header_line, skip)
+
+
+_ONE_BLOCK_BYTES = 16 << 20
 
 
 def _arrow_read(data: bytes, layout: _CsvLayout) -> tuple[pa.Table, np.ndarray]:
     """The fast path: arrow parses with explicit types; raises ArrowInvalid or
     ValueError on anything it cannot convert (the caller then locates it)."""
+    small = len(data) < _ONE_BLOCK_BYTES
     table = pa_csv.read_csv(
         pa.BufferReader(data),
-        # Single-threaded: the ingestion already runs several fetch workers,
-        # and one block per file avoids chunked columns.
-        read_options=pa_csv.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16)),
+        # A per-symbol file is read single-threaded in one block (the
+        # ingestion already runs several fetch workers, and one block means
+        # unchunked columns); a large long file gets arrow's threads.
+        read_options=pa_csv.ReadOptions(use_threads=not small, block_size=len(data) + 1 if small else 1 << 22,
+                                        skip_rows_after_names=layout.skip_after_header),
         convert_options=pa_csv.ConvertOptions(include_columns=list(layout.column_types),
                                               column_types=dict(layout.column_types),
                                               null_values=NULL_VALUES, strings_can_be_null=True),
@@ -570,7 +605,7 @@ def _parse_csv(data: bytes, path: Path, layout: _CsvLayout | None = None) -> _Pa
     try:
         table, dates = _arrow_read(data, layout)
     except (pa.ArrowInvalid, ValueError) as exc:
-        raise _locate_csv_error(data, path, list(layout.names), layout.mapping, exc) from exc
+        raise _locate_csv_error(data, path, layout, exc) from exc
     if table.num_rows == 0:
         raise NoDataError(f"{path} has a header but no rows")
     return _bars_from_table(table, dates, layout.mapping, path)
@@ -656,8 +691,7 @@ def _bars_from_table(table: pa.Table, dates: np.ndarray, mapping: Mapping[str, s
     return _ParsedBars(source=path, dates=dates, values=values, table=table, tickers=tickers)
 
 
-def _locate_csv_error(data: bytes, path: Path, names: list[str], mapping: Mapping[str, str],
-                      cause: Exception) -> MalformedDataError:
+def _locate_csv_error(data: bytes, path: Path, layout: _CsvLayout, cause: Exception) -> MalformedDataError:
     """The slow pass: walk the file with the csv module and report the first
     bad line as a text editor counts it (header = line 1) with its value."""
     try:
@@ -666,8 +700,10 @@ def _locate_csv_error(data: bytes, path: Path, names: list[str], mapping: Mappin
         line = data[: exc.start].count(b"\n") + 1
         return MalformedDataError(f"{path}, line {line}: not UTF-8 text (byte {data[exc.start:exc.start + 1]!r})")
     reader = csv.reader(io.StringIO(text, newline=""))
-    next(reader, None)
-    positions = {canon: names.index(name) for canon, name in mapping.items()}
+    for _ in range(1 + layout.skip_after_header):
+        next(reader, None)
+    names = list(layout.names)
+    positions = {canon: names.index(name) for canon, name in layout.mapping.items()}
     date_format: str | None = None
     for row in reader:
         line = reader.line_num

@@ -123,6 +123,30 @@ def test_yahoo_actions_columns_normalised(tmp_path):
     assert result.frame["adj_close"].tolist() == [59.0, 60.0, 30.0]
 
 
+def test_yfinance_download_three_row_header(tmp_path):
+    (tmp_path / "AAPL.csv").write_text("Price,Adj Close,Close,High,Low,Open,Volume\n"
+                                       "Ticker,AAPL,AAPL,AAPL,AAPL,AAPL,AAPL\n"
+                                       "Date,,,,,,\n"
+                                       "2024-01-02,184.9,185.6,188.4,183.9,187.2,82488700\n"
+                                       "2024-01-03,183.5,184.2,185.9,183.4,184.2,58414500\n")
+    result = fetch_one(tmp_path, "AAPL")
+    assert dates(result.frame) == ["2024-01-02", "2024-01-03"]
+    assert result.frame["adj_close"].tolist() == [184.9, 183.5]
+    assert result.frame["open"].tolist() == [187.2, 184.2]
+    (tmp_path / "AAPL.csv").write_text("Price,Adj Close,Close,High,Low,Open,Volume\n"
+                                       "Ticker,AAPL,AAPL,AAPL,AAPL,AAPL,AAPL\n"
+                                       "Date,,,,,,\n"
+                                       "2024-01-02,184.9,185.6,188.4,183.9,187.2,82488700\n"
+                                       "2024-01-03,183.5,184.2,185.9,183.4,184.2,5841x4500\n")
+    with pytest.raises(MalformedDataError, match=r"AAPL\.csv, line 5: .*'5841x4500'"):
+        fetch_one(tmp_path, "AAPL")
+
+
+def test_blank_line_after_header_is_fine(tmp_path):
+    (tmp_path / "X.csv").write_text("Date,Open,High,Low,Close,Volume\n\n2024-01-02,1,2,0.5,1.5,10\n")
+    assert dates(outcome(tmp_path, "X").result.frame) == ["2024-01-02"]
+
+
 def test_column_names_match_ignoring_case_space_underscore(tmp_path):
     (tmp_path / "X.csv").write_text(" DATE ,OPEN,High,low,CLOSE,Adj_Close,VOLUME\n2024-01-02,1,2,0.5,1.5,1.4,7\n")
     result = fetch_one(tmp_path, "X")
@@ -272,6 +296,8 @@ def test_file_named_after_symbol_wins_over_long_file(tmp_path):
     ("2024-01-02,1,2,0.5,1.5,10\n\n2024-01-04,1,2,0.5,x1.6,11\n", 4, "x1.6"),   # a blank line still counts
     ("nonsense,1,2,0.5,1.5,10\n", 2, "nonsense"),
     ("2024-01-02,1,2,0.5,1.5,10\n1/3/2024,1,2,0.5,1.6,11\n", 3, "1/3/2024"),    # formats mixed
+    ("2024-01-02 09:30:00,1,2,0.5,1.5,10\n2024-01-03 9h30,1,2,0.5,1.6,11\n", 3, "2024-01-03 9h30"),
+    ("2024-01-02,1,2,0.5,1.5,10\n,1,2,0.5,1.6,11\n", 3, "missing date"),
 ])
 def test_garbage_row_names_file_line_and_value(tmp_path, body, line, value):
     path = tmp_path / "BAD.csv"
@@ -326,6 +352,21 @@ def test_missing_column_is_schema_error(tmp_path):
         fetch_one(tmp_path, "X")
     assert info.value.missing == ("high", "low", "volume")
     assert "X.csv" in str(info.value) and "high, low, volume" in str(info.value)
+
+
+def test_ambiguous_columns_are_schema_error(tmp_path):
+    (tmp_path / "X.csv").write_text("Date,Open,High,Low,Close,close,Volume\n2024-01-02,1,2,0.5,1.5,1.5,10\n")
+    with pytest.raises(SchemaError, match="'Close' and 'close'"):
+        fetch_one(tmp_path, "X")
+
+
+def test_empty_file_is_no_data(tmp_path):
+    (tmp_path / "X.csv").write_text("")
+    (tmp_path / "Y.csv").write_text("Date,Open,High,Low,Close,Volume")  # header, no newline, no rows
+    provider = FileDataProvider(directory=tmp_path)
+    outcomes = {o.request.symbol: o for o in provider.fetch([request("X"), request("Y")])}
+    assert isinstance(outcomes["X"].error, NoDataError) and "X.csv" in str(outcomes["X"].error)
+    assert isinstance(outcomes["Y"].error, NoDataError)
 
 
 def test_missing_file_is_no_data(tmp_path):
