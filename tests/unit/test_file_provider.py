@@ -336,7 +336,16 @@ def test_batch_and_single_fetch_agree(tmp_path):
                               "high": rng.random(n), "low": rng.random(n), "close": rng.random(n),
                               "adj_close": rng.random(n), "volume": pd.array(rng.integers(0, 100, n), dtype="Int64")})
         write_yahoo_csv(tmp_path / f"{symbol}.csv", frame.iloc[::-1] if i % 2 else frame)
-    (tmp_path / "S5.csv").write_bytes((tmp_path / "S5.csv").read_bytes().rstrip(b"\n"))  # no final newline
+    # Variants that share the header but cannot be split by counting newlines
+    # (or can, with care): each must come back exactly as parsed alone.
+    def rewrite(symbol, change):
+        path = tmp_path / f"{symbol}.csv"
+        path.write_bytes(change(path.read_bytes()))
+    rewrite("S1", lambda b: b.rstrip(b"\n"))                                   # no final newline
+    rewrite("S2", lambda b: b"\xef\xbb\xbf" + b.replace(b"\n", b"\r\n"))       # BOM + CRLF
+    rewrite("S3", lambda b: b.replace(b"\n", b"\n\n", 2))                       # blank lines
+    rewrite("S4", lambda b: b.replace(b"\n2024-01-03,", b'\n"2024-01-03",'))   # a quoted field
+    rewrite("S5", lambda b: b.replace(b"\n", b"\r\n").replace(b"\r\n", b"\r\n\r\n", 3))  # blank CRLF lines
     provider = FileDataProvider(directory=tmp_path)
     batch = {o.request.symbol: o.result for o in provider.fetch([request(s) for s in symbols])}
     for symbol in symbols:
@@ -344,6 +353,27 @@ def test_batch_and_single_fetch_agree(tmp_path):
         pd.testing.assert_frame_equal(batch[symbol].frame, single.frame)
         assert batch[symbol].raw_payload == single.raw_payload
         assert len(single.frame) == 5 + int(symbol[1:])
+
+
+def test_joint_parse_splits_rows_back_per_file(tmp_path):
+    from data.providers.file import _batchable_rows, _csv_layout, _parse_csv, _parse_csv_group
+
+    bodies = {"A": YAHOO, "B": YAHOO.replace("\n", "\r\n"), "C": YAHOO.strip() + "\n2024-01-05,1,2,0.5,1.5,1.4,9"}
+    items = []
+    for name, text in bodies.items():
+        data = text.encode()
+        items.append((data, tmp_path / f"{name}.csv", _batchable_rows(data)))
+    assert [rows for _, _, rows in items] == [3, 3, 4]
+    parsed = _parse_csv_group(items, _csv_layout(items[0][0], items[0][1]))
+    assert parsed is not None
+    for (data, path, _), joint in zip(items, parsed):
+        alone = _parse_csv(data, path)
+        np.testing.assert_array_equal(joint.dates, alone.dates)
+        for column, values in alone.values.items():
+            np.testing.assert_array_equal(joint.values[column], values)
+    assert _batchable_rows(b'Date,Close\n"2024-01-02",1\n') == 0
+    assert _batchable_rows(b"Date,Close\n2024-01-02,1\n\n2024-01-03,1\n") == 0
+    assert _batchable_rows(b"Date,Close\r\n2024-01-02,1\r2024-01-03,1\r\n") == 0
 
 
 def test_missing_column_is_schema_error(tmp_path):
