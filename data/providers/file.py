@@ -390,7 +390,10 @@ class FileDataProvider(SingleSymbolProvider):
                 if cached is not None:
                     self._long_cache.move_to_end(path)
                     return cached
-            raw, is_parquet = _read_payload(path)
+            try:
+                raw, is_parquet = _read_payload(path)
+            except OSError as exc:
+                raise _unreadable(path, exc) from exc
             bars = _parse_payload(raw, path, is_parquet)
             order, groups = _group_rows(bars.tickers)
             regrouped = _ParsedBars(source=path, dates=bars.dates[order],
@@ -493,6 +496,8 @@ def _csv_header(data: bytes) -> tuple[list[str], int, str | None]:
         skip = 2
     first_row = next((row for row in lines[1 + skip:] if row.strip()), None)
     return names, skip, first_row
+
+
 def _ticker_values(path: Path) -> frozenset[str] | None:
     """Symbols in the file's ticker column (reading only that column), or
     None when the file has no ticker column."""
@@ -518,7 +523,7 @@ def _ticker_values(path: Path) -> frozenset[str] | None:
             path, read_options=pa_csv.ReadOptions(use_threads=False),
             convert_options=pa_csv.ConvertOptions(include_columns=[mapping["ticker"]],
                                                   column_types={mapping["ticker"]: pa.string()},
-                                                  strings_can_be_null=True, null_values=NULL_VALUES),
+                                                  strings_can_be_null=False, null_values=NULL_VALUES),
         ).column(0)
     values = pc.unique(pc.utf8_upper(pc.utf8_trim_whitespace(column.cast(pa.string())))).to_pylist()
     return frozenset(v for v in values if v)
@@ -599,7 +604,7 @@ def _arrow_read(data: bytes, layout: _CsvLayout) -> tuple[pa.Table, np.ndarray]:
                                         skip_rows_after_names=layout.skip_after_header),
         convert_options=pa_csv.ConvertOptions(include_columns=list(layout.column_types),
                                               column_types=dict(layout.column_types),
-                                              null_values=NULL_VALUES, strings_can_be_null=True),
+                                              null_values=NULL_VALUES, strings_can_be_null=False),
     )
     if table.num_rows == 0:
         return table, np.zeros(0, dtype=np.int64)
@@ -771,14 +776,13 @@ def _date_problem(value: str, date_format: str) -> str | None:
 
 def _parse_parquet(data: bytes, path: Path) -> _ParsedBars:
     try:
-        schema = pq.read_schema(pa.BufferReader(data))
+        names = list(pq.read_schema(pa.BufferReader(data)).names)
+        mapping = _map_columns(names, path)
+        _require_columns(mapping, names, path)
+        wanted = [mapping[c] for c in ("date", "ticker", *_NUMERIC_COLUMNS) if c in mapping]
+        table = pq.read_table(pa.BufferReader(data), columns=wanted)
     except pa.ArrowException as exc:
         raise MalformedDataError(f"{path}: not a readable Parquet file: {exc}") from exc
-    names = list(schema.names)
-    mapping = _map_columns(names, path)
-    _require_columns(mapping, names, path)
-    wanted = [mapping[c] for c in ("date", "ticker", *_NUMERIC_COLUMNS) if c in mapping]
-    table = pq.read_table(pa.BufferReader(data), columns=wanted)
     if table.num_rows == 0:
         raise NoDataError(f"{path} has no rows")
     columns = {}

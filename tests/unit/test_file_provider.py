@@ -226,6 +226,15 @@ def test_parquet_per_symbol(tmp_path):
     assert_contract(result.frame)
 
 
+def test_parquet_garbage(tmp_path):
+    pq.write_table(pa.table({"Date": ["2024-01-02", "2024-01-03"], "Open": ["1.0", "abc"], "High": [2.0, 3.0],
+                             "Low": [0.5, 1.0], "Close": [1.5, 2.5], "Volume": [10, 20]}), tmp_path / "X.parquet")
+    with pytest.raises(MalformedDataError, match=r"X\.parquet, row 2: column 'Open': .*'abc'"):
+        fetch_one(tmp_path, "X")
+    (tmp_path / "Y.parquet").write_bytes(b"PAR1 this is not parquet")
+    assert isinstance(outcome(tmp_path, "Y").error, MalformedDataError)
+
+
 def test_parquet_with_tz_aware_timestamps(tmp_path):
     stamps = pd.to_datetime(["2024-01-02 00:00", "2024-01-03 00:00"]).tz_localize("Asia/Tokyo")
     frame = pd.DataFrame({"date": stamps, "open": [1.0, 2.0], "high": [2.0, 3.0], "low": [0.5, 1.0],
@@ -280,6 +289,14 @@ def test_long_format_parquet_and_symbol_split_across_files(tmp_path):
     provider = FileDataProvider(directory=tmp_path)
     assert provider.fetch_one(request("AAA")).frame["close"].tolist() == [1.5, 1.6, 1.7]
     assert provider.fetch_one(request("CCC")).frame["close"].tolist() == [9.0]
+
+
+def test_long_format_keeps_ticker_na_and_reports_bad_line(tmp_path):
+    (tmp_path / "all.csv").write_text(LONG.replace("BBB", "NA"))
+    assert fetch_one(tmp_path, "NA").frame["close"].tolist() == [5.5, 5.6]  # "NA" is a ticker, not a null
+    (tmp_path / "all.csv").write_text(LONG.replace("5.6,51", "5.6,5x1"))
+    with pytest.raises(MalformedDataError, match=r"all\.csv, line 5: .*'5x1'"):
+        fetch_one(tmp_path, "AAA")
 
 
 def test_file_named_after_symbol_wins_over_long_file(tmp_path):
