@@ -94,7 +94,7 @@ def floor_import(work: Path, csv_dir: Path, symbols: list[str]) -> float:
     script = (f"PRAGMA journal_mode=WAL;\nPRAGMA synchronous=NORMAL;\n"
               f".import --csv {combined} price_history\n")
     t0 = time.perf_counter()
-    subprocess.run(["sqlite3", str(floor_db)], input=script, text=True, check=True)
+    subprocess.run(["sqlite3", str(floor_db)], input=script, text=True, check=True, stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - t0
     combined.unlink()
     return elapsed

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
 import sqlite3
@@ -33,8 +34,10 @@ _MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 BAR_STORE_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "adj_close", "volume",
                      "provider", "run_id", "ingested_at")
 _MARKET_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
+# Columns bound per row (symbol/provider/run_id/ingested_at are bound once).
+_ROW_COLUMNS = ("date", "open", "high", "low", "close", "adj_close", "volume")
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER is 32766 (3.32+).
-_MAX_ROWS_PER_INSERT = 32766 // len(BAR_STORE_COLUMNS)
+_MAX_ROWS_PER_INSERT = (32766 - 4) // len(_ROW_COLUMNS)
 
 SYNTHETIC_PROVIDER = "synthetic"
 
@@ -88,6 +91,8 @@ class Database:
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self.conn.execute("PRAGMA busy_timeout = 30000")
         self.conn.execute("PRAGMA foreign_keys = ON")
+        # 64 MiB page cache: a multi-GB price_history keeps its B-tree interior hot.
+        self.conn.execute("PRAGMA cache_size = -65536")
         if not readonly:
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
@@ -256,23 +261,23 @@ class Database:
         n = len(frame)
         if n == 0:
             return 0
-        table = np.empty((n, len(BAR_STORE_COLUMNS)), dtype=object)
-        table[:, 0] = symbol
-        table[:, 1] = frame["date"].to_numpy(dtype="datetime64[D]").astype(str).tolist()
-        for i, col in enumerate(("open", "high", "low", "close", "adj_close"), start=2):
+        # Per-row values only; symbol, provider, run_id and ingested_at are
+        # bound once per statement (?1..?4), which cuts binding work by a third.
+        columns = [frame["date"].to_numpy(dtype="datetime64[D]").astype(str).tolist()]
+        for col in ("open", "high", "low", "close", "adj_close"):
             values = frame[col].to_numpy(dtype="float64")
             col_list = values.tolist()
             if np.isnan(values).any():
                 col_list = [None if v != v else v for v in col_list]
-            table[:, i] = col_list
-        table[:, 7] = _int_list(frame["volume"])
-        table[:, 8] = provider
-        table[:, 9] = run_id
-        table[:, 10] = ingested_at
+            columns.append(col_list)
+        columns.append(_int_list(frame["volume"]))
+        flat = list(itertools.chain.from_iterable(zip(*columns)))
+        head = [symbol, provider, run_id, ingested_at]
+        width = len(_ROW_COLUMNS)
         changed = 0
         for lo in range(0, n, _MAX_ROWS_PER_INSERT):
-            part = table[lo:lo + _MAX_ROWS_PER_INSERT]
-            cur = self.conn.execute(_upsert_sql(len(part)), part.ravel().tolist())
+            rows = min(_MAX_ROWS_PER_INSERT, n - lo)
+            cur = self.conn.execute(_upsert_sql(rows), head + flat[lo * width:(lo + rows) * width])
             changed += cur.rowcount
         return changed
 
@@ -465,13 +470,16 @@ _UPSERT_CACHE: dict[int, str] = {}
 
 
 def _upsert_sql(rows: int) -> str:
+    """Multi-row upsert; ?1..?4 are symbol, provider, run_id, ingested_at
+    (bound once), then 7 numbered parameters per row."""
     sql = _UPSERT_CACHE.get(rows)
     if sql is None:
-        placeholders = "(" + ",".join("?" * len(BAR_STORE_COLUMNS)) + ")"
+        width = len(_ROW_COLUMNS)
+        values = ",".join(
+            "(?1," + ",".join(f"?{5 + r * width + k}" for k in range(width)) + ",?2,?3,?4)" for r in range(rows))
         changed = " OR ".join(f"price_history.{c} IS NOT excluded.{c}" for c in (*_MARKET_COLUMNS, "provider"))
-        sql = (f"INSERT INTO price_history({', '.join(BAR_STORE_COLUMNS)}) VALUES "
-               + ",".join([placeholders] * rows)
-               + " ON CONFLICT(symbol, date) DO UPDATE SET "
+        sql = (f"INSERT INTO price_history({', '.join(BAR_STORE_COLUMNS)}) VALUES {values}"
+               " ON CONFLICT(symbol, date) DO UPDATE SET "
                + ", ".join(f"{c} = excluded.{c}" for c in BAR_STORE_COLUMNS[2:])
                + f" WHERE {changed}")
         _UPSERT_CACHE[rows] = sql
