@@ -1,0 +1,162 @@
+"""QA checks that do not enter the score but feed governance states and the
+report: OHLC consistency, false ticks, nulls, zero volume, staleness.
+
+Pure functions on a bars-contract frame (see ``data.providers.base``); each
+returns the findings it made (an empty list when the check passes).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from data.quality import findings as F
+from data.quality.findings import Finding, sample_dates
+
+# Scale that makes the MAD a consistent estimator of a normal sigma.
+_MAD_TO_SIGMA = 1.4826
+
+
+def _floats(frame: pd.DataFrame, col: str) -> np.ndarray:
+    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def ohlc_findings(frame: pd.DataFrame, tolerance: float = 1e-6) -> list[Finding]:
+    """``high < low`` or ``close`` outside ``[low, high]`` is OHLC_INCONSISTENT
+    (critical); ``open`` outside the range is OPEN_OUTSIDE_RANGE (warning:
+    some vendors take the open from another feed).  ``tolerance`` is relative,
+    so float noise in a vendor's adjusted prices is not a defect."""
+    if frame.empty:
+        return []
+    o, h, lo, c = (_floats(frame, k) for k in ("open", "high", "low", "close"))
+    slack_h = tolerance * np.abs(h)
+    slack_l = tolerance * np.abs(lo)
+    inverted = h < lo - slack_l
+    close_out = (c > h + slack_h) | (c < lo - slack_l)
+    bad = inverted | close_out
+    out = []
+    if bad.any():
+        out.append(Finding(F.OHLC_INCONSISTENT, F.CRITICAL,
+                           f"{int(bad.sum())} bar(s) with high < low or close outside [low, high] "
+                           f"({int(inverted.sum())} inverted, {int(close_out.sum())} close out of range)",
+                           int(bad.sum()), sample_dates(frame["date"].to_numpy()[bad])))
+    open_out = ((o > h + slack_h) | (o < lo - slack_l)) & ~inverted
+    if open_out.any():
+        out.append(Finding(F.OPEN_OUTSIDE_RANGE, F.WARNING,
+                           f"{int(open_out.sum())} bar(s) with open outside [low, high]",
+                           int(open_out.sum()), sample_dates(frame["date"].to_numpy()[open_out])))
+    return out
+
+
+def false_tick_mask(prices: np.ndarray, window: int = 11, mad_z: float = 10.0,
+                    min_move: float = 0.05) -> np.ndarray:
+    """Hampel test on log prices: a bar is a false tick when it sits more than
+    ``mad_z`` robust sigmas (1.4826 x MAD) *and* more than ``min_move`` (as a
+    fraction) away from the median of the ``window`` bars centred on it.
+
+    A centred median follows a level shift (a split, a real gap that stays), so
+    only isolated excursions stand out.  ``min_move`` keeps a flat series
+    (MAD 0) from flagging every cent.  Bars near either end use the first or
+    last full window.  Non-positive or null prices are never flagged here.
+    """
+    n = len(prices)
+    out = np.zeros(n, dtype=bool)
+    window = max(3, int(window) | 1)  # odd, so the window is centred
+    usable = np.isfinite(prices) & (prices > 0)
+    idx = np.flatnonzero(usable)
+    if len(idx) < window:
+        return out
+    x = np.log(prices[idx])
+    windows = sliding_window_view(x, window)
+    med = np.median(windows, axis=1)
+    mad = np.median(np.abs(windows - med[:, None]), axis=1)
+    half = window // 2
+    which = np.clip(np.arange(len(x)) - half, 0, len(windows) - 1)
+    dev = np.abs(x - med[which])
+    flagged = (dev > mad_z * _MAD_TO_SIGMA * mad[which]) & (dev > np.log1p(min_move))
+    out[idx[flagged]] = True
+    return out
+
+
+def false_tick_findings(frame: pd.DataFrame, window: int = 11, mad_z: float = 10.0,
+                        min_move: float = 0.05) -> list[Finding]:
+    """FALSE_TICK (warning) for isolated excursions of adj_close (close when
+    adj_close is absent): adj_close is continuous across corporate actions."""
+    if len(frame) < window:
+        return []
+    prices = _floats(frame, "adj_close")
+    if not np.isfinite(prices).any():
+        prices = _floats(frame, "close")
+    mask = false_tick_mask(prices, window, mad_z, min_move)
+    if not mask.any():
+        return []
+    return [Finding(F.FALSE_TICK, F.WARNING,
+                    f"{int(mask.sum())} bar(s) more than {mad_z:g} MADs and {min_move:.0%} away from "
+                    f"their {window}-bar rolling median", int(mask.sum()),
+                    sample_dates(frame["date"].to_numpy()[mask]))]
+
+
+def null_findings(frame: pd.DataFrame) -> list[Finding]:
+    """ALL_NULL (critical) when no bar has a close or an adj_close;
+    NULL_FIELDS (warning) for bars with some null price or volume."""
+    if frame.empty:
+        return []
+    close, adj = _floats(frame, "close"), _floats(frame, "adj_close")
+    if np.isnan(close).all() and np.isnan(adj).all():
+        return [Finding(F.ALL_NULL, F.CRITICAL, f"all {len(frame)} bar(s) have null prices", len(frame))]
+    nulls = np.zeros(len(frame), dtype=bool)
+    for col in ("open", "high", "low", "close", "adj_close", "volume"):
+        nulls |= np.isnan(_floats(frame, col))
+    if not nulls.any():
+        return []
+    return [Finding(F.NULL_FIELDS, F.WARNING, f"{int(nulls.sum())} bar(s) with null price or volume fields",
+                    int(nulls.sum()), sample_dates(frame["date"].to_numpy()[nulls]))]
+
+
+def zero_volume_findings(frame: pd.DataFrame, asset_class: str, warn_fraction: float = 0.05) -> list[Finding]:
+    """ZERO_VOLUME: a warning for stocks and crypto when more than
+    ``warn_fraction`` of the bars traded nothing; info otherwise (FX and many
+    futures feeds carry no volume at all)."""
+    if frame.empty:
+        return []
+    zero = _floats(frame, "volume") == 0
+    if not zero.any():
+        return []
+    share = zero.sum() / len(frame)
+    severity = F.WARNING if asset_class in ("stocks", "crypto") and share > warn_fraction else F.INFO
+    return [Finding(F.ZERO_VOLUME, severity, f"{int(zero.sum())} zero-volume bar(s) ({share:.1%})",
+                    int(zero.sum()), sample_dates(frame["date"].to_numpy()[zero]))]
+
+
+def stale_sessions(last_bar: dt.date | pd.Timestamp | None, expected_sessions: pd.DatetimeIndex) -> int:
+    """Expected sessions after the last bar (0 when the last bar is current)."""
+    if last_bar is None or len(expected_sessions) == 0:
+        return 0
+    expected = pd.DatetimeIndex(expected_sessions)
+    return int(len(expected) - expected.searchsorted(pd.Timestamp(last_bar), side="right"))
+
+
+def staleness_findings(frame: pd.DataFrame, expected_sessions: pd.DatetimeIndex, as_of: dt.date,
+                       warn_sessions: int = 1, error_sessions: int = 5) -> list[Finding]:
+    """STALE when the last bar is ``warn_sessions`` or more expected sessions
+    behind the window's last session (error from ``error_sessions``);
+    FUTURE_DATED (error) for bars dated after the as-of date."""
+    if frame.empty:
+        return []
+    dates = pd.DatetimeIndex(pd.to_datetime(frame["date"]))
+    out = []
+    future = dates > pd.Timestamp(as_of)
+    if future.any():
+        out.append(Finding(F.FUTURE_DATED, F.ERROR, f"{int(future.sum())} bar(s) dated after as-of {as_of}",
+                           int(future.sum()), sample_dates(dates[future])))
+    last = dates[~future].max() if (~future).any() else None
+    behind = stale_sessions(last, expected_sessions)
+    if behind >= warn_sessions and behind > 0:
+        severity = F.ERROR if behind >= error_sessions else F.WARNING
+        last_text = "none" if last is None else str(last.date())
+        out.append(Finding(F.STALE, severity,
+                           f"last bar {last_text} is {behind} session(s) behind "
+                           f"{pd.Timestamp(expected_sessions[-1]).date()} (as-of {as_of})", behind))
+    return out
