@@ -72,7 +72,7 @@ DEFAULTS: dict[str, Any] = {
         "universe_reject_alert_pct": 5.0,
         # Checks that feed states and the report (not the score); see
         # configs/settings.toml for what each one means.
-        "false_tick": {"window": 11, "mad_z": 10.0,
+        "false_tick": {"window": 11, "scale_window": 63, "mad_z": 8.0,
                        "min_move": {"stocks": 0.05, "fx": 0.02, "crypto": 0.10, "commodities": 0.05}},
         "stale_warn_sessions": 1,
         "stale_error_sessions": 5,

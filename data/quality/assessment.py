@@ -28,6 +28,7 @@ class QualityConfig:
     false_tick_window: int
     false_tick_mad_z: float
     false_tick_min_move: Mapping[str, float]
+    false_tick_scale_window: int
     stale_warn_sessions: int
     stale_error_sessions: int
     zero_volume_warn_fraction: float
@@ -50,6 +51,7 @@ class QualityConfig:
             false_tick_window=int(ft["window"]),
             false_tick_mad_z=float(ft["mad_z"]),
             false_tick_min_move={k: float(v) for k, v in ft["min_move"].items()},
+            false_tick_scale_window=int(ft["scale_window"]),
             stale_warn_sessions=int(q["stale_warn_sessions"]),
             stale_error_sessions=int(q["stale_error_sessions"]),
             zero_volume_warn_fraction=float(q["zero_volume_warn_fraction"]),
@@ -173,7 +175,8 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
                              sample_dates(moves.adj_discontinuities)))
     found += checks.ohlc_findings(bars, cfg.ohlc_tolerance)
     found += checks.false_tick_findings(bars, cfg.false_tick_window, cfg.false_tick_mad_z,
-                                        cfg.false_tick_min_move.get(asset_class, 0.05))
+                                        cfg.false_tick_min_move.get(asset_class, 0.05),
+                                        cfg.false_tick_scale_window)
     found += checks.null_findings(bars)
     found += checks.zero_volume_findings(bars, asset_class, cfg.zero_volume_warn_fraction)
     found += checks.staleness_findings(bars, expected, as_of, cfg.stale_warn_sessions, cfg.stale_error_sessions)

@@ -10,7 +10,6 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from data.quality import findings as F
 from data.quality.findings import Finding, sample_dates
@@ -50,16 +49,21 @@ def ohlc_findings(frame: pd.DataFrame, tolerance: float = 1e-6) -> list[Finding]
     return out
 
 
-def false_tick_mask(prices: np.ndarray, window: int = 11, mad_z: float = 10.0,
-                    min_move: float = 0.05) -> np.ndarray:
-    """Hampel test on log prices: a bar is a false tick when it sits more than
-    ``mad_z`` robust sigmas (1.4826 x MAD) *and* more than ``min_move`` (as a
-    fraction) away from the median of the ``window`` bars centred on it.
+def false_tick_mask(prices: np.ndarray, window: int = 11, mad_z: float = 8.0,
+                    min_move: float = 0.05, scale_window: int = 63) -> np.ndarray:
+    """Rolling median + MAD test on log prices.  A bar is a false tick when
 
-    A centred median follows a level shift (a split, a real gap that stays), so
-    only isolated excursions stand out.  ``min_move`` keeps a flat series
-    (MAD 0) from flagging every cent.  Bars near either end use the first or
-    last full window.  Non-positive or null prices are never flagged here.
+    * it sits more than ``min_move`` (a fraction) and more than ``mad_z``
+      robust sigmas away from the median of the ``window`` bars centred on it,
+      the sigma being 1.4826 x the MAD of daily log returns over the
+      ``scale_window`` bars around it (the local volatility: a MAD of the
+      price levels themselves follows every trend and hides ticks), and
+    * it is isolated: both neighbours lie on the same side of it, each by more
+      than half its deviation (a tick goes out and comes back; a real gap
+      stays, and a centred median follows a level shift anyway).
+
+    Bars near either end use shorter windows.  Null or non-positive prices are
+    skipped (other checks report them).
     """
     n = len(prices)
     out = np.zeros(n, dtype=bool)
@@ -68,20 +72,26 @@ def false_tick_mask(prices: np.ndarray, window: int = 11, mad_z: float = 10.0,
     idx = np.flatnonzero(usable)
     if len(idx) < window:
         return out
-    x = np.log(prices[idx])
-    windows = sliding_window_view(x, window)
-    med = np.median(windows, axis=1)
-    mad = np.median(np.abs(windows - med[:, None]), axis=1)
-    half = window // 2
-    which = np.clip(np.arange(len(x)) - half, 0, len(windows) - 1)
-    dev = np.abs(x - med[which])
-    flagged = (dev > mad_z * _MAD_TO_SIGMA * mad[which]) & (dev > np.log1p(min_move))
-    out[idx[flagged]] = True
+    x = pd.Series(np.log(prices[idx]))
+    median = x.rolling(window, center=True, min_periods=window // 2 + 1).median().to_numpy()
+    returns = x.diff()
+    spread = (returns - returns.rolling(scale_window, center=True, min_periods=window).median()).abs()
+    sigma = _MAD_TO_SIGMA * spread.rolling(scale_window, center=True, min_periods=window).median().to_numpy()
+    values = x.to_numpy()
+    dev = np.abs(values - median)
+    to_prev = values - np.r_[np.nan, values[:-1]]
+    to_next = values - np.r_[values[1:], np.nan]
+    to_prev = np.where(np.isnan(to_prev), to_next, to_prev)   # first bar: only a next neighbour
+    to_next = np.where(np.isnan(to_next), to_prev, to_next)   # last bar: only a previous one
+    isolated = (np.sign(to_prev) == np.sign(to_next)) & (np.minimum(np.abs(to_prev), np.abs(to_next)) > dev / 2)
+    with np.errstate(invalid="ignore"):
+        flagged = (dev > np.log1p(min_move)) & (dev > mad_z * sigma) & isolated
+    out[idx[np.nan_to_num(flagged, nan=False).astype(bool)]] = True
     return out
 
 
-def false_tick_findings(frame: pd.DataFrame, window: int = 11, mad_z: float = 10.0,
-                        min_move: float = 0.05) -> list[Finding]:
+def false_tick_findings(frame: pd.DataFrame, window: int = 11, mad_z: float = 8.0,
+                        min_move: float = 0.05, scale_window: int = 63) -> list[Finding]:
     """FALSE_TICK (warning) for isolated excursions of adj_close (close when
     adj_close is absent): adj_close is continuous across corporate actions."""
     if len(frame) < window:
@@ -89,12 +99,12 @@ def false_tick_findings(frame: pd.DataFrame, window: int = 11, mad_z: float = 10
     prices = _floats(frame, "adj_close")
     if not np.isfinite(prices).any():
         prices = _floats(frame, "close")
-    mask = false_tick_mask(prices, window, mad_z, min_move)
+    mask = false_tick_mask(prices, window, mad_z, min_move, scale_window)
     if not mask.any():
         return []
     return [Finding(F.FALSE_TICK, F.WARNING,
-                    f"{int(mask.sum())} bar(s) more than {mad_z:g} MADs and {min_move:.0%} away from "
-                    f"their {window}-bar rolling median", int(mask.sum()),
+                    f"{int(mask.sum())} isolated bar(s) more than {min_move:.0%} and {mad_z:g} robust sigmas "
+                    f"away from their {window}-bar rolling median", int(mask.sum()),
                     sample_dates(frame["date"].to_numpy()[mask]))]
 
 
