@@ -115,18 +115,20 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
     ``symbol`` / ``calendar``.
     """
     cfg = QualityConfig.from_settings(settings)
-    expected = pd.DatetimeIndex(expected_sessions)
+    expected = components.as_dates(expected_sessions)
     in_frame_dups = components.frame_duplicates(frame)
     duplicates = int(payload_duplicates) + in_frame_dups
-    bars = frame
+    bars = frame.assign(date=components.as_dates(frame["date"]))
     if in_frame_dups:
-        bars = frame.assign(date=pd.to_datetime(frame["date"])).drop_duplicates("date", keep="last")
-    bars = bars.sort_values("date", kind="stable").reset_index(drop=True)
+        bars = bars.drop_duplicates("date", keep="last")
+    if not bars["date"].is_monotonic_increasing:
+        bars = bars.sort_values("date", kind="stable")
+    bars = bars.reset_index(drop=True)
     allowed = list(allowed_missing) if allowed_missing is not None else cfg.allowed_missing(symbol, calendar)
     threshold = cfg.spike_threshold.get(asset_class, cfg.spike_threshold.get("stocks", 0.5))
 
     missing = components.missing_sessions(bars, expected, allowed)
-    expected_count = len(expected.difference(pd.DatetimeIndex(pd.to_datetime(allowed)))) if allowed else len(expected)
+    expected_count = len(expected.difference(components.as_dates(allowed))) if allowed else len(expected)
     moves = components.scan_moves(bars, threshold, corporate_actions)
     nonpositive = components.nonpositive_price_mask(bars)
     negative_volume = components.negative_volume_mask(bars)
@@ -182,18 +184,18 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
     found += checks.staleness_findings(bars, expected, as_of, cfg.stale_warn_sessions, cfg.stale_error_sessions)
     found.sort(key=lambda f: -F.severity_rank(f.severity))  # stable: checks keep their order within a severity
 
-    dates = pd.to_datetime(bars["date"]) if not bars.empty else None
+    dates = bars["date"]
     return QualityReport(
         rows=len(bars), expected_rows=expected_count, components=comps, score=score, findings=found,
         payload_duplicates=duplicates,
-        first_date=str(dates.iloc[0].date()) if dates is not None else None,
-        last_date=str(dates.iloc[-1].date()) if dates is not None else None)
+        first_date=str(dates.iloc[0].date()) if len(dates) else None,
+        last_date=str(dates.iloc[-1].date()) if len(dates) else None)
 
 
 def _unexpected_sessions(bars: pd.DataFrame, expected: pd.DatetimeIndex) -> pd.DatetimeIndex:
     """Bars inside the window's span on dates the calendar has no session."""
     if bars.empty or len(expected) == 0:
         return pd.DatetimeIndex([])
-    dates = pd.DatetimeIndex(pd.to_datetime(bars["date"])).normalize()
+    dates = pd.DatetimeIndex(bars["date"])
     inside = dates[(dates >= expected[0]) & (dates <= expected[-1])]
     return inside.difference(expected)

@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 
 from data.quality import findings as F
+from data.quality.components import as_dates, as_floats
 from data.quality.findings import Finding, sample_dates
 
 # Scale that makes the MAD a consistent estimator of a normal sigma.
 _MAD_TO_SIGMA = 1.4826
 
 
-def _floats(frame: pd.DataFrame, col: str) -> np.ndarray:
-    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+_floats = as_floats
 
 
 def ohlc_findings(frame: pd.DataFrame, tolerance: float = 1e-6) -> list[Finding]:
@@ -155,7 +155,7 @@ def staleness_findings(frame: pd.DataFrame, expected_sessions: pd.DatetimeIndex,
     FUTURE_DATED (error) for bars dated after the as-of date."""
     if frame.empty:
         return []
-    dates = pd.DatetimeIndex(pd.to_datetime(frame["date"]))
+    dates = as_dates(frame["date"])
     out = []
     future = dates > pd.Timestamp(as_of)
     if future.any():

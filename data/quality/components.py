@@ -22,8 +22,25 @@ RUNBOOK_WEIGHTS = {"missing_dates_pct": 0.3, "duplicate_pct": 0.2,
                    "zero_negative_flag": 0.2, "extreme_spike_flag": 0.3}
 
 
-def _dates(values) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(pd.to_datetime(values)).normalize()
+def as_dates(values) -> pd.DatetimeIndex:
+    """Session dates (tz-naive midnight) of any date-like input.  The fast
+    path (already datetime64) skips pandas' parsing and frequency inference:
+    governance runs this for thousands of symbols."""
+    arr = np.asarray(values)
+    if arr.dtype.kind != "M":
+        index = pd.DatetimeIndex(pd.to_datetime(values))
+        if index.tz is not None:
+            index = index.tz_localize(None)
+        arr = index.to_numpy()
+    return pd.DatetimeIndex(arr.astype("datetime64[D]").astype("datetime64[ns]"))
+
+
+def as_floats(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as float64 with NaN for nulls (text that is not a number too)."""
+    series = frame[column]
+    if not pd.api.types.is_numeric_dtype(series.dtype):
+        series = pd.to_numeric(series, errors="coerce")
+    return series.to_numpy(dtype="float64", na_value=np.nan)
 
 
 def covered_dates(frame: pd.DataFrame) -> pd.DatetimeIndex:
@@ -31,8 +48,8 @@ def covered_dates(frame: pd.DataFrame) -> pd.DatetimeIndex:
     cover its session (a bar without a close is not a bar)."""
     if frame.empty:
         return pd.DatetimeIndex([])
-    close = pd.to_numeric(frame["close"], errors="coerce")
-    return _dates(frame.loc[close.notna().to_numpy(), "date"]).unique()
+    has_close = ~np.isnan(as_floats(frame, "close"))
+    return as_dates(frame["date"].to_numpy()[has_close]).unique()
 
 
 def missing_sessions(frame: pd.DataFrame, expected_sessions: pd.DatetimeIndex,
@@ -53,10 +70,10 @@ def missing_dates_pct(frame: pd.DataFrame, expected_sessions: pd.DatetimeIndex,
 
 
 def _expected(expected_sessions: pd.DatetimeIndex, allowed_missing: Iterable) -> pd.DatetimeIndex:
-    expected = _dates(expected_sessions)
+    expected = as_dates(expected_sessions)
     allowed = list(allowed_missing)
     if allowed:
-        expected = expected.difference(_dates(allowed))
+        expected = expected.difference(as_dates(allowed))
     return expected
 
 
@@ -64,7 +81,7 @@ def frame_duplicates(frame: pd.DataFrame) -> int:
     """Rows whose date repeats an earlier row (0 for a frame from the store)."""
     if frame.empty:
         return 0
-    return int(_dates(frame["date"]).duplicated().sum())
+    return int(as_dates(frame["date"]).duplicated().sum())
 
 
 def duplicate_pct(unique_rows: int, duplicates: int) -> float:
@@ -78,14 +95,12 @@ def nonpositive_price_mask(frame: pd.DataFrame) -> np.ndarray:
     """Rows with any price <= 0 (nulls are not counted here)."""
     mask = np.zeros(len(frame), dtype=bool)
     for col in PRICE_COLUMNS:
-        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        mask |= values <= 0  # NaN compares False
+        mask |= as_floats(frame, col) <= 0  # NaN compares False
     return mask
 
 
 def negative_volume_mask(frame: pd.DataFrame) -> np.ndarray:
-    volume = pd.to_numeric(frame["volume"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    return volume < 0
+    return as_floats(frame, "volume") < 0
 
 
 def zero_negative_flag(frame: pd.DataFrame) -> float:
@@ -128,14 +143,14 @@ def scan_moves(frame: pd.DataFrame, threshold: float,
     empty = pd.DatetimeIndex([])
     if len(frame) < 2:
         return MoveScan(empty, empty, empty)
-    bars = frame.assign(date=_dates(frame["date"])).drop_duplicates("date", keep="last").sort_values("date")
-    close = pd.to_numeric(bars["close"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    bars = frame.assign(date=as_dates(frame["date"])).drop_duplicates("date", keep="last").sort_values("date")
+    close = as_floats(bars, "close")
     valid = np.isfinite(close) & (close > 0)
     bars, close = bars.loc[valid], close[valid]
     if len(bars) < 2:
         return MoveScan(empty, empty, empty)
     dates = pd.DatetimeIndex(bars["date"])
-    adj = pd.to_numeric(bars["adj_close"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    adj = as_floats(bars, "adj_close")
     adj = np.where(np.isfinite(adj) & (adj > 0), adj, np.nan)
 
     split, dividend = _actions_per_bar(bars, dates, corporate_actions)
@@ -164,12 +179,12 @@ def _actions_per_bar(bars: pd.DataFrame, dates: pd.DatetimeIndex,
     dividend = np.zeros(n)
     events: list[tuple[pd.Timestamp, str, float]] = []
     if corporate_actions is not None and not corporate_actions.empty:
-        for d, action, value in zip(_dates(corporate_actions["date"]), corporate_actions["action"],
+        for d, action, value in zip(as_dates(corporate_actions["date"]), corporate_actions["action"],
                                     pd.to_numeric(corporate_actions["value"], errors="coerce")):
             events.append((d, str(action), float(value)))
     for col, action, neutral in (("split_ratio", "split", 1.0), ("dividend", "dividend", 0.0)):
         if col in bars.columns:
-            values = pd.to_numeric(bars[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            values = as_floats(bars, col)
             keep = np.isfinite(values) & (values != neutral) & (values != 0.0)
             events.extend((d, action, float(v)) for d, v in zip(dates[keep], values[keep]))
     seen: set[tuple[pd.Timestamp, str]] = set()
