@@ -483,6 +483,30 @@ class Database:
             return out
         return {s: out[s] for s in symbols if s in out}
 
+    def history_overview(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """rows / first / last date per symbol, as :meth:`history_summary`
+        gives them, cheaper on a large store: one ``GROUP BY`` that only
+        counts (MIN/MAX over text dates in the same scan double its cost),
+        then two primary-key seeks per symbol for the first and last date."""
+        symbols = list(symbols)
+        if len(symbols) <= 500:   # a few symbols of a large store: seek, don't scan
+            counts = dict(self.conn.execute(
+                f"SELECT symbol, COUNT(*) FROM price_history WHERE symbol IN ({', '.join('?' * len(symbols))}) "
+                "GROUP BY symbol", symbols).fetchall())
+        else:
+            counts = dict(self.conn.execute("SELECT symbol, COUNT(*) FROM price_history GROUP BY symbol").fetchall())
+        first_sql = "SELECT MIN(date) FROM price_history WHERE symbol = ?"
+        last_sql = "SELECT MAX(date) FROM price_history WHERE symbol = ?"
+        out = {}
+        for s in symbols:
+            rows = counts.get(s, 0)
+            if rows:
+                out[s] = {"rows": rows, "first_date": self.conn.execute(first_sql, (s,)).fetchone()[0],
+                          "last_date": self.conn.execute(last_sql, (s,)).fetchone()[0]}
+            else:
+                out[s] = {"rows": 0, "first_date": None, "last_date": None}
+        return out
+
     def corporate_actions_by_symbol(self, symbols: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
         """Stored corporate actions grouped by symbol (one query for all);
         symbols without actions are absent."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
+import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -73,7 +75,7 @@ def backfill_compliance(db: Database, universe: Universe, settings: Settings) ->
     entries = universe.enabled
     symbols = [e.symbol for e in entries]
     states = db.governance_states()
-    history = db.history_summary(symbols)
+    history = db.history_overview(symbols)
     failing, counts = [], {"ACTIVE": 0, "DEGRADED": 0, "QUARANTINED": 0, UNGOVERNED: 0}
     for symbol in symbols:
         gov = states.get(symbol)
@@ -114,8 +116,11 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
     as_of = as_of or now.date()
     entries = universe.enabled
     symbols = [e.symbol for e in entries]
+    # quick_check reads every page; run it on its own connection while this
+    # one counts rows (sqlite releases the GIL, and the machine has 2+ cores).
+    integrity = _integrity_in_background(db.path) if "integrity" in chosen else None
     needs_history = {"history", "freshness"} & set(chosen)
-    history = db.history_summary(symbols) if needs_history else {}
+    history = db.history_overview(symbols) if needs_history else {}
     states = db.governance_states() if {"quality", "governance"} & set(chosen) else {}
     out: dict[str, Any] = {"database": str(db.path), "universe": universe.path, "as_of": str(as_of),
                            "symbols": len(symbols)}
@@ -129,7 +134,7 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
         elif name == "freshness":
             out[name] = freshness(entries, history, settings, as_of, now)
         elif name == "integrity":
-            out[name] = _integrity(db)
+            out[name] = integrity()
         elif name == "last_ingest":
             out[name] = _last_ingest(db)
     out["checks"] = {name: out[name]["status"] for name in chosen}
@@ -225,7 +230,7 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
     ``health.freshness_yellow_sessions`` (2), YELLOW up to
     ``health.freshness_red_sessions`` (7), RED beyond or with no bars.  The
     whole universe's health is its worst symbol's.  ``history`` is
-    ``Database.history_summary`` (symbol -> last_date).
+    ``Database.history_overview`` or ``history_summary`` (symbol -> last_date).
     """
     yellow = int(settings.get("health.freshness_yellow_sessions", 2))
     red = int(settings.get("health.freshness_red_sessions", 7))
@@ -269,6 +274,30 @@ def _integrity(db: Database) -> dict[str, Any]:
     ok = result == "ok"
     return {"status": PASS if ok else FAIL, "quick_check": result, "schema_version": version,
             "code_schema_version": SCHEMA_VERSION, "data_origin": db.data_origin()}
+
+
+def _integrity_in_background(path: Path) -> Callable[[], dict[str, Any]]:
+    """Start ``PRAGMA quick_check`` on a second read-only connection; the
+    returned function waits for and returns the integrity section.  A
+    database too damaged to check is a FAIL, not a crash."""
+    box: dict[str, dict[str, Any]] = {}
+
+    def check() -> None:
+        try:
+            with Database(path, readonly=True) as other:
+                box["result"] = _integrity(other)
+        except (sqlite3.Error, StoreError) as exc:
+            box["result"] = {"status": FAIL, "quick_check": f"{type(exc).__name__}: {exc}", "schema_version": None,
+                             "code_schema_version": SCHEMA_VERSION, "data_origin": None}
+
+    worker = threading.Thread(target=check, name="quick_check", daemon=True)
+    worker.start()
+
+    def wait() -> dict[str, Any]:
+        worker.join()
+        return box["result"]
+
+    return wait
 
 
 def _last_ingest(db: Database) -> dict[str, Any]:
