@@ -19,11 +19,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from data.calendar import CalendarError, last_complete_session, sessions_between
+from data.calendar import CalendarError, known_calendar_names, last_complete_session, sessions_between
 from data.universe import Universe, UniverseEntry, UniverseError, load_universe
 from database.manager import SCHEMA_VERSION, Database, StoreError
 from ops import exit_codes
 from ops.cli import DataInputError, MissingInputError
+from ops.runtime import RuntimePaths
 from ops.settings import REPO_ROOT, Settings, SettingsError, load_settings
 
 DEFAULT_UNIVERSE = REPO_ROOT / "configs" / "universe.json"
@@ -37,8 +38,6 @@ _SCORE_BINS = (("< 0.6", 0.0, 0.6), ("0.6-0.8", 0.6, 0.8), ("0.8-0.9", 0.8, 0.9)
 # ------------------------------------------------------------------ inputs
 def open_store(path: str | Path | None) -> Database:
     """The store, read-only; a missing file is a one-line MissingInputError."""
-    from ops.runtime import RuntimePaths
-
     db_path = RuntimePaths.resolve(path).db
     try:
         return Database(db_path, readonly=True)
@@ -52,7 +51,7 @@ def load_inputs(universe_path: str | Path | None) -> tuple[Universe, Settings]:
     """Universe and settings, with file problems mapped to exit 65/66."""
     path = Path(universe_path) if universe_path else DEFAULT_UNIVERSE
     try:
-        universe = load_universe(path)
+        universe = load_universe(path, known_calendar_names())
     except UniverseError as exc:
         error = MissingInputError if not path.exists() else DataInputError
         raise error(str(exc)) from exc
