@@ -10,7 +10,8 @@ whitespace), e.g. ``slack://T000/B000/XXXX``, ``discord://id/token``,
   are recorded as THROTTLED.  An alert with a ``key`` goes out once per run.
 * Dry run (``ALERT_DRY_RUN=1``, ``alerts.dry_run`` or ``dry_run=True``): each
   alert is written as a JSON artifact under ``runtime/alerts/{run_id}/``
-  instead of being sent.
+  (``$RUNTIME_DIR/alerts`` unless ``alerts_dir`` says otherwise) instead of
+  being sent.
 * An unreachable or malformed URL never raises: the failure is logged,
   recorded in the ``alerts`` table (when a database is given) and in the audit
   trail (when one is given), and returned in the :class:`AlertResult`.
@@ -35,6 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 import apprise
 
 from ops.redaction import MASK, redact
+from ops.runtime import RuntimePaths
 from ops.settings import DEFAULTS, Settings
 
 log = logging.getLogger(__name__)
@@ -170,9 +172,7 @@ class Alerter:
         if dry_run is None:
             dry_run = env.get("ALERT_DRY_RUN", "").strip().lower() in _TRUE or bool(conf["dry_run"])
         self.dry_run = dry_run
-        self.alerts_dir = Path(alerts_dir) if alerts_dir is not None else None
-        if self.dry_run and self.alerts_dir is None:
-            raise ValueError("dry-run alerts need alerts_dir (RuntimePaths.alerts_dir)")
+        self.alerts_dir = Path(alerts_dir) if alerts_dir is not None else RuntimePaths.resolve().alerts_dir
         self.store = store
         self.audit = audit
         self.max_per_run = int(conf["max_per_run"] if max_per_run is None else max_per_run)
@@ -216,7 +216,10 @@ class Alerter:
                 self._keys.add(message.key)
             self.sent += 1
             if self.dry_run:
-                result = AlertResult(message, DRY_RUN, artifact=self._write_artifact(message))
+                try:
+                    result = AlertResult(message, DRY_RUN, artifact=self._write_artifact(message))
+                except OSError as exc:
+                    result = AlertResult(message, FAILED, [Delivery("artifact", False, self.redact(str(exc)))])
             elif not self.urls:
                 result = AlertResult(message, NOT_CONFIGURED)
             else:

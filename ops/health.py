@@ -45,6 +45,8 @@ def open_store(path: str | Path | None) -> Database:
         if not db_path.exists():
             raise MissingInputError(f"{db_path}: database not found (run ingest_history.py first)") from exc
         raise DataInputError(str(exc)) from exc
+    except sqlite3.DatabaseError as exc:
+        raise DataInputError(f"{db_path}: not a readable SQLite database ({exc})") from exc
 
 
 def load_inputs(universe_path: str | Path | None) -> tuple[Universe, Settings]:

@@ -201,3 +201,12 @@ def test_status_without_any_run_fails_last_ingest(tmp_path, monkeypatch):
     assert doc["last_ingest"]["status"] == "FAIL" and doc["history"]["no_data"] == 1
     assert doc["freshness"]["price_health"] == "RED"
     assert result.exit_code == 2
+
+
+def test_a_file_that_is_not_a_database_is_a_data_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNTIME_DIR", str(tmp_path))
+    bogus = tmp_path / "bogus.db"
+    bogus.write_text("this is not sqlite\n" * 100)
+    universe = write_universe(tmp_path / "u.json", ["AAA"])
+    result = run(verify_backfill, "--db", bogus, "--universe", universe)
+    assert result.exit_code == 65 and str(bogus) in result.output

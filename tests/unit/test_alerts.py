@@ -211,3 +211,15 @@ def test_url_secrets_mask_tokens_but_not_words():
 def test_unknown_severity_is_refused():
     with pytest.raises(ValueError):
         AlertMessage("t", "b", severity="panic")
+
+
+def test_dry_run_defaults_to_the_runtime_alerts_dir(runtime):
+    result = Alerter(run_id="run-9", dry_run=True).send(AlertMessage("t", "b"))
+    assert result.artifact.parent == runtime.alerts_dir / "run-9"
+
+
+def test_an_unwritable_alerts_dir_fails_the_alert_not_the_run(runtime, tmp_path):
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    result = Alerter(run_id="r", dry_run=True, alerts_dir=blocker).send(AlertMessage("t", "b"))
+    assert result.outcome == A.FAILED and result.deliveries[0].service == "artifact"
