@@ -67,8 +67,8 @@ def decide_state(rows: int, required: int, degraded_min: int, score: float, thre
 
     Order: a provider-critical failure (``critical_reason``) or a critical
     finding quarantines; then history (< ``degraded_min`` rows quarantines,
-    < ``required`` degrades; the reason is STALE when an error-severity STALE
-    finding accounts for the whole shortfall); then quality (score below
+    < ``required`` degrades; the reason is STALE when the sessions missing
+    after the last bar account for the whole shortfall); then quality (score below
     ``threshold`` degrades, LOW_QUALITY).  An ACTIVE symbol's reason is OK,
     or the code of its most severe error finding (e.g. EXTREME_SPIKE), which
     the runbook's weights alone cannot push below the threshold.
@@ -82,7 +82,7 @@ def decide_state(rows: int, required: int, degraded_min: int, score: float, thre
     if rows <= 0:
         return QUARANTINED, NO_DATA
     if rows < required:
-        stale = next((f for f in findings if f.code == F.STALE and f.at_least(F.ERROR)), None)
+        stale = next((f for f in findings if f.code == F.STALE), None)
         short_reason = STALE if stale is not None and rows + stale.count >= required else None
         if rows < degraded_min:
             return QUARANTINED, short_reason or INSUFFICIENT_HISTORY

@@ -43,7 +43,8 @@ def finding(code, severity, count=1):
     (1250, 1.0, (finding(F.STALE, F.ERROR, 10),), None, (DEGRADED, "STALE")),
     (990, 1.0, (finding(F.STALE, F.ERROR, 270),), None, (QUARANTINED, "STALE")),
     (1200, 1.0, (finding(F.STALE, F.ERROR, 10),), None, (DEGRADED, "PARTIAL_HISTORY")),  # stale explains 10 of 60
-    (1258, 1.0, (finding(F.STALE, F.WARNING, 2),), None, (DEGRADED, "PARTIAL_HISTORY")),
+    (1258, 1.0, (finding(F.STALE, F.WARNING, 2),), None, (DEGRADED, "STALE")),
+    (1257, 1.0, (finding(F.STALE, F.WARNING, 2),), None, (DEGRADED, "PARTIAL_HISTORY")),
 ])
 def test_decide_state(rows, score, findings, critical, expected):
     assert decide_state(rows, 1260, 1000, score, 0.6, findings, critical) == expected
