@@ -195,10 +195,19 @@ class Alerter:
         return text
 
     def _clean(self, message: AlertMessage) -> AlertMessage:
-        details = None
-        if message.details is not None:
-            details = json.loads(self.redact(json.dumps(dict(message.details), default=str, sort_keys=True)))
+        details = self._clean_value(dict(message.details)) if message.details is not None else None
         return replace(message, title=self.redact(message.title), body=self.redact(message.body), details=details)
+
+    def _clean_value(self, value: Any) -> Any:
+        """Redact every string of a JSON-like value (keys included);
+        anything else that is not a JSON scalar becomes redacted text."""
+        if isinstance(value, Mapping):
+            return {self.redact(str(k)): self._clean_value(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._clean_value(v) for v in value]
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        return self.redact(str(value))
 
     # ----------------------------------------------------------------- send
     def send(self, message: AlertMessage) -> AlertResult:
