@@ -80,7 +80,10 @@ class _Printer:
         rows = [[_cell(v) for v in r] for r in rows]
         shown = rows[:_HUMAN_LIMIT]
         if self.rich:
-            table = Table(*columns, show_edge=False, header_style="bold")
+            table = Table(show_edge=False, header_style="bold")
+            for column in columns:
+                # fold, never "…": a reason code cut short is a wrong code
+                table.add_column(column, overflow="fold")
             for r in shown:
                 table.add_row(*r)
             self.console.print(table)
@@ -161,7 +164,7 @@ class _Printer:
         if g["recent_events"]:
             self.line("recent events:")
             self.table(("ts", "event", "symbol", "change", "reason", "run"),
-                       [(e["ts"], e["event"], e["symbol"],
+                       [((e["ts"] or "")[:19], e["event"], e["symbol"],
                          f"{e['before_state'] or '-'} -> {e['after_state']}" if e["after_state"] else "",
                          e["reason"], e["run_id"]) for e in g["recent_events"]][:10])
 
