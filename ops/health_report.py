@@ -81,9 +81,11 @@ class _Printer:
         shown = rows[:_HUMAN_LIMIT]
         if self.rich:
             table = Table(show_edge=False, header_style="bold")
-            for column in columns:
-                # fold, never "…": a reason code cut short is a wrong code
-                table.add_column(column, overflow="fold")
+            for i, column in enumerate(columns):
+                # Room for the widest value (headers may wrap): a reason code
+                # cut short or folded is hard to read and easy to misquote.
+                widest = min(24, max((len(r[i]) for r in shown), default=0))
+                table.add_column(column, overflow="fold", min_width=widest)
             for r in shown:
                 table.add_row(*r)
             self.console.print(table)
@@ -111,7 +113,7 @@ class _Printer:
                     ("states", ", ".join(f"{k} {v}" for k, v in r["states"].items()))])
         if show_symbols and r["failing"]:
             self.heading("Failing symbols")
-            self.table(("symbol", "state", "reason", "rows", "window rows", "score", "last bar"),
+            self.table(("symbol", "state", "reason", "rows", "window", "score", "last bar"),
                        [(f["symbol"], f["state"], f["reason"], f["rows"], f["window_rows"], f["quality_score"],
                          f["last_date"]) for f in r["failing"]])
         elif r["failing"]:
@@ -163,10 +165,10 @@ class _Printer:
                        [(x["symbol"], x["state"], x["reason"], x["rows"], x["quality_score"]) for x in g["not_active"]])
         if g["recent_events"]:
             self.line("recent events:")
-            self.table(("ts", "event", "symbol", "change", "reason", "run"),
-                       [((e["ts"] or "")[:19], e["event"], e["symbol"],
+            self.table(("when (UTC)", "event", "symbol", "change", "reason"),
+                       [((e["ts"] or "")[5:16].replace("T", " "), e["event"], e["symbol"],
                          f"{e['before_state'] or '-'} -> {e['after_state']}" if e["after_state"] else "",
-                         e["reason"], e["run_id"]) for e in g["recent_events"]][:10])
+                         e["reason"]) for e in g["recent_events"]][:10])
 
     def _freshness(self, f: dict[str, Any]) -> None:
         self.heading("Freshness", f["status"])
