@@ -448,6 +448,114 @@ class Database:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
+    # ---- quality & governance (issue 3)
+    _QUALITY_COLUMNS = ("run_id", "symbol", "rows", "expected_rows", "missing_dates_pct", "duplicate_pct",
+                        "zero_negative_flag", "extreme_spike_flag", "quality_score", "findings",
+                        "payload_duplicates", "computed_at")
+
+    def write_quality(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Upsert ``data_quality`` rows (one per symbol per run) in one
+        transaction; ``findings`` may be a list (stored as JSON)."""
+        if not rows:
+            return 0
+        cols = self._QUALITY_COLUMNS
+        now = utc_now()
+        values = []
+        for r in rows:
+            row = dict(r)
+            if not isinstance(row.get("findings"), (str, type(None))):
+                row["findings"] = json.dumps(row["findings"], sort_keys=True, default=str)
+            row["computed_at"] = row.get("computed_at") or now
+            row["payload_duplicates"] = row.get("payload_duplicates") or 0
+            values.append(tuple(_sql_value(row.get(c)) for c in cols))
+        with self.transaction():
+            self.conn.executemany(
+                f"INSERT INTO data_quality({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                "ON CONFLICT(run_id, symbol) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in cols[2:]),
+                values)
+        return len(values)
+
+    def quality_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """Every data_quality row of one run (findings decoded)."""
+        return [_decode_findings(r) for r in
+                self._dicts("SELECT * FROM data_quality WHERE run_id = ? ORDER BY symbol", (run_id,))]
+
+    def latest_quality(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The data_quality row behind each symbol's current governance state
+        (the run that last governed it), findings decoded.  One join, no scan
+        of price_history: this is what the verify commands read."""
+        rows = self._dicts("SELECT q.* FROM symbol_governance g JOIN data_quality q "
+                           "ON q.run_id = g.run_id AND q.symbol = g.symbol")
+        out = {r["symbol"]: _decode_findings(r) for r in rows}
+        if symbols is None:
+            return out
+        return {s: out[s] for s in symbols if s in out}
+
+    def history_overview(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """rows / first / last date per symbol, as :meth:`history_summary`
+        gives them, cheaper on a large store: one ``GROUP BY`` that only
+        counts (MIN/MAX over text dates in the same scan double its cost),
+        then two primary-key seeks per symbol for the first and last date."""
+        symbols = list(symbols)
+        if len(symbols) <= 500:   # a few symbols of a large store: seek, don't scan
+            counts = dict(self.conn.execute(
+                f"SELECT symbol, COUNT(*) FROM price_history WHERE symbol IN ({', '.join('?' * len(symbols))}) "
+                "GROUP BY symbol", symbols).fetchall())
+        else:
+            counts = dict(self.conn.execute("SELECT symbol, COUNT(*) FROM price_history GROUP BY symbol").fetchall())
+        first_sql = "SELECT MIN(date) FROM price_history WHERE symbol = ?"
+        last_sql = "SELECT MAX(date) FROM price_history WHERE symbol = ?"
+        out = {}
+        for s in symbols:
+            rows = counts.get(s, 0)
+            if rows:
+                out[s] = {"rows": rows, "first_date": self.conn.execute(first_sql, (s,)).fetchone()[0],
+                          "last_date": self.conn.execute(last_sql, (s,)).fetchone()[0]}
+            else:
+                out[s] = {"rows": 0, "first_date": None, "last_date": None}
+        return out
+
+    def corporate_actions_by_symbol(self, symbols: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
+        """Stored corporate actions grouped by symbol (one query for all);
+        symbols without actions are absent."""
+        rows = self.conn.execute("SELECT symbol, date, action, value FROM corporate_actions "
+                                 "ORDER BY symbol, date, action").fetchall()
+        wanted = set(symbols) if symbols is not None else None
+        grouped: dict[str, list[tuple]] = {}
+        for symbol, date, action, value in rows:
+            if wanted is None or symbol in wanted:
+                grouped.setdefault(symbol, []).append((date, action, value))
+        out = {}
+        for symbol, items in grouped.items():
+            frame = pd.DataFrame(items, columns=["date", "action", "value"])
+            frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+            out[symbol] = frame
+        return out
+
+    def governance_counts(self) -> dict[str, int]:
+        """Symbols per governance state."""
+        return {r[0]: r[1] for r in self.conn.execute("SELECT state, COUNT(*) FROM symbol_governance GROUP BY state")}
+
+    _ALERT_COLUMNS = ("ts", "run_id", "severity", "title", "body", "outcome", "targets", "artifact")
+
+    def record_alert(self, alert: Mapping[str, Any]) -> int:
+        """Append one alert (already redacted by the caller); returns its id."""
+        row = dict(alert)
+        row["ts"] = row.get("ts") or utc_now()
+        if not isinstance(row.get("targets"), (str, type(None))):
+            row["targets"] = json.dumps(row["targets"], sort_keys=True, default=str)
+        cols = self._ALERT_COLUMNS
+        with self.transaction():
+            cur = self.conn.execute(f"INSERT INTO alerts({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                                    tuple(_sql_value(row.get(c)) for c in cols))
+        return int(cur.lastrowid)
+
+    def alerts(self, run_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Recorded alerts, newest first (all runs, or one)."""
+        if run_id is None:
+            return self._dicts("SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
+        return self._dicts("SELECT * FROM alerts WHERE run_id = ? ORDER BY id DESC LIMIT ?", (run_id, limit))
+
 
 def _sql_value(value: Any) -> Any:
     if isinstance(value, (np.integer,)):
@@ -464,6 +572,13 @@ def _int_list(series: pd.Series) -> list:
     if series.isna().any():
         return [None if pd.isna(v) else int(v) for v in series.tolist()]
     return series.to_numpy(dtype="int64").tolist()
+
+
+
+def _decode_findings(row: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(row.get("findings"), str):
+        row["findings"] = json.loads(row["findings"])
+    return row
 
 
 _UPSERT_CACHE: dict[int, str] = {}

@@ -70,11 +70,36 @@ DEFAULTS: dict[str, Any] = {
                     "zero_negative_flag": 0.2, "extreme_spike_flag": 0.3},
         "spike_threshold": {"stocks": 0.5, "fx": 0.15, "crypto": 0.8, "commodities": 0.4},
         "universe_reject_alert_pct": 5.0,
+        # Checks that feed states and the report (not the score); see
+        # configs/settings.toml for what each one means.
+        "false_tick": {"window": 11, "scale_window": 63, "mad_z": 8.0,
+                       "min_move": {"stocks": 0.05, "fx": 0.02, "crypto": 0.10, "commodities": 0.05}},
+        "stale_warn_sessions": 1,
+        "stale_error_sessions": 5,
+        "zero_volume_warn_fraction": 0.05,
+        "ohlc_tolerance": 1e-6,
+        # Allow-lists for missing sessions: calendar -> dates the calendar lists
+        # as sessions but the exchange was closed; symbol -> [start, end] halts.
+        "allowed_missing_sessions": {},
+        "halts": {},
     },
     "ingest": {
         "symbols_per_transaction": 100,
         # gzip level for the raw archive: 1 keeps a 7.56 M-row backfill I/O bound.
         "raw_archive_compresslevel": 1,
+    },
+    "health": {
+        # Price health by the age of each symbol's last bar, in sessions of
+        # its own calendar: GREEN under yellow_sessions, YELLOW up to
+        # red_sessions, RED beyond.
+        "freshness_yellow_sessions": 2,
+        "freshness_red_sessions": 7,
+        "recent_events": 20,
+    },
+    "alerts": {
+        "max_per_run": 10,
+        "min_severity": "warning",
+        "dry_run": False,
     },
 }
 

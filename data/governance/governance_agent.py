@@ -1,0 +1,296 @@
+"""Symbol governance: score each symbol's stored window, decide its state.
+
+States, from the runbook (numbers from settings)::
+
+    ACTIVE       >= 1260 rows AND quality >= 0.6    -> trading allowed
+    DEGRADED     1000-1259 rows OR quality < 0.6    -> trading blocked
+    QUARANTINED  < 1000 rows OR critical failure    -> trading blocked
+
+A critical failure is a critical finding (OHLC inconsistent, all prices
+null, no data) or a provider-critical error the ingestion passes in
+(NO_VALID_PROVIDER, WRONG_SYMBOL, ...).  Every state carries a reason code
+(docs/error_codes.md); ``symbol_governance`` holds the current state,
+``data_quality`` one row per symbol per run with every score component, and
+every change of state or reason appends a STATE_CHANGE row to
+``governance_events`` (``Database.set_governance``): nothing changes silently.
+
+:func:`decide_state` is the pure rule; :func:`govern_symbols` reads the
+store, scores with :func:`data.quality.assess_quality`, and writes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from data.calendar import backfill_window, expected_sessions
+from data.quality import assess_quality
+from data.quality import findings as F
+from data.quality.assessment import QualityConfig
+from data.quality.findings import Finding
+from data.universe import UniverseEntry
+from database.manager import Database, utc_now
+from ops.alerts import AlertMessage
+from ops.settings import Settings
+
+ACTIVE = "ACTIVE"
+DEGRADED = "DEGRADED"
+QUARANTINED = "QUARANTINED"
+STATES = (ACTIVE, DEGRADED, QUARANTINED)
+
+# Reason codes (docs/error_codes.md).
+OK = "OK"
+INSUFFICIENT_HISTORY = "INSUFFICIENT_HISTORY"   # < degraded_min rows
+PARTIAL_HISTORY = "PARTIAL_HISTORY"             # degraded_min .. required-1 rows
+LOW_QUALITY = "LOW_QUALITY"                     # score below the accept threshold
+STALE = "STALE"                                 # short of rows only because the last bars are missing
+NO_DATA = F.NO_DATA
+ALL_NULL = F.ALL_NULL
+OHLC_INCONSISTENT = F.OHLC_INCONSISTENT
+NO_VALID_PROVIDER = "NO_VALID_PROVIDER"         # passed in by the ingestion
+PROVIDER_CRITICAL = "PROVIDER_CRITICAL"         # passed in by the ingestion
+WRONG_SYMBOL = "WRONG_SYMBOL"                   # passed in by the ingestion
+
+# Which critical finding names the state when several are present.
+_CRITICAL_ORDER = (ALL_NULL, OHLC_INCONSISTENT, NO_DATA)
+
+
+class GovernanceError(ValueError):
+    """Governance was asked about symbols outside the universe."""
+
+
+def decide_state(rows: int, required: int, degraded_min: int, score: float, threshold: float,
+                 findings: Sequence[Finding] = (), critical_reason: str | None = None) -> tuple[str, str]:
+    """The runbook's state rule, with a reason code.
+
+    Order: a provider-critical failure (``critical_reason``) or a critical
+    finding quarantines; then history (< ``degraded_min`` rows quarantines,
+    < ``required`` degrades; the reason is STALE when the sessions missing
+    after the last bar account for the whole shortfall); then quality (score below
+    ``threshold`` degrades, LOW_QUALITY).  An ACTIVE symbol's reason is OK,
+    or the code of its most severe error finding (e.g. EXTREME_SPIKE), which
+    the runbook's weights alone cannot push below the threshold.
+    """
+    if critical_reason:
+        return QUARANTINED, critical_reason
+    critical = {f.code for f in findings if f.severity == F.CRITICAL}
+    if critical:
+        code = next((c for c in _CRITICAL_ORDER if c in critical), sorted(critical)[0])
+        return QUARANTINED, code
+    if rows <= 0:
+        return QUARANTINED, NO_DATA
+    if rows < required:
+        stale = next((f for f in findings if f.code == F.STALE), None)
+        short_reason = STALE if stale is not None and rows + stale.count >= required else None
+        if rows < degraded_min:
+            return QUARANTINED, short_reason or INSUFFICIENT_HISTORY
+        return DEGRADED, short_reason or PARTIAL_HISTORY
+    if score < threshold:
+        return DEGRADED, LOW_QUALITY
+    errors = [f for f in findings if f.at_least(F.ERROR)]
+    return ACTIVE, (F.worst(errors).code if errors else OK)
+
+
+@dataclass
+class SymbolVerdict:
+    """One symbol's governance outcome for a run."""
+
+    symbol: str
+    asset_class: str
+    state: str
+    reason: str
+    rows: int
+    expected_rows: int
+    quality_score: float
+    components: dict[str, float]
+    findings: list[Finding]
+    previous_state: str | None = None
+    previous_reason: str | None = None
+    first_date: str | None = None
+    last_date: str | None = None
+    provider: str | None = None
+    rejected: bool = False          # quality below threshold, or a critical failure
+
+    @property
+    def changed(self) -> bool:
+        return (self.previous_state, self.previous_reason) != (self.state, self.reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "asset_class": self.asset_class, "state": self.state,
+                "reason": self.reason, "previous_state": self.previous_state, "rows": self.rows,
+                "expected_rows": self.expected_rows, "quality_score": self.quality_score, **self.components,
+                "rejected": self.rejected, "first_date": self.first_date, "last_date": self.last_date,
+                "provider": self.provider, "findings": [f.to_dict() for f in self.findings]}
+
+
+@dataclass
+class GovernanceReport:
+    """What :func:`govern_symbols` decided and wrote."""
+
+    run_id: str
+    as_of: dt.date
+    universe_size: int
+    accept_threshold: float
+    reject_alert_pct: float
+    verdicts: list[SymbolVerdict] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in STATES}
+        for v in self.verdicts:
+            out[v.state] += 1
+        return out
+
+    @property
+    def rejected(self) -> list[SymbolVerdict]:
+        return [v for v in self.verdicts if v.rejected]
+
+    @property
+    def rejection_pct(self) -> float:
+        """Rejected symbols as a percentage of the (enabled) universe."""
+        return 100.0 * len(self.rejected) / self.universe_size if self.universe_size else 0.0
+
+    @property
+    def rejection_alert(self) -> bool:
+        return self.rejection_pct > self.reject_alert_pct
+
+    def findings_at_least(self, severity: str) -> dict[str, list[Finding]]:
+        """Symbol -> its findings of ``severity`` or worse (symbols with none left out)."""
+        out = {}
+        for v in self.verdicts:
+            hits = [f for f in v.findings if f.at_least(severity)]
+            if hits:
+                out[v.symbol] = hits
+        return out
+
+    @property
+    def has_error_findings(self) -> bool:
+        """True when any symbol has an error or critical finding
+        (``--fail-on-quality`` turns this into exit 2)."""
+        return any(f.at_least(F.ERROR) for v in self.verdicts for f in v.findings)
+
+    def alert_messages(self, limit: int = 20) -> list[AlertMessage]:
+        """The alerts this outcome calls for: more than the configured share
+        of the universe rejected (error), and symbols newly quarantined (warning)."""
+        out = []
+        if self.rejection_alert:
+            lines = [f"{v.symbol}: {v.reason} (score {v.quality_score:.3f}, {v.rows} rows)"
+                     for v in self.rejected[:limit]]
+            more = len(self.rejected) - len(lines)
+            out.append(AlertMessage(
+                title=f"Quality rejections: {len(self.rejected)} of {self.universe_size} symbols "
+                      f"({self.rejection_pct:.1f}% > {self.reject_alert_pct:g}%)",
+                body="\n".join(lines + ([f"... and {more} more"] if more > 0 else [])),
+                severity=F.ERROR, key="quality-rejections",
+                details={"run_id": self.run_id, "rejected": len(self.rejected),
+                         "universe": self.universe_size, "rejection_pct": round(self.rejection_pct, 3)}))
+        quarantined = [c for c in self.changes
+                       if c["after_state"] == QUARANTINED and c["before_state"] != QUARANTINED]
+        if quarantined:
+            lines = [f"{c['symbol']}: {c['before_state'] or 'new'} -> QUARANTINED ({c['reason']})"
+                     for c in quarantined[:limit]]
+            more = len(quarantined) - len(lines)
+            out.append(AlertMessage(
+                title=f"{len(quarantined)} symbol(s) quarantined",
+                body="\n".join(lines + ([f"... and {more} more"] if more > 0 else [])),
+                severity=F.WARNING, key="quarantined",
+                details={"run_id": self.run_id, "quarantined": len(quarantined)}))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "as_of": str(self.as_of), "universe_size": self.universe_size,
+                "governed": len(self.verdicts), "counts": self.counts, "rejected": len(self.rejected),
+                "rejection_pct": self.rejection_pct, "rejection_alert": self.rejection_alert,
+                "has_error_findings": self.has_error_findings, "changes": self.changes,
+                "symbols": [v.to_dict() for v in self.verdicts]}
+
+
+def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], run_id: str, as_of: dt.date,
+                   settings: Settings, payload_duplicates: Mapping[str, int] | None = None,
+                   critical: Mapping[str, str] | None = None, symbols: Iterable[str] | None = None,
+                   batch_size: int = 500,
+                   progress: Callable[[str, int, int], None] | None = None) -> GovernanceReport:
+    """Score and govern ``symbols`` (default: every enabled universe entry)
+    from what the store holds over each symbol's backfill window ending at
+    ``as_of``.
+
+    ``payload_duplicates``: symbol -> duplicates the vendor payload held in
+    this run; a symbol not in it keeps the count stored by the run that last
+    scored it (a verify run fetches nothing).  ``critical``: symbol -> reason
+    code of a provider-critical failure (e.g. NO_VALID_PROVIDER), which
+    quarantines the symbol.  Writes ``data_quality`` rows and the states (with
+    their STATE_CHANGE events) every ``batch_size`` symbols; ``progress`` is
+    called as ``progress(symbol, done, total)``.
+    """
+    enabled = [e for e in universe_entries if e.enabled]
+    by_symbol = {e.symbol: e for e in enabled}
+    wanted = list(dict.fromkeys(symbols)) if symbols is not None else list(by_symbol)
+    outside = [s for s in wanted if s not in by_symbol]
+    outside += [s for s in (critical or {}) if s not in by_symbol]
+    if outside:
+        raise GovernanceError(f"not enabled in the universe: {', '.join(sorted(set(outside)))}")
+    critical = dict(critical or {})
+    duplicates = dict(payload_duplicates or {})
+
+    cfg = QualityConfig.from_settings(settings)
+    required = settings.required_sessions
+    degraded_min = int(settings.get("history.degraded_min_rows", 1000))
+    report = GovernanceReport(run_id=run_id, as_of=as_of, universe_size=len(enabled),
+                              accept_threshold=cfg.accept_threshold,
+                              reject_alert_pct=float(settings.get("quality.universe_reject_alert_pct", 5.0)))
+    previous = db.governance_states()
+    carried = {s: int(q.get("payload_duplicates") or 0) for s, q in db.latest_quality().items()}
+    actions = db.corporate_actions_by_symbol(wanted)
+    windows: dict[str, tuple[Any, pd.DatetimeIndex]] = {}
+
+    quality_rows: list[dict[str, Any]] = []
+    states: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if not states:
+            return
+        ts = utc_now()
+        db.write_quality(quality_rows)
+        report.changes.extend(db.set_governance(states, run_id=run_id, ts=ts))
+        quality_rows.clear()
+        states.clear()
+
+    for done, symbol in enumerate(wanted, start=1):
+        entry = by_symbol[symbol]
+        calendar = entry.calendar or settings.calendar_for(entry.asset_class)
+        if calendar not in windows:
+            win = backfill_window(calendar, as_of, required)
+            windows[calendar] = (win, expected_sessions(calendar, win.start, win.end))
+        win, sessions = windows[calendar]
+        frame = db.read_bars(symbol, str(win.start), str(win.end))
+        dups = duplicates.get(symbol, carried.get(symbol, 0))
+        quality = assess_quality(frame, expected_sessions=sessions, payload_duplicates=dups,
+                                 asset_class=entry.asset_class, corporate_actions=actions.get(symbol),
+                                 as_of=as_of, settings=cfg, symbol=symbol, calendar=calendar)
+        state, reason = decide_state(quality.rows, required, degraded_min, quality.score,
+                                     cfg.accept_threshold, quality.findings, critical.get(symbol))
+        before = previous.get(symbol) or {}
+        provider = str(frame["provider"].iloc[-1]) if not frame.empty else None
+        verdict = SymbolVerdict(
+            symbol=symbol, asset_class=entry.asset_class, state=state, reason=reason, rows=quality.rows,
+            expected_rows=quality.expected_rows, quality_score=quality.score, components=quality.components,
+            findings=quality.findings, previous_state=before.get("state"), previous_reason=before.get("reason"),
+            first_date=quality.first_date, last_date=quality.last_date, provider=provider,
+            rejected=quality.score < cfg.accept_threshold or bool(critical.get(symbol) or quality.critical))
+        report.verdicts.append(verdict)
+        quality_rows.append({"run_id": run_id, "symbol": symbol, "rows": quality.rows,
+                             "expected_rows": quality.expected_rows, **quality.components,
+                             "quality_score": quality.score, "payload_duplicates": quality.payload_duplicates,
+                             "findings": [f.to_dict() for f in quality.findings]})
+        states.append({"symbol": symbol, "asset_class": entry.asset_class, "state": state, "reason": reason,
+                       "rows": quality.rows, "quality_score": quality.score, "first_date": quality.first_date,
+                       "last_date": quality.last_date, "provider": provider, "run_id": run_id})
+        if len(states) >= batch_size:
+            flush()
+        if progress is not None:
+            progress(symbol, done, len(wanted))
+    flush()
+    return report

@@ -1,0 +1,201 @@
+"""One symbol's quality assessment: components, score and findings.
+
+:func:`assess_quality` is the single entry: a bars frame (the symbol's
+window, as stored, or a vendor payload) in, a :class:`QualityReport` out.
+No SQL, no I/O; the governance agent reads the store and calls it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+from data.quality import checks, components
+from data.quality import findings as F
+from data.quality.findings import Finding, sample_dates
+from ops.settings import DEFAULTS, Settings
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """The quality settings (``[quality]`` in configs/settings.toml)."""
+
+    weights: Mapping[str, float]
+    accept_threshold: float
+    spike_threshold: Mapping[str, float]
+    false_tick_window: int
+    false_tick_mad_z: float
+    false_tick_min_move: Mapping[str, float]
+    false_tick_scale_window: int
+    stale_warn_sessions: int
+    stale_error_sessions: int
+    zero_volume_warn_fraction: float
+    ohlc_tolerance: float
+    allowed_missing_sessions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    halts: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: "Settings | QualityConfig | None") -> "QualityConfig":
+        if isinstance(settings, QualityConfig):
+            return settings
+        q = dict(DEFAULTS["quality"])
+        if settings is not None:
+            q.update(settings.data.get("quality", {}))
+        ft = {**DEFAULTS["quality"]["false_tick"], **q.get("false_tick", {})}
+        return cls(
+            weights={k: float(v) for k, v in q["weights"].items()},
+            accept_threshold=float(q["accept_threshold"]),
+            spike_threshold={k: float(v) for k, v in q["spike_threshold"].items()},
+            false_tick_window=int(ft["window"]),
+            false_tick_mad_z=float(ft["mad_z"]),
+            false_tick_min_move={k: float(v) for k, v in ft["min_move"].items()},
+            false_tick_scale_window=int(ft["scale_window"]),
+            stale_warn_sessions=int(q["stale_warn_sessions"]),
+            stale_error_sessions=int(q["stale_error_sessions"]),
+            zero_volume_warn_fraction=float(q["zero_volume_warn_fraction"]),
+            ohlc_tolerance=float(q["ohlc_tolerance"]),
+            allowed_missing_sessions={k: tuple(v) for k, v in q.get("allowed_missing_sessions", {}).items()},
+            halts={k: tuple(tuple(r) for r in v) for k, v in q.get("halts", {}).items()},
+        )
+
+    def allowed_missing(self, symbol: str | None, calendar: str | None) -> list[pd.Timestamp]:
+        """Sessions a symbol may lack: its calendar's unlisted closures and
+        its own trading halts (inclusive date ranges)."""
+        out = [pd.Timestamp(d) for d in self.allowed_missing_sessions.get(calendar or "", ())]
+        for start, end in self.halts.get(symbol or "", ()):
+            out.extend(pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="D"))
+        return out
+
+
+@dataclass
+class QualityReport:
+    """What :func:`assess_quality` found for one symbol."""
+
+    rows: int                       # unique bars in the frame
+    expected_rows: int              # expected sessions in the window
+    components: dict[str, float]    # the score's four terms
+    score: float
+    findings: list[Finding]
+    payload_duplicates: int = 0
+    first_date: str | None = None
+    last_date: str | None = None
+
+    @property
+    def critical(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == F.CRITICAL]
+
+    def at_least(self, severity: str) -> list[Finding]:
+        return [f for f in self.findings if f.at_least(severity)]
+
+    def finding(self, code: str) -> Finding | None:
+        return next((f for f in self.findings if f.code == code), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "expected_rows": self.expected_rows, **self.components,
+                "quality_score": self.score, "payload_duplicates": self.payload_duplicates,
+                "first_date": self.first_date, "last_date": self.last_date,
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, payload_duplicates: int = 0,
+                   asset_class: str = "stocks", corporate_actions: pd.DataFrame | None = None,
+                   as_of: dt.date, settings: "Settings | QualityConfig | None" = None,
+                   symbol: str | None = None, calendar: str | None = None,
+                   allowed_missing: Iterable | None = None) -> QualityReport:
+    """Score one symbol's bars over its window and collect every finding.
+
+    ``frame``: bars contract (extra columns ignored); may still hold duplicate
+    dates (a raw payload), which count with ``payload_duplicates`` (the
+    duplicates ingestion dropped before the upsert).  ``expected_sessions``:
+    the window's sessions from the calendar.  ``corporate_actions``: stored
+    actions (columns date, action, value) that explain large moves.
+    ``allowed_missing`` overrides the allow-list resolved from settings for
+    ``symbol`` / ``calendar``.
+    """
+    cfg = QualityConfig.from_settings(settings)
+    expected = components.as_dates(expected_sessions)
+    in_frame_dups = components.frame_duplicates(frame)
+    duplicates = int(payload_duplicates) + in_frame_dups
+    bars = frame.assign(date=components.as_dates(frame["date"]))
+    if in_frame_dups:
+        bars = bars.drop_duplicates("date", keep="last")
+    if not bars["date"].is_monotonic_increasing:
+        bars = bars.sort_values("date", kind="stable")
+    bars = bars.reset_index(drop=True)
+    allowed = list(allowed_missing) if allowed_missing is not None else cfg.allowed_missing(symbol, calendar)
+    threshold = cfg.spike_threshold.get(asset_class, cfg.spike_threshold.get("stocks", 0.5))
+
+    missing = components.missing_sessions(bars, expected, allowed)
+    expected_count = len(expected.difference(components.as_dates(allowed))) if allowed else len(expected)
+    moves = components.scan_moves(bars, threshold, corporate_actions)
+    nonpositive = components.nonpositive_price_mask(bars)
+    negative_volume = components.negative_volume_mask(bars)
+    comps = {
+        "missing_dates_pct": len(missing) / expected_count if expected_count else 0.0,
+        "duplicate_pct": components.duplicate_pct(len(bars), duplicates),
+        "zero_negative_flag": 1.0 if (nonpositive.any() or negative_volume.any()) else 0.0,
+        "extreme_spike_flag": 1.0 if len(moves.spikes) else 0.0,
+    }
+    score = components.quality_score(comps, cfg.weights)
+
+    found: list[Finding] = []
+    if bars.empty:
+        found.append(Finding(F.NO_DATA, F.CRITICAL, "no bars in the window", 0))
+    if len(missing):
+        found.append(Finding(F.MISSING_SESSIONS, F.WARNING,
+                             f"{len(missing)} of {expected_count} expected sessions have no bar",
+                             len(missing), sample_dates(missing)))
+    unexpected = _unexpected_sessions(bars, expected)
+    if len(unexpected):
+        found.append(Finding(F.UNEXPECTED_SESSIONS, F.INFO,
+                             f"{len(unexpected)} bar(s) on dates that are not sessions of the calendar",
+                             len(unexpected), sample_dates(unexpected)))
+    if duplicates:
+        found.append(Finding(F.DUPLICATE_ROWS, F.WARNING,
+                             f"{duplicates} duplicate row(s) in the vendor payload", duplicates))
+    if nonpositive.any():
+        found.append(Finding(F.ZERO_NEGATIVE_PRICE, F.ERROR, f"{int(nonpositive.sum())} bar(s) with a price <= 0",
+                             int(nonpositive.sum()), sample_dates(bars["date"].to_numpy()[nonpositive])))
+    if negative_volume.any():
+        found.append(Finding(F.NEGATIVE_VOLUME, F.ERROR, f"{int(negative_volume.sum())} bar(s) with volume < 0",
+                             int(negative_volume.sum()), sample_dates(bars["date"].to_numpy()[negative_volume])))
+    if len(moves.spikes):
+        found.append(Finding(F.EXTREME_SPIKE, F.ERROR,
+                             f"{len(moves.spikes)} close-to-close move(s) beyond {threshold:.0%} "
+                             f"({asset_class}) that no corporate action explains",
+                             len(moves.spikes), sample_dates(moves.spikes)))
+    if len(moves.explained):
+        found.append(Finding(F.EXPLAINED_MOVE, F.INFO,
+                             f"{len(moves.explained)} move(s) beyond {threshold:.0%} explained by a split, "
+                             f"dividend or adjustment", len(moves.explained), sample_dates(moves.explained)))
+    if len(moves.adj_discontinuities):
+        found.append(Finding(F.ADJ_CLOSE_DISCONTINUITY, F.WARNING,
+                             f"{len(moves.adj_discontinuities)} adj_close jump(s) beyond {threshold:.0%} "
+                             f"with no matching close move", len(moves.adj_discontinuities),
+                             sample_dates(moves.adj_discontinuities)))
+    found += checks.ohlc_findings(bars, cfg.ohlc_tolerance)
+    found += checks.false_tick_findings(bars, cfg.false_tick_window, cfg.false_tick_mad_z,
+                                        cfg.false_tick_min_move.get(asset_class, 0.05),
+                                        cfg.false_tick_scale_window)
+    found += checks.null_findings(bars)
+    found += checks.zero_volume_findings(bars, asset_class, cfg.zero_volume_warn_fraction)
+    found += checks.staleness_findings(bars, expected, as_of, cfg.stale_warn_sessions, cfg.stale_error_sessions)
+    found.sort(key=lambda f: -F.severity_rank(f.severity))  # stable: checks keep their order within a severity
+
+    dates = bars["date"]
+    return QualityReport(
+        rows=len(bars), expected_rows=expected_count, components=comps, score=score, findings=found,
+        payload_duplicates=duplicates,
+        first_date=str(dates.iloc[0].date()) if len(dates) else None,
+        last_date=str(dates.iloc[-1].date()) if len(dates) else None)
+
+
+def _unexpected_sessions(bars: pd.DataFrame, expected: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Bars inside the window's span on dates the calendar has no session."""
+    if bars.empty or len(expected) == 0:
+        return pd.DatetimeIndex([])
+    dates = pd.DatetimeIndex(bars["date"])
+    inside = dates[(dates >= expected[0]) & (dates <= expected[-1])]
+    return inside.difference(expected)

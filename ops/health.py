@@ -1,0 +1,335 @@
+"""Health summaries behind ``verify_backfill.py`` and ``verify_db_status.py``
+(and the dashboard): JSON-able dicts computed from what ingestion stored.
+
+They read the scores and states written at ingest (``symbol_governance``,
+``data_quality``), one ``GROUP BY symbol`` over ``price_history`` and
+``PRAGMA quick_check``; they never recompute statistics over the bars, so a
+6,000 x 1,260 store answers in seconds.  Rendering (rich tables on a
+terminal, plain text otherwise) lives in ``ops.health_report``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from data.calendar import CalendarError, known_calendar_names, last_complete_session, sessions_between
+from data.universe import Universe, UniverseEntry, UniverseError, load_universe
+from database.manager import SCHEMA_VERSION, Database, StoreError
+from ops import exit_codes
+from ops.cli import DataInputError, MissingInputError
+from ops.runtime import RuntimePaths
+from ops.settings import REPO_ROOT, Settings, SettingsError, load_settings
+
+DEFAULT_UNIVERSE = REPO_ROOT / "configs" / "universe.json"
+SECTIONS = ("history", "quality", "governance", "freshness", "integrity", "last_ingest")
+PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+GREEN, YELLOW, RED = "GREEN", "YELLOW", "RED"
+UNGOVERNED = "UNGOVERNED"
+_SCORE_BINS = (("< 0.6", 0.0, 0.6), ("0.6-0.8", 0.6, 0.8), ("0.8-0.9", 0.8, 0.9), ("0.9-<1", 0.9, 1.0))
+
+
+# ------------------------------------------------------------------ inputs
+def open_store(path: str | Path | None) -> Database:
+    """The store, read-only; a missing file is a one-line MissingInputError."""
+    db_path = RuntimePaths.resolve(path).db
+    try:
+        return Database(db_path, readonly=True)
+    except StoreError as exc:
+        if not db_path.exists():
+            raise MissingInputError(f"{db_path}: database not found (run ingest_history.py first)") from exc
+        raise DataInputError(str(exc)) from exc
+    except sqlite3.DatabaseError as exc:
+        raise DataInputError(f"{db_path}: not a readable SQLite database ({exc})") from exc
+
+
+def load_inputs(universe_path: str | Path | None) -> tuple[Universe, Settings]:
+    """Universe and settings, with file problems mapped to exit 65/66."""
+    path = Path(universe_path) if universe_path else DEFAULT_UNIVERSE
+    try:
+        universe = load_universe(path, known_calendar_names())
+    except UniverseError as exc:
+        error = MissingInputError if not path.exists() else DataInputError
+        raise error(str(exc)) from exc
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise DataInputError(str(exc)) from exc
+    return universe, settings
+
+
+# -------------------------------------------------------------- compliance
+def backfill_compliance(db: Database, universe: Universe, settings: Settings) -> dict[str, Any]:
+    """Share of the (enabled) universe that is ACTIVE with full history.
+
+    A symbol complies when its governance state is ACTIVE and both the
+    governed window and the rows stored now hold at least the required
+    sessions (the second check catches rows deleted since governance ran).
+    """
+    required = settings.required_sessions
+    entries = universe.enabled
+    symbols = [e.symbol for e in entries]
+    states = db.governance_states()
+    history = db.history_overview(symbols)
+    failing, counts = [], {"ACTIVE": 0, "DEGRADED": 0, "QUARANTINED": 0, UNGOVERNED: 0}
+    for symbol in symbols:
+        gov = states.get(symbol)
+        stored = history[symbol]["rows"]
+        state = gov["state"] if gov else UNGOVERNED
+        counts[state] += 1
+        if gov and state == "ACTIVE" and gov["rows"] >= required and stored >= required:
+            continue
+        if gov is None:
+            reason = "NOT_GOVERNED"
+        elif state == "ACTIVE":
+            reason = "ROWS_REMOVED_SINCE_GOVERNED"
+        else:
+            reason = gov["reason"]
+        failing.append({"symbol": symbol, "state": state, "reason": reason, "rows": stored,
+                        "window_rows": gov["rows"] if gov else 0,
+                        "quality_score": gov["quality_score"] if gov else None,
+                        "last_date": history[symbol]["last_date"]})
+    compliant = len(symbols) - len(failing)
+    return {
+        "database": str(db.path), "universe": universe.path, "required_rows": required,
+        "symbols": len(symbols), "compliant": compliant,
+        "compliance_pct": round(100.0 * compliant / len(symbols), 4) if symbols else 0.0,
+        "passed": not failing and bool(symbols), "states": counts, "failing": failing,
+    }
+
+
+# ------------------------------------------------------------------ status
+def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.date | None = None,
+              sections: Iterable[str] | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The sections of ``verify_db_status.py`` (all, or those named), each
+    with a ``status`` of PASS, WARN or FAIL, plus ``passed`` overall."""
+    chosen = list(sections) if sections else list(SECTIONS)
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown:
+        raise ValueError(f"unknown section(s): {', '.join(unknown)}")
+    now = now or dt.datetime.now(dt.timezone.utc)
+    as_of = as_of or now.date()
+    entries = universe.enabled
+    symbols = [e.symbol for e in entries]
+    # quick_check reads every page; run it on its own connection while this
+    # one counts rows (sqlite releases the GIL, and the machine has 2+ cores).
+    integrity = _integrity_in_background(db.path) if "integrity" in chosen else None
+    needs_history = {"history", "freshness"} & set(chosen)
+    history = db.history_overview(symbols) if needs_history else {}
+    states = db.governance_states() if {"quality", "governance"} & set(chosen) else {}
+    out: dict[str, Any] = {"database": str(db.path), "universe": universe.path, "as_of": str(as_of),
+                           "symbols": len(symbols)}
+    for name in chosen:
+        if name == "history":
+            out[name] = _history(symbols, history, settings.required_sessions)
+        elif name == "quality":
+            out[name] = _quality(db, symbols, states, settings)
+        elif name == "governance":
+            out[name] = _governance(db, symbols, states, settings)
+        elif name == "freshness":
+            out[name] = freshness(entries, history, settings, as_of, now)
+        elif name == "integrity":
+            out[name] = integrity()
+        elif name == "last_ingest":
+            out[name] = _last_ingest(db)
+    out["checks"] = {name: out[name]["status"] for name in chosen}
+    out["passed"] = all(status != FAIL for status in out["checks"].values())
+    return out
+
+
+def status_exit_code(status: Mapping[str, Any]) -> int:
+    """0 when every check passes; 1 when the database itself is damaged
+    (integrity); 2 when a history/quality/governance/freshness/ingest check fails."""
+    checks = status.get("checks", {})
+    if checks.get("integrity") == FAIL:
+        return exit_codes.FAILURE
+    return exit_codes.OK if status.get("passed") else exit_codes.GATE_FAILED
+
+
+def _history(symbols: list[str], history: Mapping[str, Mapping[str, Any]], required: int) -> dict[str, Any]:
+    rows = [history[s]["rows"] for s in symbols]
+    short = [{"symbol": s, "rows": history[s]["rows"], "first_date": history[s]["first_date"],
+              "last_date": history[s]["last_date"]} for s in symbols if history[s]["rows"] < required]
+    short.sort(key=lambda r: (r["rows"], r["symbol"]))
+    return {
+        "status": FAIL if short or not symbols else PASS,
+        "required_rows": required, "symbols": len(symbols),
+        "complete": len(symbols) - len(short), "short": len(short),
+        "no_data": sum(1 for r in rows if r == 0), "total_rows": int(sum(rows)),
+        "min_rows": min(rows) if rows else 0, "max_rows": max(rows) if rows else 0,
+        "short_symbols": short,
+    }
+
+
+def _quality(db: Database, symbols: list[str], states: Mapping[str, Mapping[str, Any]],
+             settings: Settings) -> dict[str, Any]:
+    threshold = float(settings.get("quality.accept_threshold", 0.6))
+    rows = db.latest_quality(symbols)
+    scored = [s for s in symbols if s in rows]
+    scores = np.array([rows[s]["quality_score"] for s in scored], dtype="float64")
+    below = sorted(({"symbol": s, "quality_score": rows[s]["quality_score"],
+                     "reason": (states.get(s) or {}).get("reason")}
+                    for s in scored if rows[s]["quality_score"] < threshold),
+                   key=lambda r: (r["quality_score"], r["symbol"]))
+    components = {}
+    for name in ("missing_dates_pct", "duplicate_pct", "zero_negative_flag", "extreme_spike_flag"):
+        values = np.array([rows[s][name] for s in scored], dtype="float64")
+        components[name] = {"mean": _round(values.mean()) if len(values) else None,
+                            "max": _round(values.max()) if len(values) else None,
+                            "symbols_affected": int((values > 0).sum())}
+    findings: dict[str, dict[str, int]] = {}
+    for s in scored:
+        for f in rows[s]["findings"] or []:
+            per_code = findings.setdefault(f["code"], {"severity": f["severity"], "symbols": 0})
+            per_code["symbols"] += 1
+    distribution = {label: int(((scores >= lo) & (scores < hi)).sum()) for label, lo, hi in _SCORE_BINS}
+    distribution["1.0"] = int((scores >= 1.0).sum())
+    unscored = [s for s in symbols if s not in rows]
+    return {
+        "status": FAIL if below or unscored or not symbols else PASS,
+        "threshold": threshold, "scored": len(scored), "unscored": unscored,
+        "score": ({"min": _round(scores.min()), "p05": _round(np.percentile(scores, 5)),
+                   "median": _round(np.median(scores)), "mean": _round(scores.mean()), "max": _round(scores.max())}
+                  if len(scores) else None),
+        "distribution": distribution, "components": components,
+        "findings": dict(sorted(findings.items())),
+        "below_threshold": below,
+    }
+
+
+def _governance(db: Database, symbols: list[str], states: Mapping[str, Mapping[str, Any]],
+                settings: Settings) -> dict[str, Any]:
+    counts = {"ACTIVE": 0, "DEGRADED": 0, "QUARANTINED": 0, UNGOVERNED: 0}
+    not_active = []
+    for s in symbols:
+        gov = states.get(s)
+        state = gov["state"] if gov else UNGOVERNED
+        counts[state] += 1
+        if state != "ACTIVE":
+            not_active.append({"symbol": s, "state": state, "reason": gov["reason"] if gov else "NOT_GOVERNED",
+                               "rows": gov["rows"] if gov else 0,
+                               "quality_score": gov["quality_score"] if gov else None})
+    limit = int(settings.get("health.recent_events", 20))
+    events = [{k: e[k] for k in ("ts", "run_id", "symbol", "event", "before_state", "after_state", "reason")}
+              for e in db.events(limit=limit)]
+    return {"status": FAIL if not_active or not symbols else PASS, "counts": counts,
+            "not_active": not_active, "recent_events": events}
+
+
+def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[str, Any]], settings: Settings,
+              as_of: dt.date, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Price health over the universe from each symbol's last stored bar.
+
+    Age is counted in sessions of the symbol's own calendar, from its last bar
+    to the last complete session at ``as_of``: GREEN under
+    ``health.freshness_yellow_sessions`` (2), YELLOW up to
+    ``health.freshness_red_sessions`` (7), RED beyond or with no bars.  The
+    whole universe's health is its worst symbol's.  ``history`` is
+    ``Database.history_overview`` or ``history_summary`` (symbol -> last_date).
+    """
+    yellow = int(settings.get("health.freshness_yellow_sessions", 2))
+    red = int(settings.get("health.freshness_red_sessions", 7))
+    now = now or dt.datetime.now(dt.timezone.utc)
+    ends: dict[str, dt.date] = {}
+
+    @lru_cache(maxsize=None)
+    def age(calendar: str, last: str) -> int:
+        end = ends[calendar]
+        last_date = dt.date.fromisoformat(last)
+        return sessions_between(calendar, last_date, end) if last_date < end else 0
+
+    per_symbol, counts = [], {GREEN: 0, YELLOW: 0, RED: 0}
+    for entry in entries:
+        calendar = entry.calendar or settings.calendar_for(entry.asset_class)
+        if calendar not in ends:
+            try:
+                ends[calendar] = last_complete_session(calendar, as_of, now)
+            except CalendarError as exc:
+                raise DataInputError(f"as-of {as_of}: {exc}") from exc
+        last = (history.get(entry.symbol) or {}).get("last_date")
+        sessions = age(calendar, last) if last else None
+        health = RED if sessions is None or sessions > red else (YELLOW if sessions >= yellow else GREEN)
+        counts[health] += 1
+        per_symbol.append({"symbol": entry.symbol, "calendar": calendar, "last_date": last,
+                           "expected_last_session": str(ends[calendar]), "age_sessions": sessions,
+                           "health": health})
+    overall = RED if counts[RED] else (YELLOW if counts[YELLOW] else GREEN)
+    if not per_symbol:
+        overall = RED
+    stale = sorted((p for p in per_symbol if p["health"] != GREEN),
+                   key=lambda p: (-(p["age_sessions"] if p["age_sessions"] is not None else 10**9), p["symbol"]))
+    return {"status": {GREEN: PASS, YELLOW: WARN, RED: FAIL}[overall], "price_health": overall,
+            "as_of": str(as_of), "yellow_from_sessions": yellow, "red_beyond_sessions": red,
+            "counts": counts, "stale_symbols": stale}
+
+
+def _integrity(db: Database) -> dict[str, Any]:
+    result = db.integrity_check(quick=True)
+    version = db.schema_version()
+    ok = result == "ok"
+    return {"status": PASS if ok else FAIL, "quick_check": result, "schema_version": version,
+            "code_schema_version": SCHEMA_VERSION, "data_origin": db.data_origin()}
+
+
+def _integrity_in_background(path: Path) -> Callable[[], dict[str, Any]]:
+    """Start ``PRAGMA quick_check`` on a second read-only connection; the
+    returned function waits for and returns the integrity section.  A
+    database too damaged to check is a FAIL, not a crash."""
+    box: dict[str, dict[str, Any]] = {}
+
+    def check() -> None:
+        try:
+            with Database(path, readonly=True) as other:
+                box["result"] = _integrity(other)
+        except (sqlite3.Error, StoreError) as exc:
+            box["result"] = {"status": FAIL, "quick_check": f"{type(exc).__name__}: {exc}", "schema_version": None,
+                             "code_schema_version": SCHEMA_VERSION, "data_origin": None}
+
+    worker = threading.Thread(target=check, name="quick_check", daemon=True)
+    worker.start()
+
+    def wait() -> dict[str, Any]:
+        worker.join()
+        return box["result"]
+
+    return wait
+
+
+def _last_ingest(db: Database) -> dict[str, Any]:
+    runs = db.runs(limit=50)
+    if not runs:
+        return {"status": FAIL, "run_id": None, "message": "no ingestion run recorded (run ingest_history.py)"}
+    last = runs[0]
+    fetched = next((r for r in runs if r["mode"] != "verify"), None)
+    verification = last.get("verification")
+    if last["status"] == "FAILED" or verification == "FAILED":
+        status = FAIL
+    elif last["status"] == "RUNNING" or verification is None:
+        status = WARN
+    else:
+        status = PASS
+    return {
+        "status": status, "run_id": last["run_id"], "mode": last["mode"], "run_status": last["status"],
+        "started_at": last["started_at"], "finished_at": last["finished_at"], "as_of": last["as_of"],
+        "verification": verification, "symbols_requested": last["symbols_requested"],
+        "symbols_updated": last["symbols_succeeded"], "symbols_failed": last["symbols_failed"],
+        "rows_written": last["rows_written"], "providers_used": _json(last.get("providers_used")) or {},
+        "last_fetch_run": ({"run_id": fetched["run_id"], "mode": fetched["mode"], "status": fetched["status"],
+                            "finished_at": fetched["finished_at"],
+                            "providers_used": _json(fetched.get("providers_used")) or {}}
+                           if fetched is not None else None),
+    }
+
+
+def _json(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def _round(value: float) -> float:
+    return round(float(value), 6)

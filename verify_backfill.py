@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""Backfill verification: share of the universe ACTIVE with full history.
+
+    python verify_backfill.py            # compliance summary
+    python verify_backfill.py --symbols  # list failing symbols (rows, score, reason)
+    python verify_backfill.py --strict   # exit 2 unless 100% comply
+    python verify_backfill.py --json     # machine-readable
+
+Exit codes (docs/error_codes.md): 0 ok (or not --strict), 2 not compliant
+under --strict, 64 bad flag, 65 malformed universe/settings, 66 database or
+universe not found.
+"""
+from __future__ import annotations
+
+import click
+
+from ops.cli import OperatorCommand, db_option, json_option
+from ops.health_report import default_universe, verify_backfill
+
+
+@click.command(cls=OperatorCommand, help=__doc__.split("\n\n")[0])
+@db_option
+@click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=str(default_universe()),
+              show_default=True, help="Universe file (the only source of symbols).")
+@click.option("--symbols", "show_symbols", is_flag=True, help="List failing symbols with rows, score and reason.")
+@click.option("--strict", is_flag=True, help="Exit 2 unless every enabled symbol complies.")
+@json_option
+def main(db_path: str | None, universe_path: str, show_symbols: bool, strict: bool, as_json: bool) -> int:
+    return verify_backfill(db_path, universe_path, show_symbols=show_symbols, strict=strict, as_json=as_json)
+
+
+if __name__ == "__main__":
+    main()
