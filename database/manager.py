@@ -308,6 +308,11 @@ class Database:
             out[s] = self.conn.execute("SELECT MAX(date) FROM price_history WHERE symbol = ?", (s,)).fetchone()[0]
         return out
 
+    def bar_count(self, symbol: str, start: str, end: str) -> int:
+        """Stored bars of ``symbol`` in [start, end] (an index range count)."""
+        return self.conn.execute("SELECT COUNT(*) FROM price_history WHERE symbol = ? AND date BETWEEN ? AND ?",
+                                 (symbol, start, end)).fetchone()[0]
+
     def history_summary(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """rows / first / last date per symbol (one GROUP BY for all)."""
         sql = "SELECT symbol, COUNT(*), MIN(date), MAX(date) FROM price_history"

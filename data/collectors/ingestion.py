@@ -30,13 +30,18 @@ import pandas as pd
 
 from data import calendar as cal
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter, ProviderNotInstalled
+from data.governance.governance_agent import ACTIVE, GovernanceReport, govern_symbols
 from data.providers.base import (EntitlementError, FetchOutcome, FetchRequest, NoDataError, ProviderError,
                                  RateLimitError)
+from data.quality import assess_quality
+from data.quality.assessment import QualityConfig, QualityReport
 from data.symbols import filename_for
 from data.universe import Universe, UniverseEntry
 from database.manager import Database, MixedOriginError, SymbolWrite
 from ops import exit_codes
+from ops.alerts import Alerter, AlertMessage
 from ops.audit_trail import AuditTrail
+from ops.health import freshness
 from ops.redaction import redact
 from ops.runtime import RuntimePaths
 from ops.settings import Settings
@@ -67,6 +72,7 @@ class IngestOptions:
     tickers: tuple[str, ...] = ()
     provider: str | None = None
     data_dir: str | None = None
+    fail_on_quality: bool = False    # exit 2 when an error-severity quality finding exists
     now: dt.datetime | None = None   # for tests: what "now" is when as_of is today
 
     def params(self) -> dict[str, Any]:
@@ -116,6 +122,7 @@ class RunReport:
     exit_code: int
     duplicates: dict[str, int] = field(default_factory=dict)
     critical: dict[str, str] = field(default_factory=dict)
+    verification: "Verification | None" = None
 
     @property
     def failed(self) -> list[SymbolResult]:
@@ -129,6 +136,7 @@ class RunReport:
             "elapsed_s": round(self.elapsed_s, 3),
             "symbols_total": len(self.symbols),
             "symbols_failed": len(self.failed),
+            "governance": self.verification.to_dict() if self.verification else None,
             "symbols": [s.to_dict() for s in self.symbols],
         }
 
@@ -189,11 +197,67 @@ class _Pending:
     latency_ms: float = 0.0
 
 
+@dataclass
+class _Fetched:
+    """A provider's outcome plus the work done on it in the fetch worker."""
+
+    outcome: FetchOutcome
+    frame: pd.DataFrame | None = None
+    received: int = 0
+    duplicates: int = 0
+    quality: QualityReport | None = None
+
+
+class PayloadScorer:
+    """Scores a payload in the fetch worker when it covers the symbol's whole
+    governance window (a deep backfill), so governing a fresh backfill never
+    reads the store back.  Thread-safe: it holds only read-only state."""
+
+    def __init__(self, settings: Settings, as_of: dt.date):
+        self.config = QualityConfig.from_settings(settings)
+        self.required = settings.required_sessions
+        self.as_of = as_of
+        self._windows: dict[str, tuple[cal.Window, pd.DatetimeIndex]] = {}
+
+    def window(self, calendar: str) -> tuple[cal.Window, pd.DatetimeIndex]:
+        if calendar not in self._windows:
+            win = cal.backfill_window(calendar, self.as_of, self.required)
+            self._windows[calendar] = (win, cal.expected_sessions(calendar, win.start, win.end))
+        return self._windows[calendar]
+
+    def __call__(self, request: FetchRequest, frame: pd.DataFrame, duplicates: int) -> QualityReport | None:
+        win, sessions = self.window(request.calendar)
+        if (request.start, request.end) != (win.start, win.end):
+            return None
+        return assess_quality(frame, expected_sessions=sessions, payload_duplicates=duplicates,
+                              asset_class=request.asset_class, corporate_actions=actions_in_frame(frame),
+                              as_of=self.as_of, settings=self.config, symbol=request.symbol,
+                              calendar=request.calendar)
+
+
+def actions_in_frame(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The payload's dividends and splits as (date, action, value) rows, the
+    shape ``Database.corporate_actions`` returns."""
+    parts = []
+    for col, action, neutral in (("dividend", "dividend", 0.0), ("split_ratio", "split", 1.0)):
+        if col in frame.columns:
+            values = frame[col].to_numpy(dtype="float64")
+            mask = ~np.isnan(values) & (values != neutral) & (values != 0.0)
+            if mask.any():
+                parts.append(pd.DataFrame({"date": frame["date"].to_numpy()[mask], "action": action,
+                                           "value": values[mask]}))
+    if not parts:
+        return None
+    return pd.concat(parts, ignore_index=True).sort_values(["date", "action"], ignore_index=True)
+
+
 class _FetchPool:
     """Runs provider fetches in worker threads and walks each symbol down its
     list of candidate providers until one succeeds or none is left."""
 
-    def __init__(self, router: DataRouter, raw_dir: Path, workers: int, compresslevel: int):
+    def __init__(self, router: DataRouter, raw_dir: Path, workers: int, compresslevel: int,
+                 scorer: PayloadScorer | None = None):
+        self.scorer = scorer
         self.router = router
         self.raw_dir = raw_dir
         self.executor = futures.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch")
@@ -213,32 +277,46 @@ class _FetchPool:
         except Exception:  # construction errors surface per request in _work
             return None
 
-    def _work(self, name: str, items: list[_Pending]) -> list[FetchOutcome]:
+    def _work(self, name: str, items: list[_Pending]) -> list[_Fetched]:
         requests = [p.plan.request for p in items]
         try:
             provider = self.router.provider(name)
             outcomes = list(provider.fetch(requests))
         except ProviderNotInstalled as exc:
-            return [FetchOutcome(r, error=_provider_error(exc, name, r.symbol, "PROVIDER_NOT_INSTALLED"))
+            return [_Fetched(FetchOutcome(r, error=_provider_error(exc, name, r.symbol, "PROVIDER_NOT_INSTALLED")))
                     for r in requests]
         except ProviderError as exc:
-            return [FetchOutcome(r, error=exc) for r in requests]
+            return [_Fetched(FetchOutcome(r, error=exc)) for r in requests]
         except Exception as exc:  # a provider bug must not kill the batch
-            return [FetchOutcome(r, error=_provider_error(exc, name, r.symbol, "PROVIDER_CRASH"))
+            return [_Fetched(FetchOutcome(r, error=_provider_error(exc, name, r.symbol, "PROVIDER_CRASH")))
                     for r in requests]
-        for outcome in outcomes:
-            result = outcome.result
-            if result is not None and result.raw_payload is not None:
-                path = self.raw_dir / f"{filename_for(name)}__{filename_for(result.symbol)}.{result.raw_suffix}.gz"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with gzip.open(path, "wb", compresslevel=self.compresslevel) as fh:
-                    fh.write(result.raw_payload)
-                result.notes.append(f"raw:{path}")
-                result.raw_payload = None  # free memory early
-        return outcomes
+        return [self._prepare(name, outcome) for outcome in outcomes]
 
-    def results(self) -> Iterable[tuple[_Pending, FetchOutcome]]:
-        """Yield (pending, outcome) as fetches complete, keeping at most
+    def _prepare(self, name: str, outcome: FetchOutcome) -> _Fetched:
+        """Archive the raw payload, trim/deduplicate the frame and score it,
+        all off the writer thread."""
+        result = outcome.result
+        if result is None:
+            return _Fetched(outcome)
+        if result.raw_payload is not None:
+            path = self.raw_dir / f"{filename_for(name)}__{filename_for(result.symbol)}.{result.raw_suffix}.gz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with gzip.open(path, "wb", compresslevel=self.compresslevel) as fh:
+                fh.write(result.raw_payload)
+            result.notes.append(f"raw:{path}")
+            result.raw_payload = None  # free memory early
+        request = outcome.request
+        frame, received, dups = prepare_frame(result.frame, request)
+        if frame.empty:
+            outcome.error = NoDataError(f"no bars in {request.start}..{request.end}", provider=name,
+                                        symbol=request.symbol)
+            outcome.result = None
+            return _Fetched(outcome)
+        quality = self.scorer(request, frame, dups) if self.scorer is not None else None
+        return _Fetched(outcome, frame, received, dups, quality)
+
+    def results(self) -> Iterable[tuple[_Pending, _Fetched]]:
+        """Yield (pending, fetched) as fetches complete, keeping at most
         2 x workers batches in flight so memory stays bounded."""
         while self.queue or self.in_flight:
             while self.queue and len(self.in_flight) < 2 * self.workers:
@@ -248,14 +326,14 @@ class _FetchPool:
             for fut in done:
                 name, items = self.in_flight.pop(fut)
                 by_symbol = {p.plan.entry.symbol: p for p in items}
-                for outcome in fut.result():
-                    pending = by_symbol.pop(outcome.request.symbol, None)
+                for fetched in fut.result():
+                    pending = by_symbol.pop(fetched.outcome.request.symbol, None)
                     if pending is not None:
-                        yield pending, outcome
+                        yield pending, fetched
                 for pending in by_symbol.values():  # provider forgot a symbol: never silent
                     err = NoDataError("provider returned no outcome for the symbol", provider=name,
                                       symbol=pending.plan.entry.symbol)
-                    yield pending, FetchOutcome(pending.plan.request, error=err)
+                    yield pending, _Fetched(FetchOutcome(pending.plan.request, error=err))
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -312,7 +390,7 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
     raw_dir = paths.raw_dir(run_id)
 
     if options.mode == "verify":
-        return _verify_run(db, entries, settings, options, as_of, run_id, started_at, trail, t0)
+        return _verify_run(db, universe, entries, settings, paths, options, as_of, run_id, started_at, trail, t0)
 
     if options.provider:
         try:
@@ -338,6 +416,7 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
     providers_used: collections.Counter[str] = collections.Counter()
     duplicates: dict[str, int] = {}
     critical: dict[str, str] = {}
+    scored: dict[str, tuple[QualityReport, str, FetchRequest, int]] = {}
     batch_size = int(settings.get("ingest.symbols_per_transaction", 100))
     total = len(plans)
     done = 0
@@ -356,8 +435,9 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
         if progress:
             progress(res.symbol, done, total)
 
+    scorer = PayloadScorer(settings, as_of) if options.mode == "deep_backfill" else None
     pool = _FetchPool(router, raw_dir, int(settings.get("providers.fetch_workers", 2)),
-                      int(settings.get("ingest.raw_archive_compresslevel", 1)))
+                      int(settings.get("ingest.raw_archive_compresslevel", 1)), scorer)
     try:
         by_provider: dict[str, list[_Pending]] = collections.defaultdict(list)
         for plan in plans:
@@ -384,19 +464,14 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
         for name, items in by_provider.items():
             pool.submit(name, items)
 
-        for pending, outcome in pool.results():
+        for pending, fetched in pool.results():
+            outcome = fetched.outcome
             plan = pending.plan
             symbol = plan.entry.symbol
             name = pending.candidates[0]
             pending.latency_ms += outcome.latency_ms
             error = outcome.error
-            frame = None
-            received = dups = 0
-            if error is None and outcome.result is not None:
-                frame, received, dups = prepare_frame(outcome.result.frame, plan.request)
-                if frame.empty:
-                    error = NoDataError(f"no bars in {plan.request.start}..{plan.request.end}",
-                                        provider=name, symbol=symbol)
+            frame, received, dups = fetched.frame, fetched.received, fetched.duplicates
             if error is None:
                 router.record_result(name, True)
                 pending.tried.append({"provider": name, "outcome": SUCCESS, "attempts": outcome.attempts})
@@ -410,6 +485,8 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
                          "error_message": plan.note}
                 writes.append(SymbolWrite(symbol, name, frame, audit))
                 duplicates[symbol] = dups
+                if fetched.quality is not None:
+                    scored[symbol] = (fetched.quality, name, plan.request, len(frame))
                 providers_used[name] += 1
                 finish(SymbolResult(symbol, SUCCESS, provider=name, rows_received=received,
                                     duplicate_rows=dups, tried=pending.tried))
@@ -451,15 +528,96 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
     ordered = [results[p.entry.symbol] for p in plans]
     failed = [r for r in ordered if r.outcome not in (SUCCESS, UP_TO_DATE)]
     status = "SUCCESS" if not failed else ("FAILED" if len(failed) == len(ordered) else "PARTIAL")
+
+    # A payload scored in the worker stands for the stored window only when
+    # the store holds exactly its rows there (nothing older left in the window).
+    precomputed = {}
+    for symbol, (quality, provider, request, rows) in scored.items():
+        if db.bar_count(symbol, str(request.start), str(request.end)) == rows:
+            precomputed[symbol] = (quality, provider)
+    touched = [r.symbol for r in ordered if r.outcome != SKIPPED_DEAD_LETTER]
+    verdict = govern_and_verify(db, universe, settings, paths, run_id=run_id, as_of=as_of, symbols=touched,
+                                fetch_failures=[r.symbol for r in failed], payload_duplicates=duplicates,
+                                critical=critical, precomputed=precomputed, trail=trail, now=options.now)
     db.finish_run(run_id, status=status, symbols_succeeded=len(ordered) - len(failed),
-                  symbols_failed=len(failed), rows_written=rows_written, providers_used=dict(providers_used))
+                  symbols_failed=len(failed), rows_written=rows_written, providers_used=dict(providers_used),
+                  verification=verdict.verification)
     elapsed = time.perf_counter() - t0
     trail.append("run_finished", level="INFO" if not failed else "ERROR", status=status,
                  rows_written=rows_written, symbols=len(ordered), failed=[r.symbol for r in failed],
-                 providers_used=dict(providers_used), elapsed_s=round(elapsed, 3))
+                 providers_used=dict(providers_used), verification=verdict.verification,
+                 elapsed_s=round(elapsed, 3))
+    code = exit_codes.OK
+    if failed:
+        code = exit_codes.FAILURE
+    elif options.fail_on_quality and verdict.governance.has_error_findings:
+        code = exit_codes.GATE_FAILED
     return RunReport(run_id, options.mode, as_of.isoformat(), status, ordered, rows_written,
                      dict(providers_used), str(raw_dir) if raw_dir.exists() else None, elapsed,
-                     exit_codes.OK if not failed else exit_codes.FAILURE, duplicates, critical)
+                     code, duplicates, critical, verdict)
+
+
+@dataclass
+class Verification:
+    """Governance and freshness after a run."""
+
+    governance: GovernanceReport
+    freshness: dict[str, Any]
+    verification: str                  # PASSED / FAILED
+    problems: list[str]
+    alerts: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        gov = self.governance
+        return {"verification": self.verification, "problems": self.problems,
+                "states": gov.counts, "rejected": len(gov.rejected), "rejection_pct": round(gov.rejection_pct, 3),
+                "has_error_findings": gov.has_error_findings, "state_changes": gov.changes,
+                "price_health": self.freshness["price_health"], "freshness_counts": self.freshness["counts"],
+                "stale_symbols": [s["symbol"] for s in self.freshness["stale_symbols"]],
+                "alerts": self.alerts}
+
+
+def govern_and_verify(db: Database, universe: Universe, settings: Settings, paths: RuntimePaths, *,
+                      run_id: str, as_of: dt.date, symbols: Sequence[str], fetch_failures: Sequence[str] = (),
+                      payload_duplicates: Mapping[str, int] | None = None,
+                      critical: Mapping[str, str] | None = None,
+                      precomputed: Mapping[str, tuple[QualityReport, str | None]] | None = None,
+                      trail: AuditTrail | None = None, now: dt.datetime | None = None) -> Verification:
+    """Score and govern ``symbols``, check freshness over the whole universe
+    whatever the fetch reported, record INGEST_SUCCESS or
+    INGEST_VERIFICATION_FAILED, and alert.  Used after every ingest run,
+    by ``--mode=verify`` and by repairs."""
+    gov = govern_symbols(db, universe_entries=universe.entries, run_id=run_id, as_of=as_of, settings=settings,
+                         payload_duplicates=payload_duplicates, critical=critical, symbols=symbols,
+                         precomputed=precomputed)
+    fresh = freshness(universe.enabled, db.history_overview(universe.symbols), settings, as_of, now)
+    problems = []
+    if fetch_failures:
+        problems.append(f"{len(fetch_failures)} symbol(s) failed to fetch: {', '.join(list(fetch_failures)[:10])}")
+    not_active = [v for v in gov.verdicts if v.state != ACTIVE]
+    if not_active:
+        problems.append(f"{len(not_active)} symbol(s) not ACTIVE: "
+                        + ", ".join(f"{v.symbol} {v.state} {v.reason}" for v in not_active[:10]))
+    if fresh["price_health"] == "RED":
+        stale = [s["symbol"] for s in fresh["stale_symbols"] if s["health"] == "RED"]
+        problems.append(f"price health RED: {len(stale)} symbol(s) stale or empty: {', '.join(stale[:10])}")
+    verification = "FAILED" if problems else "PASSED"
+    event = "INGEST_SUCCESS" if not problems else "INGEST_VERIFICATION_FAILED"
+    db.record_event(event, run_id=run_id, reason=verification,
+                    detail={"states": gov.counts, "problems": problems, "price_health": fresh["price_health"],
+                            "governed": len(gov.verdicts), "rejection_pct": round(gov.rejection_pct, 3)})
+    if trail is not None:
+        trail.append(event.lower(), level="INFO" if not problems else "ERROR", states=gov.counts,
+                     problems=problems, price_health=fresh["price_health"])
+    messages = gov.alert_messages()
+    if problems:
+        messages.append(AlertMessage(title=f"Ingest verification failed (run {run_id})", body="\n".join(problems),
+                                     severity="error", key="verification-failed",
+                                     details={"run_id": run_id, "states": gov.counts}))
+    alerter = Alerter(run_id=run_id, settings=settings, store=db, audit=trail, alerts_dir=paths.alerts_dir)
+    alerts = [{"title": m.title, "severity": m.severity, "outcome": r.outcome}
+              for m, r in zip(messages, alerter.send_all(messages))]
+    return Verification(gov, fresh, verification, problems, alerts)
 
 
 def _audit_row(plan: SymbolPlan, res: SymbolResult, *, count_failure: bool = True,
@@ -473,29 +631,29 @@ def _audit_row(plan: SymbolPlan, res: SymbolResult, *, count_failure: bool = Tru
             "count_failure": count_failure and res.outcome not in (UP_TO_DATE, SKIPPED_DEAD_LETTER)}
 
 
-def _verify_run(db: Database, entries: Sequence[UniverseEntry], settings: Settings, options: IngestOptions,
-                as_of: dt.date, run_id: str, started_at: str, trail: AuditTrail, t0: float) -> RunReport:
-    """Fetch nothing: record a run, and report each symbol's stored history
-    against its window."""
+def _verify_run(db: Database, universe: Universe, entries: Sequence[UniverseEntry], settings: Settings,
+                paths: RuntimePaths, options: IngestOptions, as_of: dt.date, run_id: str, started_at: str,
+                trail: AuditTrail, t0: float) -> RunReport:
+    """Fetch nothing: re-score and re-govern every selected symbol from what
+    the store holds, check freshness, record the verdict."""
     db.begin_run(run_id, "verify", as_of.isoformat(), options.params(), started_at, len(entries))
-    summary = db.history_summary([e.symbol for e in entries])
-    results = []
-    required = settings.required_sessions
-    for entry in entries:
-        info = summary[entry.symbol]
-        ok = info["rows"] >= required
-        results.append(SymbolResult(entry.symbol, SUCCESS if ok else FAILED,
-                                    error_code=None if ok else "INSUFFICIENT_HISTORY",
-                                    error_message=None if ok else f"{info['rows']} of {required} rows",
-                                    rows_received=info["rows"]))
+    verdict = govern_and_verify(db, universe, settings, paths, run_id=run_id, as_of=as_of,
+                                symbols=[e.symbol for e in entries], trail=trail, now=options.now)
+    results = [SymbolResult(v.symbol, SUCCESS if v.state == ACTIVE else FAILED,
+                            error_code=None if v.state == ACTIVE else v.reason,
+                            error_message=None if v.state == ACTIVE else f"{v.state}: {v.rows} rows, "
+                                                                         f"score {v.quality_score:.3f}",
+                            rows_received=v.rows)
+               for v in verdict.governance.verdicts]
     failed = [r for r in results if r.outcome != SUCCESS]
-    status = "SUCCESS" if not failed else "FAILED"
+    status = "SUCCESS" if verdict.verification == "PASSED" else "FAILED"
     db.finish_run(run_id, status=status, symbols_succeeded=len(results) - len(failed),
                   symbols_failed=len(failed), rows_written=0, providers_used={},
-                  verification="PASSED" if not failed else "FAILED")
+                  verification=verdict.verification)
     trail.append("verify_finished", status=status, failed=[r.symbol for r in failed])
+    code = exit_codes.OK if verdict.verification == "PASSED" else exit_codes.GATE_FAILED
     return RunReport(run_id, "verify", as_of.isoformat(), status, results, 0, {}, None,
-                     time.perf_counter() - t0, exit_codes.OK if not failed else exit_codes.FAILURE)
+                     time.perf_counter() - t0, code, verification=verdict)
 
 
 # ------------------------------------------------------------ CLI entry point
@@ -535,7 +693,8 @@ def ingest_command(options: IngestOptions, *, db_path: str | None, universe_path
     if (options.start or options.end) and options.mode not in ("deep_backfill", "range"):
         raise InputError(f"--start/--end go with --mode=range (or deep_backfill), not --mode={options.mode}")
     mode = "range" if (options.start or options.end) else options.mode
-    options = IngestOptions(**{**options.__dict__, "mode": mode, "tickers": tickers})
+    options = IngestOptions(**{**options.__dict__, "mode": mode, "tickers": tickers,
+                               "fail_on_quality": fail_on_quality or options.fail_on_quality})
 
     paths = RuntimePaths.resolve(db_path)
     with Database(paths.db) as db:

@@ -28,7 +28,7 @@ import pandas as pd
 from data.calendar import backfill_window, expected_sessions
 from data.quality import assess_quality
 from data.quality import findings as F
-from data.quality.assessment import QualityConfig
+from data.quality.assessment import QualityConfig, QualityReport
 from data.quality.findings import Finding
 from data.universe import UniverseEntry
 from database.manager import Database, utc_now
@@ -212,7 +212,8 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
                    settings: Settings, payload_duplicates: Mapping[str, int] | None = None,
                    critical: Mapping[str, str] | None = None, symbols: Iterable[str] | None = None,
                    batch_size: int = 500,
-                   progress: Callable[[str, int, int], None] | None = None) -> GovernanceReport:
+                   progress: Callable[[str, int, int], None] | None = None,
+                   precomputed: Mapping[str, tuple[QualityReport, str | None]] | None = None) -> GovernanceReport:
     """Score and govern ``symbols`` (default: every enabled universe entry)
     from what the store holds over each symbol's backfill window ending at
     ``as_of``.
@@ -223,7 +224,10 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
     code of a provider-critical failure (e.g. NO_VALID_PROVIDER), which
     quarantines the symbol.  Writes ``data_quality`` rows and the states (with
     their STATE_CHANGE events) every ``batch_size`` symbols; ``progress`` is
-    called as ``progress(symbol, done, total)``.
+    called as ``progress(symbol, done, total)``.  ``precomputed``: symbol ->
+    (QualityReport, provider) already scored on a frame equal to the stored
+    window (the ingest scores a fresh payload in its fetch workers), so the
+    store is not read back for those symbols.
     """
     enabled = [e for e in universe_entries if e.enabled]
     by_symbol = {e.symbol: e for e in enabled}
@@ -243,7 +247,8 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
                               reject_alert_pct=float(settings.get("quality.universe_reject_alert_pct", 5.0)))
     previous = db.governance_states()
     carried = {s: int(q.get("payload_duplicates") or 0) for s, q in db.latest_quality().items()}
-    actions = db.corporate_actions_by_symbol(wanted)
+    precomputed = dict(precomputed or {})
+    actions = db.corporate_actions_by_symbol([s for s in wanted if s not in precomputed])
     windows: dict[str, tuple[Any, pd.DatetimeIndex]] = {}
 
     quality_rows: list[dict[str, Any]] = []
@@ -265,15 +270,18 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
             win = backfill_window(calendar, as_of, required)
             windows[calendar] = (win, expected_sessions(calendar, win.start, win.end))
         win, sessions = windows[calendar]
-        frame = db.read_bars(symbol, str(win.start), str(win.end))
-        dups = duplicates.get(symbol, carried.get(symbol, 0))
-        quality = assess_quality(frame, expected_sessions=sessions, payload_duplicates=dups,
-                                 asset_class=entry.asset_class, corporate_actions=actions.get(symbol),
-                                 as_of=as_of, settings=cfg, symbol=symbol, calendar=calendar)
+        if symbol in precomputed:
+            quality, provider = precomputed[symbol]
+        else:
+            frame = db.read_bars(symbol, str(win.start), str(win.end))
+            dups = duplicates.get(symbol, carried.get(symbol, 0))
+            quality = assess_quality(frame, expected_sessions=sessions, payload_duplicates=dups,
+                                     asset_class=entry.asset_class, corporate_actions=actions.get(symbol),
+                                     as_of=as_of, settings=cfg, symbol=symbol, calendar=calendar)
+            provider = str(frame["provider"].iloc[-1]) if not frame.empty else None
         state, reason = decide_state(quality.rows, required, degraded_min, quality.score,
                                      cfg.accept_threshold, quality.findings, critical.get(symbol))
         before = previous.get(symbol) or {}
-        provider = str(frame["provider"].iloc[-1]) if not frame.empty else None
         verdict = SymbolVerdict(
             symbol=symbol, asset_class=entry.asset_class, state=state, reason=reason, rows=quality.rows,
             expected_rows=quality.expected_rows, quality_score=quality.score, components=quality.components,
