@@ -27,14 +27,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from data.universe import UniverseEntry
-from database.manager import SYNTHETIC_PROVIDER, Database
+from database.manager import SYNTHETIC_PROVIDER, Database, utc_now
 from ops.runtime import RuntimePaths
 from trading.alpha_model import SafePredictor
 from trading.brokers import BUY, SELL, Book, Broker, OrderRequest, OrderResult
@@ -323,9 +323,10 @@ class TradingAgent:
         switch exists."""
         results = []
         for order in decision.orders:
+            stamped = replace(order, created_at=utc_now())
             if kill_switch_engaged(self.paths.kill_switch):
                 raise KillSwitchEngaged(kill_switch_message(self.paths.kill_switch))
-            result = self.broker.submit(order)
+            result = self.broker.submit(stamped)
             results.append(result)
             if self.log is not None:
                 self.log.info("ORDER", module="trading.agent", symbol=result.symbol, side=result.side,

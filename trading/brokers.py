@@ -40,6 +40,9 @@ class OrderRequest:
     target_weight: float | None = None
     reason: str | None = None
     client_order_id: str | None = None
+    # Stamped by the sender just before its last kill-switch check, so an
+    # order's created_at never postdates a kill switch it did not see.
+    created_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class PaperBroker:
     def submit(self, order: OrderRequest) -> OrderResult:
         if order.side not in (BUY, SELL) or not (order.quantity > 0):
             raise BrokerError(f"{order.symbol}: invalid order {order.side} {order.quantity}")
-        now = self.clock()
+        now = order.created_at or self.clock()
         row = {"created_at": now, "session": order.session, "symbol": order.symbol, "side": order.side,
                "quantity": order.quantity, "mode": "paper", "target_weight": order.target_weight,
                "client_order_id": order.client_order_id, "reason": order.reason}
@@ -228,7 +231,7 @@ class LiveAlpacaBroker:
         return self.book()
 
     def submit(self, order: OrderRequest) -> OrderResult:
-        now = self.clock()
+        now = order.created_at or self.clock()
         row = {"created_at": now, "session": order.session, "symbol": order.symbol, "side": order.side,
                "quantity": order.quantity, "mode": "live", "target_weight": order.target_weight,
                "client_order_id": order.client_order_id, "reason": order.reason}

@@ -57,17 +57,20 @@ def set_states(db: Database, states: Mapping[str, str], *, quality: float = 0.95
 
 
 def seed_store(db_path: Path, symbols: Sequence[str], *, rows: int = 300, provider: str = "file",
-               states: Mapping[str, str] | None = None, drifts: Mapping[str, float] | None = None) -> None:
-    """A store with ``rows`` bars per symbol and the given states (default ACTIVE)."""
+               states: Mapping[str, str] | None = None, drifts: Mapping[str, float] | None = None,
+               vol: float = 0.015) -> None:
+    """A store with ``rows`` bars per symbol and the given states (default ACTIVE).
+    Each symbol's walk is seeded by its name, so it does not depend on call order."""
     drifts = drifts or {}
     with Database(db_path) as db:
-        frames = {s: random_walk_bars(rows, seed=i + 1, price=50.0 + 25 * i, drift=drifts.get(s, 0.0008))
-                  for i, s in enumerate(symbols)}
+        frames = {s: random_walk_bars(rows, seed=sum(map(ord, s)), price=50.0 + sum(map(ord, s)) % 100,
+                                      drift=drifts.get(s, 0.0008), vol=vol)
+                  for s in symbols}
         write_bars(db, frames, provider=provider)
         db.finish_run("seed-run", status="SUCCESS", symbols_succeeded=len(frames), symbols_failed=0,
                       rows_written=rows * len(frames), providers_used={provider: len(frames)},
                       verification="PASSED")
-        set_states(db, states or {s: "ACTIVE" for s in symbols})
+        set_states(db, states if states is not None else {s: "ACTIVE" for s in symbols})
 
 
 def write_universe(path: Path, symbols: Sequence[str]) -> Path:
