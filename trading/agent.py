@@ -240,8 +240,11 @@ class TradingAgent:
         current = self.broker.book()
         if gaps is None:
             gaps = self.data_gaps(snapshot, governance, current.positions)
-        equity = book.cash + sum(q * snapshot.closes.get(s, 0.0) for s, q in book.positions.items()
-                                 if math.isfinite(snapshot.closes.get(s, 0.0)))
+        if book.equity is not None:
+            equity = book.equity
+        else:
+            equity = book.cash + sum(q * snapshot.closes.get(s, 0.0) for s, q in book.positions.items()
+                                     if math.isfinite(snapshot.closes.get(s, 0.0)))
         scores, vols, blocked = {}, {}, {}
         for symbol in self.symbols:
             fc = snapshot.forecasts.get(symbol)

@@ -64,6 +64,9 @@ class Book:
 
     cash: float
     positions: dict[str, float] = field(default_factory=dict)
+    # The broker's own valuation when it has one (live); None: value the
+    # positions at the stored closes.
+    equity: float | None = None
 
     def quantity(self, symbol: str) -> float:
         return self.positions.get(symbol, 0.0)
@@ -213,18 +216,30 @@ class LiveAlpacaBroker:
         return self._client
 
     def book(self) -> Book:
+        """Cash and positions, with open orders counted as if filled: a
+        re-run while orders are still working must not send them again."""
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
         try:
             account = self.client().get_account()
             positions = self.client().get_all_positions()
+            working = self.client().get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
         except Exception as exc:
             raise BrokerError(f"alpaca: cannot read the account: {exc}") from exc
-        held = {}
+        held: dict[str, float] = {}
         for p in positions:
             qty = float(p.qty)
             if str(getattr(p.side, "value", p.side)).lower() == "short" and qty > 0:
                 qty = -qty
             held[from_alpaca_symbol(p.symbol)] = qty
-        return Book(cash=float(account.cash), positions=held)
+        for o in working:
+            remaining = float(o.qty or 0) - float(o.filled_qty or 0)
+            sign = 1.0 if str(getattr(o.side, "value", o.side)).lower() == "buy" else -1.0
+            symbol = from_alpaca_symbol(o.symbol)
+            held[symbol] = held.get(symbol, 0.0) + sign * remaining
+        equity = float(account.equity) if getattr(account, "equity", None) is not None else None
+        return Book(cash=float(account.cash), positions={s: q for s, q in held.items() if q}, equity=equity)
 
     def book_at_session_start(self, session: str) -> Book:
         # The broker's own book is the truth in live mode.
