@@ -10,8 +10,9 @@ free fields.  It goes to
 
 Secrets are redacted here, at the logging layer, so no caller can leak one:
 the values of environment variables whose names look like credentials
-(``*_KEY``, ``*_SECRET*``, ``*TOKEN*``, ``*PASSWORD*``) are replaced by
-``***`` in every string of every record, traceback included.
+(``*_KEY``, ``*_KEY_ID``, ``*SECRET*``, ``*TOKEN*``, ``*PASSWORD*``,
+``*PASSPHRASE*``) are replaced by ``***`` in every string of every record,
+traceback included.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_SECRET_NAME = re.compile(r"(_KEY$|_SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(_KEY$|_KEY_ID$|SECRET|TOKEN|PASSWORD|PASSPHRASE)", re.IGNORECASE)
 REDACTED = "***"
 # A secret shorter than this would redact ordinary words ("1", "yes").
 _MIN_SECRET_LEN = 4

@@ -30,7 +30,6 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from data.universe import UniverseEntry

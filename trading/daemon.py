@@ -25,6 +25,7 @@ from typing import Any, Callable
 from ops.runtime import RuntimePaths
 from trading.agent import KillSwitchEngaged, TradingAgent
 from trading.gate import append_halt_log, kill_switch_engaged, kill_switch_message
+from trading.guard import GuardViolation, HistoryGuard
 from trading.ticket import build_ticket, write_ticket
 
 
@@ -34,17 +35,37 @@ def heartbeat_line(uptime_s: float, symbols: int, cycles: int, model_errors: int
             f"model_errors={model_errors} | arima_fb={arima_fb}")
 
 
-def default_refresh(db_path, log: Any) -> Callable[[], None]:
-    """The refresh hook: an incremental ingest with re-governance, when the
-    ingestion module is installed; otherwise a logged no-op."""
+def ingestion_refresh(db, universe, settings, paths: RuntimePaths, log: Any, guard: HistoryGuard, *,
+                      ingest: Callable[[], Any] | None = None) -> Callable[[], None]:
+    """The daemon's refresh hook: an incremental Stage 1 run on the same
+    store (``ingest`` overrides it), under the history guard.
+
+    Ingestion turns any provider exception into a per-symbol failure, so a
+    GUARD VIOLATION would only show in the audit; the guard records each
+    one and this hook logs them and raises, making it a loop error.
+    Re-governance after the ingest is the lead's to add here (the governance
+    agent is not in this branch)."""
     def refresh() -> None:
-        try:
-            from data.collectors.ingestion import run_ingestion
-        except ImportError:
-            log.warning("REFRESH_UNAVAILABLE", module="trading.daemon",
-                        message="data refresh unavailable: data.collectors.ingestion is not installed")
-            return
-        run_ingestion(mode="incremental", db_path=str(db_path))
+        run = ingest
+        if run is None:
+            try:
+                from data.collectors.ingestion import IngestOptions, run_ingestion
+            except ImportError:
+                log.warning("REFRESH_UNAVAILABLE", module="trading.daemon",
+                            message="data refresh unavailable: data.collectors.ingestion is not installed")
+                return
+
+            def run():
+                return run_ingestion(db, universe, settings, paths, IngestOptions(mode="incremental"))
+        guard.take_violations()
+        report = run()
+        violations = guard.take_violations()
+        for message in violations:
+            log.error("GUARD_VIOLATION", module="trading.guard", message=message)
+        if violations:
+            raise GuardViolation(f"{violations[0]} ({len(violations)} violation(s) during the refresh)")
+        log.info("DATA_REFRESH_INGEST", module="trading.daemon", run_id=getattr(report, "run_id", None),
+                 status=getattr(report, "status", None), rows_written=getattr(report, "rows_written", None))
     return refresh
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from data.providers.base import FetchOutcome, FetchRequest, Provider
 
@@ -40,11 +40,16 @@ def check_request(request: FetchRequest, max_days: int) -> None:
 
 
 class GuardedProvider:
-    """A provider that refuses, before any network traffic, a long request."""
+    """A provider that refuses, before any network traffic, a long request.
 
-    def __init__(self, provider: Provider, max_days: int):
+    ``on_violation`` is told every violation: a caller that catches provider
+    exceptions wholesale (ingestion turns them into per-symbol failures)
+    cannot make one disappear."""
+
+    def __init__(self, provider: Provider, max_days: int, on_violation: Callable[[str], None] | None = None):
         self._provider = provider
         self.max_days = int(max_days)
+        self.on_violation = on_violation
         self.name = getattr(provider, "name", type(provider).__name__)
 
     def fetch(self, requests: Sequence[FetchRequest]) -> Iterator[FetchOutcome]:
@@ -52,7 +57,12 @@ class GuardedProvider:
         # Checked eagerly (not inside a generator) so the violation surfaces
         # at the call, before the wrapped provider sees any request.
         for request in requests:
-            check_request(request, self.max_days)
+            try:
+                check_request(request, self.max_days)
+            except GuardViolation as exc:
+                if self.on_violation is not None:
+                    self.on_violation(str(exc))
+                raise
         return iter(self._provider.fetch(requests))
 
     def test(self) -> str:
@@ -88,6 +98,18 @@ class HistoryGuard:
 
     def __init__(self, max_days: int):
         self.max_days = int(max_days)
+        self._violations: list[str] = []
+        self._violations_lock = threading.Lock()
+
+    def record(self, message: str) -> None:
+        with self._violations_lock:
+            self._violations.append(message)
+
+    def take_violations(self) -> list[str]:
+        """Violations seen since the last call (and forget them)."""
+        with self._violations_lock:
+            out, self._violations = self._violations, []
+        return out
 
     @contextlib.contextmanager
     def installed(self) -> Iterator["HistoryGuard"]:
@@ -102,7 +124,9 @@ class HistoryGuard:
 
             def provider(router, name: str):
                 inst = original(router, name)
-                return inst if isinstance(inst, GuardedProvider) else GuardedProvider(inst, guard.max_days)
+                if isinstance(inst, GuardedProvider):
+                    return inst
+                return GuardedProvider(inst, guard.max_days, on_violation=guard.record)
 
             previous = DataRouter.provider
             DataRouter.provider = provider

@@ -35,7 +35,7 @@ from ops.structured_log import StructuredLog
 from trading.agent import KillSwitchEngaged, TradingAgent
 from trading.brokers import LiveAlpacaBroker, PaperBroker
 from trading.config import ConfigError, load_trading_config
-from trading.daemon import TradingDaemon, default_refresh
+from trading.daemon import TradingDaemon, ingestion_refresh
 from trading.gate import (append_halt_log, check_history, kill_switch_engaged, kill_switch_message,
                           live_refusals, stage1_verified)
 from trading.guard import HistoryGuard
@@ -147,14 +147,15 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
             broker = live_broker_factory(config.live_credentials, db)
         else:
             broker = PaperBroker(db, config)
-        with HistoryGuard(config.guard_max_days).installed():
+        with HistoryGuard(config.guard_max_days).installed() as guard:
             agent = TradingAgent(db, config, broker, entries, paths, log=log, **dict(agent_kwargs or {}))
             if opts.run_once:
                 return _run_once(opts, agent, paths, log)
+            if refresh is None:
+                refresh = ingestion_refresh(db, universe, settings, paths, log, guard)
             daemon = TradingDaemon(agent, paths, log, tick_interval=opts.tick_interval,
                                    data_refresh_minutes=opts.data_refresh_minutes,
-                                   heartbeat_seconds=config.heartbeat_seconds,
-                                   refresh=refresh if refresh is not None else default_refresh(paths.db, log))
+                                   heartbeat_seconds=config.heartbeat_seconds, refresh=refresh)
             if daemon_hook is not None:
                 daemon_hook(daemon)
             with _stop_on_signals(daemon):

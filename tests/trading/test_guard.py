@@ -72,3 +72,35 @@ def test_guard_router_wraps_one_router_only():
     with pytest.raises(GuardViolation):
         router.provider("yahoo").fetch([_request(8)])
     assert len(list(other.provider("yahoo").fetch([_request(8)]))) == 1
+
+
+def test_refresh_surfaces_a_violation_that_ingestion_would_swallow(tmp_path):
+    """Ingestion catches provider exceptions into per-symbol failures; the
+    daemon's refresh still fails loudly and logs GUARD_VIOLATION."""
+    import json
+
+    from ops.runtime import RuntimePaths
+    from ops.structured_log import StructuredLog
+    from trading.daemon import ingestion_refresh
+
+    log = StructuredLog(tmp_path, run_id="g", console=None)
+    router = DataRouter(load_settings(), env={}, factories={"yahoo": RecordingProvider})
+
+    def swallowing_ingest():
+        try:
+            router.provider("yahoo").fetch([_request(1260)])
+        except Exception:  # what a per-symbol failure handler does
+            pass
+
+    guard = HistoryGuard(10)
+    with guard.installed():
+        refresh = ingestion_refresh(None, None, None, RuntimePaths.resolve(tmp_path / "x.db"), log, guard,
+                                    ingest=swallowing_ingest)
+        with pytest.raises(GuardViolation, match="GUARD VIOLATION"):
+            refresh()
+        ok = ingestion_refresh(None, None, None, RuntimePaths.resolve(tmp_path / "x.db"), log, guard,
+                               ingest=lambda: list(router.provider("yahoo").fetch([_request(3)])))
+        ok()
+    errors = [json.loads(x) for x in (tmp_path / "errors.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in errors] == ["GUARD_VIOLATION"]
+    assert "1260 days" in errors[0]["message"]
