@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ops.structured_log import StructuredLog
 from tests.trading.agent_builder import DaemonThread, wait_for
-from tests.trading.conftest import desk, no_network, seeded  # noqa: F401  (fixtures shared with tests/trading)
+from tests.trading.conftest import desk, live_broker_explodes, no_network, seeded  # noqa: F401  (shared fixtures)
 from tests.trading.scripted_models import ScriptedForecaster
 from trading.daemon import heartbeat_line
 

@@ -97,7 +97,7 @@ def _load(opts: Stage2Options, env: Mapping[str, str]):
 
 
 def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
-               live_broker_factory: Callable[..., Any] = LiveAlpacaBroker,
+               live_broker_factory: Callable[..., Any] | None = None,
                refresh: Callable[[], None] | None = None, daemon_hook: Callable[[TradingDaemon], None] | None = None,
                agent_kwargs: Mapping[str, Any] | None = None) -> int:
     """Run Stage 2 as the CLI would; returns the exit code."""
@@ -144,7 +144,7 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
                 _say(opts, f"live trading refused: Stage 1 not verified: {why}",
                      {"status": "refused", "mode": "live", "reasons": [f"Stage 1 not verified: {why}"]}, err=True)
                 return exit_codes.GATE_FAILED
-            broker = live_broker_factory(config.live_credentials, db)
+            broker = (live_broker_factory or LiveAlpacaBroker)(config.live_credentials, db)
         else:
             broker = PaperBroker(db, config)
         with HistoryGuard(config.guard_max_days).installed() as guard:

@@ -43,6 +43,21 @@ def no_network(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+class ExplodingLiveBroker:
+    """Stands in for the live broker in every Stage 2 test: constructing it
+    fails the test (a test of live mode passes its own broker factory)."""
+
+    def __init__(self, *args, **kwargs):
+        pytest.fail("the live broker was constructed by a test that did not ask for it")
+
+
+@pytest.fixture(autouse=True)
+def live_broker_explodes(monkeypatch):
+    import trading.stage2
+
+    monkeypatch.setattr(trading.stage2, "LiveAlpacaBroker", ExplodingLiveBroker)
+
+
 @pytest.fixture
 def desk(tmp_path, monkeypatch) -> Desk:
     """An empty desk: env points at tmp; nothing seeded yet."""

@@ -103,3 +103,12 @@ def test_non_loopback_connection_is_blocked_by_the_guard():
 
     with pytest.raises(AssertionError, match="tried to connect"):
         socket.create_connection(("192.0.2.1", 443), timeout=0.1)
+
+
+def test_the_default_live_broker_explodes_in_tests(seeded, monkeypatch):
+    """The autouse guard works: a fully confirmed live run without an
+    explicit broker factory fails the test instead of reaching Alpaca."""
+    for k, v in {**KEYS, "LIVE_TRADING_CONFIRMED": "yes"}.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(pytest.fail.Exception, match="live broker was constructed"):
+        run_stage2(Stage2Options(mode="live", run_once=True))
