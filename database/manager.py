@@ -489,10 +489,12 @@ class Database:
         return {r["symbol"]: r for r in self._dicts("SELECT * FROM positions ORDER BY symbol")}
 
     def paper_record_order(self, order: Mapping[str, Any], fill: Mapping[str, Any] | None = None,
-                           position: Mapping[str, Any] | None = None, cash: float | None = None) -> int:
+                           position: Mapping[str, Any] | None = None, cash_delta: float | None = None) -> int:
         """One transaction: the order row, and when it filled, its fill, the
-        symbol's new position (quantity 0 deletes it) and the new cash.
-        Returns the order id."""
+        position change and the cash change.  Quantity and cash are applied
+        as deltas in SQL (``position['quantity_delta']``, ``cash_delta``) so
+        two writers never lose each other's update; ``avg_price`` is set as
+        given.  A position that reaches zero is deleted.  Returns the order id."""
         order_cols = ("created_at", "session", "symbol", "side", "quantity", "order_type", "status", "reason",
                       "mode", "target_weight", "client_order_id", "broker_order_id")
         fill_cols = ("filled_at", "session", "symbol", "side", "quantity", "price", "commission",
@@ -508,18 +510,18 @@ class Database:
                     f"VALUES (?, {', '.join('?' * len(fill_cols))})",
                     (order_id, *(_sql_value(fill.get(c)) for c in fill_cols)))
             if position is not None:
-                if float(position["quantity"]) == 0.0:
-                    self.conn.execute("DELETE FROM positions WHERE symbol = ?", (position["symbol"],))
-                else:
-                    self.conn.execute(
-                        "INSERT INTO positions(symbol, quantity, avg_price, updated_at) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT(symbol) DO UPDATE SET quantity = excluded.quantity, "
-                        "avg_price = excluded.avg_price, updated_at = excluded.updated_at",
-                        (position["symbol"], float(position["quantity"]), float(position["avg_price"]),
-                         position["updated_at"]))
-            if cash is not None:
-                self.conn.execute("UPDATE paper_account SET cash = ?, updated_at = ? WHERE id = 1",
-                                  (float(cash), order["created_at"]))
+                self.conn.execute(
+                    "INSERT INTO positions(symbol, quantity, avg_price, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(symbol) DO UPDATE SET quantity = positions.quantity + excluded.quantity, "
+                    "avg_price = excluded.avg_price, updated_at = excluded.updated_at",
+                    (position["symbol"], float(position["quantity_delta"]), float(position["avg_price"]),
+                     position["updated_at"]))
+                # Float sums of fractional quantities can leave dust; below 1e-9 is flat.
+                self.conn.execute("DELETE FROM positions WHERE symbol = ? AND ABS(quantity) < 1e-9",
+                                  (position["symbol"],))
+            if cash_delta is not None:
+                self.conn.execute("UPDATE paper_account SET cash = cash + ?, updated_at = ? WHERE id = 1",
+                                  (float(cash_delta), order["created_at"]))
         return order_id
 
     def paper_orders(self, session: str | None = None, mode: str | None = None) -> list[dict[str, Any]]:

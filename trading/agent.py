@@ -230,13 +230,17 @@ class TradingAgent:
                 gaps[symbol] = "last close is not a number"
         return gaps
 
-    def decide(self, *, gaps: Mapping[str, str] | None = None) -> Decision:
-        """The plan for the current session given the governance states now."""
+    def decide(self, *, governance: Mapping[str, Mapping[str, Any]] | None = None, current: Book | None = None,
+               gaps: Mapping[str, str] | None = None) -> Decision:
+        """The plan for the current session given the governance states now
+        (each read once per cycle: ``run_cycle`` passes what it read)."""
         snapshot = self.snapshot or self.refresh_snapshot()
-        governance = self.db.governance_states(self.symbols)
+        if governance is None:
+            governance = self.db.governance_states(self.symbols)
+        if current is None:
+            current = self.broker.book()
         session = snapshot.as_of
-        book = self.broker.book_at_session_start(session) if session else self.broker.book()
-        current = self.broker.book()
+        book = self.broker.book_at_session_start(session, current) if session else current
         if gaps is None:
             gaps = self.data_gaps(snapshot, governance, current.positions)
         if book.equity is not None:
@@ -342,10 +346,11 @@ class TradingAgent:
             raise KillSwitchEngaged(kill_switch_message(self.paths.kill_switch))
         snapshot = self.snapshot or self.refresh_snapshot()
         governance = self.db.governance_states(self.symbols)
-        gaps = self.data_gaps(snapshot, governance, self.broker.book().positions)
+        current = self.broker.book()
+        gaps = self.data_gaps(snapshot, governance, current.positions)
         if gaps:
             self.safe_mode.record_data_gap("; ".join(f"{s}: {why}" for s, why in sorted(gaps.items())))
-        decision = self.decide(gaps=gaps)
+        decision = self.decide(governance=governance, current=current, gaps=gaps)
         results = self.execute(decision)
         if not gaps:
             self.safe_mode.record_clean_cycle()

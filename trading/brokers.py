@@ -79,8 +79,9 @@ class Broker(Protocol):
         """The current cash and positions."""
         ...
 
-    def book_at_session_start(self, session: str) -> Book:
-        """Cash and positions before any fill of ``session``."""
+    def book_at_session_start(self, session: str, current: Book) -> Book:
+        """Cash and positions before any fill of ``session`` (``current`` is
+        the book just read, for brokers whose own book is the only truth)."""
         ...
 
     def submit(self, order: OrderRequest) -> OrderResult:
@@ -101,16 +102,25 @@ class PaperBroker:
         self.config = config
         self.clock = clock
         self.account = db.paper_account(config.initial_cash)
+        self._session_start: tuple[str, Book] | None = None
 
     def book(self) -> Book:
-        account = self.db.paper_account(self.config.initial_cash)
+        account = self.db.paper_account_row() or self.db.paper_account(self.config.initial_cash)
         positions = {s: float(r["quantity"]) for s, r in self.db.paper_positions().items()}
         return Book(cash=float(account["cash"]), positions=positions)
 
-    def book_at_session_start(self, session: str) -> Book:
+    def book_at_session_start(self, session: str, current: Book | None = None) -> Book:
         """Replays the fills of earlier sessions from the initial cash, so the
         answer depends only on what was filled before ``session`` - not on
-        how many times the session has run."""
+        how many times the session has run.  Cached per session: orders are
+        only ever placed for the latest session, so earlier fills are final."""
+        if self._session_start is not None and self._session_start[0] == session:
+            return self._session_start[1]
+        book = self._replay_before(session)
+        self._session_start = (session, book)
+        return book
+
+    def _replay_before(self, session: str) -> Book:
         cash = float(self.account["initial_cash"])
         positions: dict[str, float] = {}
         for fill in self.db.paper_fills(before_session=session):
@@ -149,8 +159,7 @@ class PaperBroker:
         slip = self.config.slippage_bps / 10_000.0
         price = base * (1 + slip) if order.side == BUY else base * (1 - slip)
         commission = abs(order.quantity * price) * self.config.commission_bps / 10_000.0
-        account = self.db.paper_account(self.config.initial_cash)
-        cash = float(account["cash"]) - signed * price - commission
+        cash_delta = -signed * price - commission
         new_qty = held + signed
         if abs(new_qty) < 1e-12:
             new_qty, avg = 0.0, 0.0
@@ -163,8 +172,8 @@ class PaperBroker:
         fill = {"filled_at": now, "session": order.session, "symbol": order.symbol, "side": order.side,
                 "quantity": order.quantity, "price": price, "commission": commission,
                 "price_source": source, "slippage_bps": self.config.slippage_bps}
-        position = {"symbol": order.symbol, "quantity": new_qty, "avg_price": avg, "updated_at": now}
-        order_id = self.db.paper_record_order(dict(row, status="FILLED"), fill, position, cash)
+        position = {"symbol": order.symbol, "quantity_delta": signed, "avg_price": avg, "updated_at": now}
+        order_id = self.db.paper_record_order(dict(row, status="FILLED"), fill, position, cash_delta)
         return OrderResult(order_id, order.symbol, order.side, order.quantity, "FILLED", price, commission, source)
 
     def _reject(self, row: dict[str, Any], reason: str) -> OrderResult:
@@ -241,9 +250,10 @@ class LiveAlpacaBroker:
         equity = float(account.equity) if getattr(account, "equity", None) is not None else None
         return Book(cash=float(account.cash), positions={s: q for s, q in held.items() if q}, equity=equity)
 
-    def book_at_session_start(self, session: str) -> Book:
-        # The broker's own book is the truth in live mode.
-        return self.book()
+    def book_at_session_start(self, session: str, current: Book) -> Book:
+        # The broker's own book is the truth in live mode; ``current`` was
+        # just read, and reading it again would double the API calls.
+        return current
 
     def submit(self, order: OrderRequest) -> OrderResult:
         now = order.created_at or self.clock()

@@ -109,3 +109,30 @@ def test_invalid_order_raises(store):
     db, bars = store
     with pytest.raises(BrokerError):
         PaperBroker(db, CONFIG).submit(OrderRequest(session="2023-01-03", symbol="AAA", side=BUY, quantity=0))
+
+
+def test_concurrent_writers_lose_no_cash_or_quantity(store):
+    """A run-once beside a running daemon: two connections trading the same
+    paper book at once.  Stored cash and position equal the fills' replay."""
+    import threading
+
+    db, bars = store
+    session = _date(bars, -1)
+    PaperBroker(db, CONFIG)                     # creates the account
+
+    def trade():
+        with Database(db.path) as own:
+            broker = PaperBroker(own, CONFIG)
+            for _ in range(40):
+                broker.submit(OrderRequest(session=session, symbol="AAA", side=BUY, quantity=1))
+
+    threads = [threading.Thread(target=trade) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    broker = PaperBroker(db, CONFIG)
+    replay = broker.book_at_session_start("9999-12-31")
+    assert len(db.paper_fills()) == 120
+    assert broker.book().positions == {"AAA": 120} == replay.positions
+    assert broker.book().cash == pytest.approx(replay.cash)
