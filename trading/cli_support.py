@@ -9,7 +9,7 @@ from data.universe import UniverseError, load_universe
 from database.manager import Database
 from ops.cli import DataInputError, MissingInputError
 from ops.runtime import RuntimePaths
-from trading.stage2 import DEFAULT_UNIVERSE, parse_tickers
+from trading.stage2 import DEFAULT_UNIVERSE, parse_tickers, select_entries
 
 
 def open_store_and_universe(db_path: str | None, universe_path: str | None, tickers: str | None):
@@ -21,7 +21,7 @@ def open_store_and_universe(db_path: str | None, universe_path: str | None, tick
     if not path.exists():
         raise MissingInputError(f"{path}: universe file not found")
     try:
-        entries = load_universe(path).select(parse_tickers(tickers))
+        universe = load_universe(path)
     except UniverseError as exc:
         raise DataInputError(str(exc)) from exc
-    return Database(paths.db), entries, paths
+    return Database(paths.db), select_entries(universe, parse_tickers(tickers)), paths

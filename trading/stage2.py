@@ -65,6 +65,15 @@ def parse_tickers(text: str | None) -> list[str] | None:
     return [t.strip().upper() for t in text.split(",") if t.strip()]
 
 
+def select_entries(universe, tickers: list[str] | None):
+    """The universe entries to trade; a ticker not in (or disabled in) the
+    universe is a bad ``--tickers`` value (exit 64), as in ingest_history.py."""
+    try:
+        return universe.select(tickers)
+    except UniverseError as exc:
+        raise InputError(f"--tickers: {exc}") from exc
+
+
 def _say(opts: Stage2Options, text: str, payload: Mapping[str, Any] | None = None, *, err: bool = False) -> None:
     """Human text, or under --json one JSON object on stdout."""
     if opts.as_json:
@@ -84,9 +93,9 @@ def _load(opts: Stage2Options, env: Mapping[str, str]):
         raise MissingInputError(f"{universe_path}: universe file not found")
     try:
         universe = load_universe(universe_path)
-        entries = universe.select(opts.tickers)
     except UniverseError as exc:
         raise DataInputError(str(exc)) from exc
+    entries = select_entries(universe, opts.tickers)
     try:
         config = load_trading_config(settings, opts.mode, env)
     except ConfigError as exc:

@@ -81,8 +81,15 @@ def test_after_stage1_orders_only_for_active_symbols(desk):
 
 def test_unknown_ticker_is_an_input_error(seeded):
     result = run("--run-once", "--tickers=ZZZ")
+    assert result.exit_code == 64
+    assert "--tickers" in result.output and "ZZZ" in result.output
+
+
+def test_malformed_universe_is_a_data_error(seeded):
+    seeded.universe.write_text('{"symbols": [{"symbol": "AAA", "colour": "red"}]}')
+    result = run("--run-once")
     assert result.exit_code == 65
-    assert "ZZZ" in result.output
+    assert "colour" in result.output
 
 
 def test_tickers_limit_trading_to_the_named_symbols(desk):
