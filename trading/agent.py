@@ -335,7 +335,11 @@ class TradingAgent:
             result = self.broker.submit(stamped)
             results.append(result)
             if self.log is not None:
-                self.log.info("ORDER", module="trading.agent", symbol=result.symbol, side=result.side,
+                price = f" @ {result.fill_price:.4f} ({result.price_source})" if result.fill_price else ""
+                self.log.info("ORDER", module="trading.agent",
+                              message=f"ORDER {result.side} {result.quantity:.10g} {result.symbol}{price} "
+                                      f"{result.status}{' - ' + result.reason if result.reason else ''}",
+                              symbol=result.symbol, side=result.side,
                               quantity=result.quantity, status=result.status, price=result.fill_price,
                               price_source=result.price_source, session=order.session, reason=result.reason)
         return results
