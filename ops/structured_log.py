@@ -98,8 +98,8 @@ class StructuredLog:
         if message is not None:
             record["message"] = message
         for key, value in fields.items():
-            if key not in record:
-                record[key] = value
+            # A field named like a fixed key (run_id, event...) is kept, renamed, never dropped.
+            record[key if key not in record else f"{key}_field"] = value
         if exc is not None:
             record["error_type"] = type(exc).__name__
             record["error"] = str(exc)

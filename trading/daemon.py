@@ -64,7 +64,7 @@ def ingestion_refresh(db, universe, settings, paths: RuntimePaths, log: Any, gua
             log.error("GUARD_VIOLATION", module="trading.guard", message=message)
         if violations:
             raise GuardViolation(f"{violations[0]} ({len(violations)} violation(s) during the refresh)")
-        log.info("DATA_REFRESH_INGEST", module="trading.daemon", run_id=getattr(report, "run_id", None),
+        log.info("DATA_REFRESH_INGEST", module="trading.daemon", ingest_run_id=getattr(report, "run_id", None),
                  status=getattr(report, "status", None), rows_written=getattr(report, "rows_written", None))
     return refresh
 
