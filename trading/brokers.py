@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from database.manager import Database, utc_now
+from database.manager import SYNTHETIC_PROVIDER, Database, utc_now
 from trading.config import LiveCredentials, TradingConfig
 
 BUY, SELL = "BUY", "SELL"
@@ -260,8 +260,14 @@ class LiveAlpacaBroker:
         row = {"created_at": now, "session": order.session, "symbol": order.symbol, "side": order.side,
                "quantity": order.quantity, "mode": "live", "target_weight": order.target_weight,
                "client_order_id": order.client_order_id, "reason": order.reason}
-        if order.asset_class not in LIVE_ASSET_CLASSES:
+        reason = None
+        if self.db.data_origin() == SYNTHETIC_PROVIDER:
+            # Second line of defence (the agent already refuses these symbols):
+            # never send a real order decided on synthetic prices.
+            reason = "the store holds synthetic data; live orders refused"
+        elif order.asset_class not in LIVE_ASSET_CLASSES:
             reason = f"alpaca does not trade {order.asset_class}"
+        if reason:
             oid = self.db.paper_record_order(dict(row, status="REJECTED", reason=reason))
             return OrderResult(oid, order.symbol, order.side, order.quantity, "REJECTED", reason=reason)
         from alpaca.trading.enums import OrderSide, TimeInForce

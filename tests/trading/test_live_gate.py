@@ -112,3 +112,15 @@ def test_the_default_live_broker_explodes_in_tests(seeded, monkeypatch):
         monkeypatch.setenv(k, v)
     with pytest.raises(pytest.fail.Exception, match="live broker was constructed"):
         run_stage2(Stage2Options(mode="live", run_once=True))
+
+
+def test_live_broker_itself_refuses_orders_on_a_synthetic_store(desk):
+    from trading.brokers import BUY, OrderRequest
+    from trading.config import LiveCredentials
+
+    seed_store(desk.paths.db, ["AAA"], rows=30, provider="synthetic")
+    with FakeAlpacaTrading() as alpaca, Database(desk.paths.db) as db:
+        broker = LiveAlpacaBroker(LiveCredentials("k" * 16, "s" * 24), db, url_override=alpaca.url)
+        result = broker.submit(OrderRequest(session="2023-02-10", symbol="AAA", side=BUY, quantity=1))
+    assert result.status == "REJECTED" and "synthetic" in result.reason
+    assert alpaca.requests == []
