@@ -167,6 +167,8 @@ class TradingDaemon:
         if self.refresh is not None:
             self.log.info("DATA_REFRESH_START", module="trading.daemon", tick=self.ticks)
             self.refresh()
+        # A model retrained since (scripts/train_ml_alpha.py) is picked up with the data.
+        self.agent.predictor.reload()
         self.agent.refresh_snapshot()
         self.log.info("DATA_REFRESH_DONE", module="trading.daemon", tick=self.ticks,
                       as_of=self.agent.snapshot.as_of, data_hash=self.agent.snapshot.data_hash[:16])

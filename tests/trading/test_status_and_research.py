@@ -71,3 +71,21 @@ def test_corrupt_model_counts_an_error_and_trading_goes_on(seeded):
     assert json.loads(run.stdout)["ticket"]["data"]["alpha_model"] is None
     live = [json.loads(x) for x in (seeded.paths.logs / "live.jsonl").read_text().splitlines()]
     assert any(r["event"] == "MODEL_LOAD_FAILED" for r in live)
+
+
+def test_daemon_picks_up_a_retrained_model_at_the_next_data_refresh(seeded):
+    from database.manager import Database
+    from tests.trading.agent_builder import build_agent
+    from trading.daemon import TradingDaemon
+
+    with Database(seeded.paths.db) as db:
+        agent = build_agent(seeded, db)
+        daemon = TradingDaemon(agent, seeded.paths, agent.log, tick_interval=0.001, data_refresh_minutes=60)
+        daemon.tick()
+        assert agent.snapshot.alpha_model is None
+        assert invoke(_train_cli(), "--json").exit_code == 0
+        daemon.tick()
+        assert agent.snapshot.alpha_model is None            # not before the data is refreshed
+        daemon.refresh_seconds = 0.0
+        daemon.tick()
+        assert agent.snapshot.alpha_model is not None and agent.snapshot.alpha_model.startswith("ridge:")
