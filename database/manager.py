@@ -561,6 +561,121 @@ class Database:
             return self._dicts("SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
         return self._dicts("SELECT * FROM alerts WHERE run_id = ? ORDER BY id DESC LIMIT ?", (run_id, limit))
 
+    # ---- paper broker (issue 5)
+    # Stage 2's reads of recent bars and the paper broker's book.  Business
+    # rules (fill price, average price, cash arithmetic) live in
+    # trading/brokers.py; these methods only read and write rows.
+
+    def read_recent_bars(self, symbol: str, rows: int) -> pd.DataFrame:
+        """The last ``rows`` stored bars of one symbol, oldest first (an index
+        seek from the end of the symbol's range, not a scan)."""
+        cur = self.conn.execute(
+            "SELECT date, open, high, low, close, adj_close, volume, provider FROM price_history "
+            "WHERE symbol = ? ORDER BY date DESC LIMIT ?", (symbol, int(rows)))
+        data = cur.fetchall()[::-1]
+        frame = pd.DataFrame(data, columns=["date", "open", "high", "low", "close", "adj_close", "volume", "provider"])
+        frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+        for col in ("open", "high", "low", "close", "adj_close"):
+            frame[col] = frame[col].astype("float64")
+        frame["volume"] = frame["volume"].astype("Int64")
+        return frame
+
+    def bar_after(self, symbol: str, date: str) -> dict[str, Any] | None:
+        """The first stored bar strictly after ``date``, or None."""
+        rows = self._dicts("SELECT date, open, close FROM price_history WHERE symbol = ? AND date > ? "
+                           "ORDER BY date LIMIT 1", (symbol, str(date)))
+        return rows[0] if rows else None
+
+    def bar_on_or_before(self, symbol: str, date: str) -> dict[str, Any] | None:
+        """The last stored bar on or before ``date``, or None."""
+        rows = self._dicts("SELECT date, open, close FROM price_history WHERE symbol = ? AND date <= ? "
+                           "ORDER BY date DESC LIMIT 1", (symbol, str(date)))
+        return rows[0] if rows else None
+
+    def paper_account(self, initial_cash: float, ts: str | None = None) -> dict[str, Any]:
+        """The paper account row, created with ``initial_cash`` on first use."""
+        ts = ts or utc_now()
+        with self.transaction():
+            self.conn.execute("INSERT INTO paper_account(id, initial_cash, cash, created_at, updated_at) "
+                              "VALUES (1, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+                              (float(initial_cash), float(initial_cash), ts, ts))
+        return self._dicts("SELECT * FROM paper_account WHERE id = 1")[0]
+
+    def paper_account_row(self) -> dict[str, Any] | None:
+        """The paper account row without creating it (for read-only status)."""
+        rows = self._dicts("SELECT * FROM paper_account WHERE id = 1")
+        return rows[0] if rows else None
+
+    def paper_positions(self) -> dict[str, dict[str, Any]]:
+        return {r["symbol"]: r for r in self._dicts("SELECT * FROM positions ORDER BY symbol")}
+
+    def paper_record_order(self, order: Mapping[str, Any], fill: Mapping[str, Any] | None = None,
+                           position: Mapping[str, Any] | None = None, cash_delta: float | None = None) -> int:
+        """One transaction: the order row, and when it filled, its fill, the
+        position change and the cash change.  Quantity and cash are applied
+        as deltas in SQL (``position['quantity_delta']``, ``cash_delta``) so
+        two writers never lose each other's update; ``avg_price`` is set as
+        given.  A position that reaches zero is deleted.  Returns the order id."""
+        order_cols = ("created_at", "session", "symbol", "side", "quantity", "order_type", "status", "reason",
+                      "mode", "target_weight", "client_order_id", "broker_order_id")
+        fill_cols = ("filled_at", "session", "symbol", "side", "quantity", "price", "commission",
+                     "price_source", "slippage_bps")
+        with self.transaction():
+            cur = self.conn.execute(
+                f"INSERT INTO orders({', '.join(order_cols)}) VALUES ({', '.join('?' * len(order_cols))})",
+                tuple(_sql_value(order.get(c, "MARKET" if c == "order_type" else None)) for c in order_cols))
+            order_id = cur.lastrowid
+            if fill is not None:
+                self.conn.execute(
+                    f"INSERT INTO fills(order_id, {', '.join(fill_cols)}) "
+                    f"VALUES (?, {', '.join('?' * len(fill_cols))})",
+                    (order_id, *(_sql_value(fill.get(c)) for c in fill_cols)))
+            if position is not None:
+                self.conn.execute(
+                    "INSERT INTO positions(symbol, quantity, avg_price, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(symbol) DO UPDATE SET quantity = positions.quantity + excluded.quantity, "
+                    "avg_price = excluded.avg_price, updated_at = excluded.updated_at",
+                    (position["symbol"], float(position["quantity_delta"]), float(position["avg_price"]),
+                     position["updated_at"]))
+                # Float sums of fractional quantities can leave dust; below 1e-9 is flat.
+                self.conn.execute("DELETE FROM positions WHERE symbol = ? AND ABS(quantity) < 1e-9",
+                                  (position["symbol"],))
+            if cash_delta is not None:
+                self.conn.execute("UPDATE paper_account SET cash = cash + ?, updated_at = ? WHERE id = 1",
+                                  (float(cash_delta), order["created_at"]))
+        return order_id
+
+    def paper_orders(self, session: str | None = None, mode: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM orders"
+        clauses, params = [], []
+        if session:
+            clauses.append("session = ?")
+            params.append(session)
+        if mode:
+            clauses.append("mode = ?")
+            params.append(mode)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        return self._dicts(sql + " ORDER BY id", params)
+
+    def paper_fills(self, before_session: str | None = None) -> list[dict[str, Any]]:
+        """Fills in id order; with ``before_session`` only those of earlier sessions."""
+        if before_session:
+            return self._dicts("SELECT * FROM fills WHERE session < ? ORDER BY id", (before_session,))
+        return self._dicts("SELECT * FROM fills ORDER BY id")
+
+    def trading_state(self, key: str) -> Any:
+        """A JSON value kept across restarts (safe mode), or None."""
+        row = self.conn.execute("SELECT value FROM trading_state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_trading_state(self, key: str, value: Any, ts: str | None = None) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO trading_state(key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, json.dumps(value, sort_keys=True, default=str), ts or utc_now()))
+
 
 def _sql_value(value: Any) -> Any:
     if isinstance(value, (np.integer,)):

@@ -1,0 +1,45 @@
+"""Train the alpha model (ridge on the feature store's ACTIVE rows).
+
+    python scripts/train_ml_alpha.py [--lambda 1.0] [--tickers=...]
+
+Refreshes the features first when the price data changed; saves
+$RUNTIME_DIR/models/alpha_ridge.json (plain JSON, no pickle).
+"""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file from any directory
+
+import click  # noqa: E402
+
+from ops.cli import OperatorCommand, db_option, json_option  # noqa: E402
+from trading.cli_support import open_store_and_universe  # noqa: E402
+
+
+@click.command(cls=OperatorCommand)
+@click.option("--lambda", "ridge_lambda", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--tickers", default=None, help="Comma-separated subset of the universe.")
+@click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=None)
+@db_option
+@json_option
+def main(ridge_lambda, tickers, universe_path, db_path, as_json):
+    from trading.alpha_model import AlphaModelError
+    from trading.model_pipeline import train_alpha_model
+
+    db, entries, paths = open_store_and_universe(db_path, universe_path, tickers)
+    with db:
+        try:
+            model, path, _ = train_alpha_model(db, [e.symbol for e in entries], paths, ridge_lambda=ridge_lambda)
+        except AlphaModelError as exc:
+            click.echo(f"error: cannot train: {exc}", err=True)
+            return 1
+    summary = {"model": model.model_id, "path": str(path), "trained_rows": model.trained_rows,
+               "coef": dict(zip(model.features, model.coef))}
+    print(json.dumps(summary) if as_json else
+          f"trained {model.model_id} on {model.trained_rows} rows -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Build a TradingAgent / TradingDaemon over a seeded desk the way stage2
+does, with an injectable forecaster, broker and log; and run a daemon on a
+thread of its own (SQLite connections belong to the thread that made them)."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from data.universe import load_universe
+from database.manager import Database
+from ops.settings import load_settings
+from ops.structured_log import StructuredLog
+from trading.agent import TradingAgent
+from trading.brokers import PaperBroker
+from trading.config import load_trading_config
+from trading.daemon import TradingDaemon
+
+
+def build_agent(desk, db: Database, *, forecaster=None, broker=None, mode: str = "paper", env=None, log=None,
+                broker_factory: Callable | None = None, **overrides) -> TradingAgent:
+    settings = load_settings()
+    config = load_trading_config(settings, mode, env or {}, **overrides)
+    if broker is None:
+        broker = broker_factory(db, config) if broker_factory else PaperBroker(db, config)
+    log = log or StructuredLog(desk.paths.logs, run_id="test-run", console=None)
+    entries = load_universe(desk.universe).enabled
+    return TradingAgent(db, config, broker, entries, desk.paths, log=log, forecaster=forecaster)
+
+
+class DaemonThread:
+    """A TradingDaemon running on a background thread."""
+
+    def __init__(self, desk, *, forecaster, tick_interval: float = 0.02, data_refresh_minutes: float = 0.0,
+                 heartbeat_seconds: float = 5.0, refresh=None, broker_factory=None, log=None):
+        self.desk = desk
+        self.kw = dict(tick_interval=tick_interval, data_refresh_minutes=data_refresh_minutes,
+                       heartbeat_seconds=heartbeat_seconds, refresh=refresh)
+        self.forecaster = forecaster
+        self.broker_factory = broker_factory
+        self.log = log
+        self.daemon: TradingDaemon | None = None
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="daemon-under-test", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            with Database(self.desk.paths.db) as db:
+                agent = build_agent(self.desk, db, forecaster=self.forecaster, broker_factory=self.broker_factory,
+                                    log=self.log)
+                self.daemon = TradingDaemon(agent, self.desk.paths, agent.log, **self.kw)
+                self._ready.set()
+                self.daemon.run()
+        except BaseException as exc:  # surfaced to the test by stop()
+            self.error = exc
+            self._ready.set()
+
+    def __enter__(self) -> "DaemonThread":
+        self._thread.start()
+        assert self._ready.wait(10), "daemon did not start"
+        if self.error:
+            raise self.error
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
+        self._thread.join(10)
+        assert not self._thread.is_alive(), "daemon did not stop"
+        if self.error:
+            raise self.error
+
+    def wait_ticks(self, n: int, timeout: float = 10.0) -> int:
+        """Wait until the daemon has run ``n`` more ticks; returns the tick count."""
+        target = self.daemon.ticks + n
+        deadline = time.monotonic() + timeout
+        while self.daemon.ticks < target:
+            assert time.monotonic() < deadline, f"daemon stuck at tick {self.daemon.ticks}"
+            time.sleep(0.005)
+        return self.daemon.ticks
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)

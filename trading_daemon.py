@@ -1,0 +1,38 @@
+"""The 24/7 Stage 2 daemon.
+
+    python trading_daemon.py --data-refresh 30 --tick-interval 1.0
+    touch runtime/KILL_SWITCH    # halt: no order after the file appears
+    rm runtime/KILL_SWITCH       # resume
+
+SIGTERM (or Ctrl-C) stops it after the current tick.  Logs:
+logs/live_trading.log, logs/live.jsonl, logs/errors.jsonl.
+"""
+import click
+
+from ops.cli import OperatorCommand, db_option, json_option
+from trading.stage2 import Stage2Options, parse_tickers, run_stage2
+
+
+@click.command(cls=OperatorCommand)
+@click.option("--mode", type=click.Choice(["paper", "live"]), default="paper", show_default=True)
+@click.option("--data-refresh", "data_refresh", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Minutes between incremental ingest + re-governance runs.")
+@click.option("--tick-interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Seconds between ticks (kill switch checked every tick).")
+@click.option("--heartbeat", "heartbeat_seconds", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds between heartbeats (default 5).")
+@click.option("--tickers", default=None, help="Comma-separated subset of the universe.")
+@click.option("--confirm-live", is_flag=True, help="Required for --mode=live (or LIVE_TRADING_CONFIRMED=yes).")
+@click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=None)
+@db_option
+@json_option
+def main(mode, data_refresh, tick_interval, heartbeat_seconds, tickers, confirm_live, universe_path, db_path,
+         as_json):
+    return run_stage2(Stage2Options(mode=mode, tickers=parse_tickers(tickers), confirm_live=confirm_live,
+                                    db_path=db_path, universe_path=universe_path, as_json=as_json,
+                                    tick_interval=tick_interval, data_refresh_minutes=data_refresh,
+                                    heartbeat_seconds=heartbeat_seconds))
+
+
+if __name__ == "__main__":
+    main()
