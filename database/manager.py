@@ -210,25 +210,7 @@ class Database:
         changed = 0
         with self.transaction():
             for w in writes:
-                self.check_origin(w.provider)
-                if self.data_origin() is None:
-                    self._set_meta("data_origin", "synthetic" if w.provider == SYNTHETIC_PROVIDER else "vendor")
-                n = self._upsert_bars(w.symbol, w.provider, run_id, ingested_at, w.frame)
-                self._upsert_actions(w.symbol, w.provider, run_id, w.frame)
-                changed += n
-                audit = dict(w.audit, run_id=run_id, symbol=w.symbol, rows_written=n)
-                self._insert_audit(audit)
-                last = self.conn.execute("SELECT MAX(date) FROM price_history WHERE symbol = ?",
-                                         (w.symbol,)).fetchone()[0]
-                self.conn.execute(
-                    "INSERT INTO fetch_state(symbol, last_date, last_success_run, last_provider, "
-                    "consecutive_failures, last_error_code, dead_letter, dead_letter_since, updated_at) "
-                    "VALUES (?, ?, ?, ?, 0, NULL, 0, NULL, ?) "
-                    "ON CONFLICT(symbol) DO UPDATE SET last_date = excluded.last_date, "
-                    "last_success_run = excluded.last_success_run, last_provider = excluded.last_provider, "
-                    "consecutive_failures = 0, last_error_code = NULL, dead_letter = 0, "
-                    "dead_letter_since = NULL, updated_at = excluded.updated_at",
-                    (w.symbol, last, run_id, w.provider, ingested_at))
+                changed += self._write_symbol(run_id, ingested_at, w)
             for f in audit_only:
                 self._insert_audit(dict(f, run_id=run_id))
                 if f.get("count_failure", True):
@@ -239,6 +221,66 @@ class Database:
                         "last_error_code = excluded.last_error_code, updated_at = excluded.updated_at",
                         (f["symbol"], f.get("error_code"), ingested_at))
         return changed
+
+    def _write_symbol(self, run_id: str, ingested_at: str, w: SymbolWrite) -> int:
+        """Bars, corporate actions, audit row and fetch state of one symbol
+        (inside the caller's transaction)."""
+        self.check_origin(w.provider)
+        if self.data_origin() is None:
+            self._set_meta("data_origin", "synthetic" if w.provider == SYNTHETIC_PROVIDER else "vendor")
+        n = self._upsert_bars(w.symbol, w.provider, run_id, ingested_at, w.frame)
+        self._upsert_actions(w.symbol, w.provider, run_id, w.frame)
+        self._insert_audit(dict(w.audit, run_id=run_id, symbol=w.symbol, rows_written=n))
+        last = self.conn.execute("SELECT MAX(date) FROM price_history WHERE symbol = ?", (w.symbol,)).fetchone()[0]
+        self.conn.execute(
+            "INSERT INTO fetch_state(symbol, last_date, last_success_run, last_provider, "
+            "consecutive_failures, last_error_code, dead_letter, dead_letter_since, updated_at) "
+            "VALUES (?, ?, ?, ?, 0, NULL, 0, NULL, ?) "
+            "ON CONFLICT(symbol) DO UPDATE SET last_date = excluded.last_date, "
+            "last_success_run = excluded.last_success_run, last_provider = excluded.last_provider, "
+            "consecutive_failures = 0, last_error_code = NULL, dead_letter = 0, "
+            "dead_letter_since = NULL, updated_at = excluded.updated_at",
+            (w.symbol, last, run_id, w.provider, ingested_at))
+        return n
+
+    # ----------------------------------------------------------------- repairs
+    _REPLACED_COLUMNS = ("repair_run_id", "symbol", "date", "change", "open", "high", "low", "close",
+                         "adj_close", "volume", "provider", "run_id", "ingested_at", "replaced_at")
+
+    def write_repair(self, run_id: str, ingested_at: str, write: SymbolWrite,
+                     replaced: Sequence[Mapping[str, Any]]) -> int:
+        """One transaction: keep the rows a repair replaces (and the dates it
+        inserts) in ``price_history_replaced``, then write the repaired bars."""
+        cols = self._REPLACED_COLUMNS
+        with self.transaction():
+            self.conn.executemany(
+                f"INSERT INTO price_history_replaced({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [tuple(_sql_value(dict(r, repair_run_id=run_id, symbol=write.symbol,
+                                       replaced_at=ingested_at).get(c)) for c in cols) for r in replaced])
+            return self._write_symbol(run_id, ingested_at, write)
+
+    def replaced_rows(self, repair_run_id: str) -> list[dict[str, Any]]:
+        return self._dicts("SELECT * FROM price_history_replaced WHERE repair_run_id = ? ORDER BY symbol, date",
+                           (repair_run_id,))
+
+    def undo_repair(self, repair_run_id: str, ts: str) -> int:
+        """Put back the rows a repair replaced and delete the dates it
+        inserted; returns the rows restored or deleted."""
+        rows = [r for r in self.replaced_rows(repair_run_id) if r["undone_at"] is None]
+        with self.transaction():
+            for r in rows:
+                if r["change"] == "inserted":
+                    self.conn.execute("DELETE FROM price_history WHERE symbol = ? AND date = ?",
+                                      (r["symbol"], r["date"]))
+                else:
+                    self.conn.execute(
+                        "UPDATE price_history SET open = ?, high = ?, low = ?, close = ?, adj_close = ?, "
+                        "volume = ?, provider = ?, run_id = ?, ingested_at = ? WHERE symbol = ? AND date = ?",
+                        (r["open"], r["high"], r["low"], r["close"], r["adj_close"], r["volume"], r["provider"],
+                         r["run_id"], r["ingested_at"], r["symbol"], r["date"]))
+            self.conn.execute("UPDATE price_history_replaced SET undone_at = ? WHERE repair_run_id = ? "
+                              "AND undone_at IS NULL", (ts, repair_run_id))
+        return len(rows)
 
     _AUDIT_COLUMNS = ("run_id", "symbol", "asset_class", "providers_tried", "provider_used", "outcome",
                       "error_code", "error_message", "window_start", "window_end", "expected_rows",
@@ -328,9 +370,12 @@ class Database:
             out = {s: out.get(s, {"rows": 0, "first_date": None, "last_date": None}) for s in symbols}
         return out
 
-    def read_bars(self, symbol: str, start: str | None = None, end: str | None = None) -> pd.DataFrame:
-        """Stored bars of one symbol as a bars-contract frame (+ provider)."""
-        sql = ("SELECT date, open, high, low, close, adj_close, volume, provider FROM price_history "
+    def read_bars(self, symbol: str, start: str | None = None, end: str | None = None, *,
+                  include_provenance: bool = False) -> pd.DataFrame:
+        """Stored bars of one symbol as a bars-contract frame (+ provider, and
+        run_id / ingested_at with ``include_provenance``)."""
+        extra = ["provider", "run_id", "ingested_at"] if include_provenance else ["provider"]
+        sql = (f"SELECT date, open, high, low, close, adj_close, volume, {', '.join(extra)} FROM price_history "
                "WHERE symbol = ?")
         params: list[Any] = [symbol]
         if start:
@@ -341,7 +386,7 @@ class Database:
             params.append(str(end))
         sql += " ORDER BY date"
         rows = self.conn.execute(sql, params).fetchall()
-        frame = pd.DataFrame(rows, columns=["date", "open", "high", "low", "close", "adj_close", "volume", "provider"])
+        frame = pd.DataFrame(rows, columns=["date", "open", "high", "low", "close", "adj_close", "volume", *extra])
         frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
         for col in ("open", "high", "low", "close", "adj_close"):
             frame[col] = frame[col].astype("float64")

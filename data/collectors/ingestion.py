@@ -255,7 +255,7 @@ class _FetchPool:
     """Runs provider fetches in worker threads and walks each symbol down its
     list of candidate providers until one succeeds or none is left."""
 
-    def __init__(self, router: DataRouter, raw_dir: Path, workers: int, compresslevel: int,
+    def __init__(self, router: DataRouter, raw_dir: Path | None, workers: int, compresslevel: int,
                  scorer: PayloadScorer | None = None):
         self.scorer = scorer
         self.router = router
@@ -298,7 +298,7 @@ class _FetchPool:
         result = outcome.result
         if result is None:
             return _Fetched(outcome)
-        if result.raw_payload is not None:
+        if result.raw_payload is not None and self.raw_dir is not None:
             path = self.raw_dir / f"{filename_for(name)}__{filename_for(result.symbol)}.{result.raw_suffix}.gz"
             path.parent.mkdir(parents=True, exist_ok=True)
             with gzip.open(path, "wb", compresslevel=self.compresslevel) as fh:
@@ -370,6 +370,91 @@ def prepare_frame(frame: pd.DataFrame, request: FetchRequest) -> tuple[pd.DataFr
     return frame.reset_index(drop=True), received, duplicates
 
 
+@dataclass
+class SymbolFetch:
+    """One symbol after fallback: the bars to write, or the audit row saying
+    why there are none."""
+
+    plan: SymbolPlan
+    result: SymbolResult
+    write: SymbolWrite | None = None
+    audit: dict[str, Any] | None = None
+    quality: QualityReport | None = None
+    skipped: dict[str, str] | None = None     # NO_VALID_PROVIDER: why each provider was passed over
+
+
+def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: Settings,
+                  raw_dir: Path | None, trail: AuditTrail, scorer: PayloadScorer | None = None
+                  ) -> Iterable[SymbolFetch]:
+    """Fetch every plan through the router, falling back provider by
+    provider, and yield each symbol once as it resolves.  Nothing is written
+    to the store here; raw payloads are archived under ``raw_dir`` (None: not
+    archived, as in a dry run)."""
+    pool = _FetchPool(router, raw_dir, int(settings.get("providers.fetch_workers", 2)),
+                      int(settings.get("ingest.raw_archive_compresslevel", 1)), scorer)
+    try:
+        by_provider: dict[str, list[_Pending]] = collections.defaultdict(list)
+        for plan in plans:
+            symbol = plan.entry.symbol
+            if plan.request is None:
+                res = SymbolResult(symbol, plan.outcome or UP_TO_DATE, error_message=plan.note)
+                yield SymbolFetch(plan, res, audit=_audit_row(plan, res, count_failure=False))
+                continue
+            cands = router.candidates(plan.request)
+            if not cands.providers:
+                res = SymbolResult(symbol, NO_VALID_PROVIDER, error_code=NO_VALID_PROVIDER,
+                                   error_message=cands.decision)
+                trail.append("no_valid_provider", level="ERROR", symbol=symbol, skipped=cands.skipped)
+                yield SymbolFetch(plan, res, audit=_audit_row(plan, res), skipped=cands.skipped)
+                continue
+            by_provider[cands.providers[0]].append(_Pending(plan, cands.providers, cands.skipped))
+        for name, items in by_provider.items():
+            pool.submit(name, items)
+
+        for pending, fetched in pool.results():
+            outcome = fetched.outcome
+            plan = pending.plan
+            symbol = plan.entry.symbol
+            name = pending.candidates[0]
+            pending.latency_ms += outcome.latency_ms
+            error = outcome.error
+            if error is None:
+                router.record_result(name, True)
+                pending.tried.append({"provider": name, "outcome": SUCCESS, "attempts": outcome.attempts})
+                result = outcome.result
+                raw = next((n[4:] for n in result.notes if n.startswith("raw:")), None)
+                audit = {"asset_class": plan.entry.asset_class, "providers_tried": pending.tried,
+                         "provider_used": name, "outcome": SUCCESS, "window_start": plan.request.start,
+                         "window_end": plan.request.end, "expected_rows": plan.expected_rows,
+                         "rows_received": fetched.received, "duplicate_rows": fetched.duplicates,
+                         "adjustment": result.adjustment, "raw_archive": raw,
+                         "latency_ms": round(pending.latency_ms, 3), "error_message": plan.note}
+                res = SymbolResult(symbol, SUCCESS, provider=name, rows_received=fetched.received,
+                                   duplicate_rows=fetched.duplicates, tried=pending.tried)
+                yield SymbolFetch(plan, res, write=SymbolWrite(symbol, name, fetched.frame, audit),
+                                  quality=fetched.quality)
+                continue
+            code = getattr(error, "code", "PROVIDER_ERROR")
+            message = redact(str(error))
+            if isinstance(error, EntitlementError):
+                router.mark_not_entitled(name, code)
+            if not isinstance(error, RateLimitError):
+                router.record_result(name, False)
+            pending.tried.append({"provider": name, "outcome": FAILED, "error_code": code,
+                                  "error": message, "attempts": outcome.attempts})
+            trail.append("provider_failed", level="WARNING", symbol=symbol, provider=name,
+                         error_code=code, error=message)
+            pending.candidates = [p for p in pending.candidates[1:] if router.still_usable(p, plan.request)]
+            if pending.candidates:
+                pool.submit(pending.candidates[0], [pending])
+            else:
+                res = SymbolResult(symbol, FAILED, error_code=code, error_message=message, tried=pending.tried)
+                yield SymbolFetch(plan, res, audit=_audit_row(plan, res, tried=pending.tried,
+                                                              latency=pending.latency_ms))
+    finally:
+        pool.close()
+
+
 # ---------------------------------------------------------------------- run
 def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: RuntimePaths,
                   options: IngestOptions, *, router: DataRouter | None = None,
@@ -418,97 +503,35 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
     critical: dict[str, str] = {}
     scored: dict[str, tuple[QualityReport, str, FetchRequest, int]] = {}
     batch_size = int(settings.get("ingest.symbols_per_transaction", 100))
-    total = len(plans)
-    done = 0
 
     def flush() -> None:
         nonlocal rows_written, writes, audit_only
-        if not writes and not audit_only:
-            return
-        rows_written += db.write_symbols(run_id, started_at, writes, audit_only)
-        writes, audit_only = [], []
-
-    def finish(res: SymbolResult) -> None:
-        nonlocal done
-        results[res.symbol] = res
-        done += 1
-        if progress:
-            progress(res.symbol, done, total)
+        if writes or audit_only:
+            rows_written += db.write_symbols(run_id, started_at, writes, audit_only)
+            writes, audit_only = [], []
 
     scorer = PayloadScorer(settings, as_of) if options.mode == "deep_backfill" else None
-    pool = _FetchPool(router, raw_dir, int(settings.get("providers.fetch_workers", 2)),
-                      int(settings.get("ingest.raw_archive_compresslevel", 1)), scorer)
     try:
-        by_provider: dict[str, list[_Pending]] = collections.defaultdict(list)
-        for plan in plans:
-            symbol = plan.entry.symbol
-            if plan.request is None:
-                res = SymbolResult(symbol, plan.outcome or UP_TO_DATE, error_message=plan.note)
-                audit_only.append(_audit_row(plan, res, count_failure=False))
-                finish(res)
-                continue
-            cands = router.candidates(plan.request)
-            if not cands.providers:
-                res = SymbolResult(symbol, NO_VALID_PROVIDER, error_code=NO_VALID_PROVIDER,
-                                   error_message=cands.decision)
-                audit_only.append(_audit_row(plan, res))
-                critical[symbol] = NO_VALID_PROVIDER
-                db.record_event(NO_VALID_PROVIDER, run_id=run_id, symbol=symbol, reason=NO_VALID_PROVIDER,
-                                detail={"skipped": cands.skipped, "asset_class": plan.entry.asset_class,
-                                        "window": [str(plan.request.start), str(plan.request.end)]})
-                trail.append("no_valid_provider", level="ERROR", symbol=symbol, skipped=cands.skipped)
-                finish(res)
-                continue
-            pending = _Pending(plan, cands.providers, cands.skipped)
-            by_provider[cands.providers[0]].append(pending)
-        for name, items in by_provider.items():
-            pool.submit(name, items)
-
-        for pending, fetched in pool.results():
-            outcome = fetched.outcome
-            plan = pending.plan
-            symbol = plan.entry.symbol
-            name = pending.candidates[0]
-            pending.latency_ms += outcome.latency_ms
-            error = outcome.error
-            frame, received, dups = fetched.frame, fetched.received, fetched.duplicates
-            if error is None:
-                router.record_result(name, True)
-                pending.tried.append({"provider": name, "outcome": SUCCESS, "attempts": outcome.attempts})
-                result = outcome.result
-                raw = next((n[4:] for n in result.notes if n.startswith("raw:")), None)
-                audit = {"asset_class": plan.entry.asset_class, "providers_tried": pending.tried,
-                         "provider_used": name, "outcome": SUCCESS, "window_start": plan.request.start,
-                         "window_end": plan.request.end, "expected_rows": plan.expected_rows,
-                         "rows_received": received, "duplicate_rows": dups, "adjustment": result.adjustment,
-                         "raw_archive": raw, "latency_ms": round(pending.latency_ms, 3),
-                         "error_message": plan.note}
-                writes.append(SymbolWrite(symbol, name, frame, audit))
-                duplicates[symbol] = dups
+        for done, fetched in enumerate(fetch_symbols(router, plans, settings=settings, raw_dir=raw_dir,
+                                                     trail=trail, scorer=scorer), start=1):
+            res = fetched.result
+            results[res.symbol] = res
+            if fetched.write is not None:
+                writes.append(fetched.write)
+                duplicates[res.symbol] = res.duplicate_rows
+                providers_used[res.provider] += 1
                 if fetched.quality is not None:
-                    scored[symbol] = (fetched.quality, name, plan.request, len(frame))
-                providers_used[name] += 1
-                finish(SymbolResult(symbol, SUCCESS, provider=name, rows_received=received,
-                                    duplicate_rows=dups, tried=pending.tried))
+                    scored[res.symbol] = (fetched.quality, res.provider, fetched.plan.request,
+                                          len(fetched.write.frame))
             else:
-                code = getattr(error, "code", "PROVIDER_ERROR")
-                message = redact(str(error))
-                if isinstance(error, EntitlementError):
-                    router.mark_not_entitled(name, code)
-                if not isinstance(error, RateLimitError):
-                    router.record_result(name, False)
-                pending.tried.append({"provider": name, "outcome": FAILED, "error_code": code,
-                                      "error": message, "attempts": outcome.attempts})
-                trail.append("provider_failed", level="WARNING", symbol=symbol, provider=name,
-                             error_code=code, error=message)
-                pending.candidates = [p for p in pending.candidates[1:] if router.still_usable(p, plan.request)]
-                if pending.candidates:
-                    pool.submit(pending.candidates[0], [pending])
-                else:
-                    res = SymbolResult(symbol, FAILED, error_code=code, error_message=message,
-                                       tried=pending.tried)
-                    audit_only.append(_audit_row(plan, res, tried=pending.tried, latency=pending.latency_ms))
-                    finish(res)
+                audit_only.append(fetched.audit)
+            if res.outcome == NO_VALID_PROVIDER:
+                critical[res.symbol] = NO_VALID_PROVIDER
+                db.record_event(NO_VALID_PROVIDER, run_id=run_id, symbol=res.symbol, reason=NO_VALID_PROVIDER,
+                                detail={"skipped": fetched.skipped, "asset_class": fetched.plan.entry.asset_class,
+                                        "window": [str(fetched.plan.request.start), str(fetched.plan.request.end)]})
+            if progress:
+                progress(res.symbol, done, len(plans))
             if len(writes) + len(audit_only) >= batch_size:
                 flush()
         flush()
@@ -517,7 +540,6 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
                       rows_written=rows_written, providers_used=dict(providers_used))
         raise IngestionError(str(exc)) from exc
     finally:
-        pool.close()
         if own_router:
             router.close()
 

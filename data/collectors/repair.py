@@ -1,0 +1,265 @@
+"""Repair a symbol's date range: re-fetch, show what changes, keep what is
+replaced (so the repair can be undone), re-score and re-govern.
+
+A repair is an ingest run of mode ``repair``: it has a run_id, an
+``ingestion_audit_runs`` row, an audit row and a raw archive like any run.
+The replaced rows go to ``price_history_replaced`` in the same transaction
+as the new bars.  ``--dry-run`` fetches and shows the diff but writes
+nothing at all (no run row, no archive).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from data import calendar as cal
+from data.collectors.data_router import DataRouter
+from data.collectors.ingestion import (SUCCESS, IngestionError, SymbolPlan, fetch_symbols, govern_and_verify,
+                                       new_run_id)
+from data.providers.base import FetchRequest
+from data.universe import Universe
+from database.manager import Database, MixedOriginError, SymbolWrite, utc_now
+from ops import exit_codes
+from ops.audit_trail import AuditTrail
+from ops.runtime import RuntimePaths
+from ops.settings import Settings
+
+COMPARED = ("open", "high", "low", "close", "adj_close", "volume")
+
+
+@dataclass
+class RepairReport:
+    """What a repair (or its undo) found and did."""
+
+    run_id: str | None
+    symbol: str
+    start: str
+    end: str
+    dry_run: bool
+    provider: str | None = None
+    error: str | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)   # date, change, columns {col: [before, after]}
+    unchanged: int = 0
+    only_in_store: list[str] = field(default_factory=list)        # stored dates the payload lacks (kept)
+    state_before: str | None = None
+    state_after: str | None = None
+    reason_after: str | None = None
+    exit_code: int = exit_codes.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return b is None or (isinstance(b, float) and math.isnan(b))
+    if b is None or (isinstance(b, float) and math.isnan(b)):
+        return False
+    return a == b
+
+
+def diff_bars(stored: pd.DataFrame, fetched: pd.DataFrame, provider: str) -> tuple[list[dict], list[dict], int, list[str]]:
+    """Compare stored and fetched bars by date.  Returns (changes for the
+    operator, rows to keep for undo, unchanged count, dates only in store)."""
+    def by_date(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+        out = {}
+        for rec in frame.astype(object).where(frame.notna(), None).to_dict("records"):
+            out[str(pd.Timestamp(rec["date"]).date())] = rec
+        return out
+
+    old, new = by_date(stored), by_date(fetched)
+    changes, replaced, unchanged = [], [], 0
+    for date in sorted(new):
+        after = new[date]
+        before = old.get(date)
+        if before is None:
+            changes.append({"date": date, "change": "inserted",
+                            "columns": {c: [None, after.get(c)] for c in COMPARED}})
+            replaced.append({"date": date, "change": "inserted"})
+            continue
+        cols = {c: [before.get(c), after.get(c)] for c in COMPARED if not _same(before.get(c), after.get(c))}
+        if before.get("provider") != provider:
+            cols["provider"] = [before.get("provider"), provider]
+        if not cols:
+            unchanged += 1
+            continue
+        changes.append({"date": date, "change": "updated", "columns": cols})
+        replaced.append({"date": date, "change": "updated", **{c: before.get(c) for c in COMPARED},
+                         "provider": before.get("provider"), "run_id": before.get("run_id"),
+                         "ingested_at": before.get("ingested_at")})
+    only_in_store = sorted(set(old) - set(new))
+    return changes, replaced, unchanged, only_in_store
+
+
+def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: RuntimePaths, *, symbol: str,
+                  start: dt.date, end: dt.date, provider: str | None = None, data_dir: str | None = None,
+                  dry_run: bool = False, router: DataRouter | None = None,
+                  as_of: dt.date | None = None) -> RepairReport:
+    """Re-fetch ``symbol`` over [start, end] and write what differs, keeping
+    the replaced rows; then re-govern the symbol.  Raises IngestionError for
+    a symbol outside the universe or an empty range."""
+    entry = universe.get(symbol)
+    if entry is None or not entry.enabled:
+        raise IngestionError(f"{universe.path}: {symbol} is not an enabled symbol of the universe; "
+                             f"repairs never add symbols")
+    if start > end:
+        raise IngestionError(f"--from {start} is after --to {end}")
+    calendar = entry.calendar or settings.calendar_for(entry.asset_class)
+    window = cal.range_window(calendar, start, end)
+    if window.sessions == 0:
+        raise IngestionError(f"no {calendar} sessions between {start} and {end}")
+    if provider:
+        try:
+            db.check_origin(provider)
+        except MixedOriginError as exc:
+            raise IngestionError(str(exc)) from exc
+    now = dt.datetime.now(dt.timezone.utc)
+    run_id = new_run_id(now)
+    report = RepairReport(None if dry_run else run_id, symbol, str(start), str(end), dry_run)
+    report.state_before = (db.governance_states([symbol]).get(symbol) or {}).get("state")
+    plan = SymbolPlan(entry, calendar, FetchRequest(symbol, entry.asset_class, start, end, calendar),
+                      window.sessions)
+    own_router = router is None
+    router = router or DataRouter(settings, only=provider, data_dir=data_dir)
+    trail = AuditTrail(paths.audit_jsonl, module="repair", run_id=run_id)
+    try:
+        fetched = next(iter(fetch_symbols(router, [plan], settings=settings,
+                                          raw_dir=None if dry_run else paths.raw_dir(run_id), trail=trail)))
+    finally:
+        if own_router:
+            router.close()
+
+    started_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if fetched.write is None:
+        report.error = f"{fetched.result.outcome} {fetched.result.error_code}: {fetched.result.error_message}"
+        report.exit_code = exit_codes.FAILURE
+        if not dry_run:
+            db.begin_run(run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end,
+                                                      "provider": provider}, started_at, 1)
+            db.write_symbols(run_id, started_at, [], [fetched.audit])
+            db.finish_run(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=1, rows_written=0,
+                          providers_used={})
+        return report
+
+    report.provider = fetched.result.provider
+    stored = db.read_bars(symbol, str(start), str(end), include_provenance=True)
+    changes, replaced, unchanged, only_in_store = diff_bars(stored, fetched.write.frame, report.provider)
+    report.changes, report.unchanged, report.only_in_store = changes, unchanged, only_in_store
+    if dry_run:
+        return report
+
+    db.begin_run(run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end, "provider": provider},
+                 started_at, 1)
+    written = db.write_repair(run_id, started_at, fetched.write, replaced)
+    trail.append("repair_written", symbol=symbol, start=str(start), end=str(end), provider=report.provider,
+                 changed=len(changes), rows_written=written)
+    verdict = govern_and_verify(db, universe, settings, paths, run_id=run_id, as_of=as_of or now.date(),
+                                symbols=[symbol], trail=trail, precomputed=None)
+    db.finish_run(run_id, status=SUCCESS, symbols_succeeded=1, symbols_failed=0, rows_written=written,
+                  providers_used={report.provider: 1}, verification=verdict.verification)
+    v = verdict.governance.verdicts[0]
+    report.state_after, report.reason_after = v.state, v.reason
+    return report
+
+
+def undo_repair(db: Database, universe: Universe, settings: Settings, paths: RuntimePaths, *,
+                repair_run_id: str, as_of: dt.date | None = None) -> RepairReport:
+    """Restore what repair ``repair_run_id`` replaced, then re-govern."""
+    rows = db.replaced_rows(repair_run_id)
+    if not rows:
+        raise IngestionError(f"--undo {repair_run_id}: no rows recorded for that repair run")
+    if all(r["undone_at"] for r in rows):
+        raise IngestionError(f"--undo {repair_run_id}: already undone at {rows[0]['undone_at']}")
+    symbol = rows[0]["symbol"]
+    report = RepairReport(repair_run_id, symbol, rows[0]["date"], rows[-1]["date"], dry_run=False)
+    report.state_before = (db.governance_states([symbol]).get(symbol) or {}).get("state")
+    now = dt.datetime.now(dt.timezone.utc)
+    run_id = new_run_id(now)
+    db.begin_run(run_id, "repair", None, {"undo": repair_run_id, "symbol": symbol},
+                 now.strftime("%Y-%m-%dT%H:%M:%SZ"), 1)
+    restored = db.undo_repair(repair_run_id, utc_now())
+    report.changes = [{"date": r["date"], "change": "restored" if r["change"] == "updated" else "deleted"}
+                      for r in rows if not r["undone_at"]]
+    trail = AuditTrail(paths.audit_jsonl, module="repair", run_id=run_id)
+    trail.append("repair_undone", symbol=symbol, undone_run=repair_run_id, rows=restored)
+    verdict = govern_and_verify(db, universe, settings, paths, run_id=run_id,
+                                as_of=as_of or now.date(), symbols=[symbol], trail=trail)
+    db.finish_run(run_id, status=SUCCESS, symbols_succeeded=1, symbols_failed=0, rows_written=restored,
+                  providers_used={}, verification=verdict.verification)
+    v = verdict.governance.verdicts[0]
+    report.state_after, report.reason_after = v.state, v.reason
+    return report
+
+
+# ------------------------------------------------------------ CLI entry point
+def repair_command(*, symbol: str | None, start: dt.date | None, end: dt.date | None, provider: str | None,
+                   data_dir: str | None, dry_run: bool, undo: str | None, as_of: dt.date | None = None, db_path: str | None,
+                   universe_path: str | None, as_json: bool) -> int:
+    """What ``repair_db.py`` does: check input, run the repair (or undo),
+    print the diff and the symbol's state, return the exit code."""
+    import json
+    from pathlib import Path
+
+    from data.symbols import InvalidSymbolError, normalise_symbol
+    from ops.errors import InputError, MissingInputError
+    from ops.health import load_inputs
+
+    universe, settings = load_inputs(universe_path)
+    if undo is None:
+        if not (symbol and start and end):
+            raise InputError("--symbol, --from and --to are required (or --undo RUN_ID)")
+        try:
+            symbol = normalise_symbol(symbol)
+        except InvalidSymbolError as exc:
+            raise InputError(f"--symbol: {exc}") from exc
+    if data_dir and not Path(data_dir).is_dir():
+        raise MissingInputError(f"--data-dir {data_dir}: directory not found")
+    if provider and provider not in settings.capabilities:
+        raise InputError(f"--provider {provider!r}: unknown; known: {', '.join(sorted(settings.capabilities))}")
+    paths = RuntimePaths.resolve(db_path)
+    if not paths.db.exists():
+        raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")
+    with Database(paths.db) as db:
+        try:
+            if undo:
+                report = undo_repair(db, universe, settings, paths, repair_run_id=undo, as_of=as_of)
+            else:
+                report = repair_symbol(db, universe, settings, paths, symbol=symbol, start=start, end=end,
+                                       provider=provider, data_dir=data_dir, dry_run=dry_run, as_of=as_of)
+        except IngestionError as exc:
+            raise InputError(str(exc)) from exc
+    if as_json:
+        print(json.dumps(report.to_dict(), default=str, indent=2))
+        return report.exit_code
+    _print_repair(report)
+    return report.exit_code
+
+
+def _print_repair(report: RepairReport, limit: int = 40) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    what = "dry run (nothing written)" if report.dry_run else f"run {report.run_id}"
+    console.print(f"repair {report.symbol} {report.start}..{report.end}: {what}; provider {report.provider or '-'}")
+    if report.error:
+        console.print(f"[red]fetch failed:[/red] {report.error}")
+        return
+    table = Table(title=f"{len(report.changes)} changed row(s), {report.unchanged} unchanged")
+    for col in ("date", "change", "column", "before", "after"):
+        table.add_column(col)
+    for change in report.changes[:limit]:
+        for col, pair in (change.get("columns") or {"-": ["", ""]}).items():
+            table.add_row(change["date"], change["change"], col, str(pair[0]), str(pair[1]))
+    console.print(table)
+    if len(report.changes) > limit:
+        console.print(f"... and {len(report.changes) - limit} more (see --json)")
+    if report.only_in_store:
+        console.print(f"{len(report.only_in_store)} stored date(s) not in the payload were kept")
+    if not report.dry_run:
+        console.print(f"state: {report.state_before or 'none'} -> {report.state_after} ({report.reason_after}); "
+                      f"undo with: python repair_db.py --undo {report.run_id}")
