@@ -6,6 +6,7 @@ single line on stderr naming the flag, file or symbol.
 """
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 import click
@@ -31,6 +32,10 @@ class OperatorCommand(click.Command):
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except sqlite3.DatabaseError as exc:
+            # A malformed or locked store: one line and the procedure to follow.
+            click.echo(f"error: database error: {exc} (see docs/runbook.md, 'Database corruption')", err=True)
+            sys.exit(exit_codes.FAILURE)
         if isinstance(rv, int):
             sys.exit(rv)
         sys.exit(exit_codes.OK)

@@ -738,7 +738,7 @@ def _print_report(report: RunReport, *, db_path: str, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     failed = report.failed
     console.print(f"run {report.run_id}  mode={report.mode}  as_of={report.as_of}  status={report.status}  "
                   f"symbols={len(report.symbols)}  failed={len(failed)}  rows_written={report.rows_written}  "

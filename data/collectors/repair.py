@@ -243,7 +243,7 @@ def _print_repair(report: RepairReport, limit: int = 40) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     what = "dry run (nothing written)" if report.dry_run else f"run {report.run_id}"
     console.print(f"repair {report.symbol} {report.start}..{report.end}: {what}; provider {report.provider or '-'}")
     if report.error:
