@@ -1,8 +1,6 @@
 """Stage 1: batch ingestion of daily OHLCV history into the governed store."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import click
 

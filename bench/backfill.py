@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from data.calendar import backfill_window, expected_sessions  # noqa: E402
-from database.manager import MIGRATIONS_DIR, Database  # noqa: E402
+from database.manager import Database  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 20)
 NOW = "2026-11-22"

@@ -193,7 +193,7 @@ class Database:
                               (verification, run_id))
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        return self._dicts("SELECT * FROM ingestion_audit_runs ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit,))
+        return self._dicts("SELECT * FROM ingestion_audit_runs ORDER BY rowid DESC LIMIT ?", (limit,))
 
     def audit_rows(self, run_id: str) -> list[dict[str, Any]]:
         return self._dicts("SELECT * FROM ingestion_audit WHERE run_id = ? ORDER BY symbol", (run_id,))

@@ -19,15 +19,15 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from data.calendar import CalendarError, known_calendar_names, last_complete_session, sessions_between
-from data.universe import Universe, UniverseEntry, UniverseError, load_universe
+from data.calendar import CalendarError, last_complete_session, sessions_between
+from data.universe import Universe, UniverseEntry
 from database.manager import SCHEMA_VERSION, Database, StoreError
 from ops import exit_codes
-from ops.cli import DataInputError, MissingInputError
+from ops.errors import DataInputError, MissingInputError
+from ops.inputs import DEFAULT_UNIVERSE, load_inputs  # noqa: F401 (re-exported for the CLIs)
 from ops.runtime import RuntimePaths
-from ops.settings import REPO_ROOT, Settings, SettingsError, load_settings
+from ops.settings import Settings
 
-DEFAULT_UNIVERSE = REPO_ROOT / "configs" / "universe.json"
 SECTIONS = ("history", "quality", "governance", "freshness", "integrity", "last_ingest")
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 GREEN, YELLOW, RED = "GREEN", "YELLOW", "RED"
@@ -47,21 +47,6 @@ def open_store(path: str | Path | None) -> Database:
         raise DataInputError(str(exc)) from exc
     except sqlite3.DatabaseError as exc:
         raise DataInputError(f"{db_path}: not a readable SQLite database ({exc})") from exc
-
-
-def load_inputs(universe_path: str | Path | None) -> tuple[Universe, Settings]:
-    """Universe and settings, with file problems mapped to exit 65/66."""
-    path = Path(universe_path) if universe_path else DEFAULT_UNIVERSE
-    try:
-        universe = load_universe(path, known_calendar_names())
-    except UniverseError as exc:
-        error = MissingInputError if not path.exists() else DataInputError
-        raise error(str(exc)) from exc
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise DataInputError(str(exc)) from exc
-    return universe, settings
 
 
 # -------------------------------------------------------------- compliance

@@ -19,39 +19,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import threading
 import traceback
 from pathlib import Path
+
+from ops.redaction import MASK, redact_value, secret_values
 from typing import Any, Mapping
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_SECRET_NAME = re.compile(r"(_KEY$|_KEY_ID$|SECRET|TOKEN|PASSWORD|PASSPHRASE)", re.IGNORECASE)
-REDACTED = "***"
-# A secret shorter than this would redact ordinary words ("1", "yes").
-_MIN_SECRET_LEN = 4
-
-
-def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
-    """Values of credential-like environment variables, longest first (so a
-    secret containing another is replaced whole)."""
-    env = os.environ if env is None else env
-    values = {v for k, v in env.items() if _SECRET_NAME.search(k) and v and len(v) >= _MIN_SECRET_LEN}
-    return sorted(values, key=len, reverse=True)
-
-
-def redact(value: Any, secrets: list[str]) -> Any:
-    """``value`` with every secret replaced, recursively through dicts/lists."""
-    if isinstance(value, str):
-        for s in secrets:
-            if s in value:
-                value = value.replace(s, REDACTED)
-        return value
-    if isinstance(value, Mapping):
-        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v, secrets) for v in value]
-    return value
+REDACTED = MASK
 
 
 def _now() -> str:
@@ -106,7 +82,7 @@ class StructuredLog:
             record["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         # Secrets are read at each write: a key exported after start-up is
         # still never written.
-        record = redact(record, secret_values(self._env))
+        record = redact_value(record, secret_values(self._env))
         line = json.dumps(record, sort_keys=False, default=str)
         human = self._human(record)
         with self._lock:

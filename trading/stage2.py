@@ -22,12 +22,12 @@ import sys
 import threading
 import uuid
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from data.universe import UniverseError, load_universe
+from data.universe import UniverseError
 from database.manager import Database, StoreError
 from ops import exit_codes
+from ops.inputs import load_inputs
 from ops.cli import DataInputError, InputError, MissingInputError
 from ops.runtime import RuntimePaths
 from ops.settings import REPO_ROOT, SettingsError, load_settings
@@ -84,17 +84,7 @@ def _say(opts: Stage2Options, text: str, payload: Mapping[str, Any] | None = Non
 
 
 def _load(opts: Stage2Options, env: Mapping[str, str]):
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise DataInputError(str(exc)) from exc
-    universe_path = Path(opts.universe_path or env.get("UNIVERSE_FILE") or DEFAULT_UNIVERSE)
-    if not universe_path.exists():
-        raise MissingInputError(f"{universe_path}: universe file not found")
-    try:
-        universe = load_universe(universe_path)
-    except UniverseError as exc:
-        raise DataInputError(str(exc)) from exc
+    universe, settings = load_inputs(opts.universe_path, env)
     entries = select_entries(universe, opts.tickers)
     try:
         config = load_trading_config(settings, opts.mode, env)

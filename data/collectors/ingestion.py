@@ -686,28 +686,21 @@ def ingest_command(options: IngestOptions, *, db_path: str | None, universe_path
     print the report (JSON on stdout with --json), return the exit code.
     Input problems raise ``ops.errors`` exceptions before anything is written."""
     from data.symbols import InvalidSymbolError, normalise_symbol
-    from data.universe import UniverseError, load_universe
+    from data.universe import UniverseError
     from ops.console import progress_bar
-    from ops.errors import DataInputError, InputError, MissingInputError
-    from ops.settings import REPO_ROOT, SettingsError, load_settings
+    from ops.errors import InputError, MissingInputError
+    from ops.inputs import load_inputs
 
-    try:
-        settings = settings or load_settings()
-    except SettingsError as exc:
-        raise DataInputError(str(exc)) from exc
+    universe, loaded_settings = load_inputs(universe_path)
+    settings = settings or loaded_settings
     try:
         tickers = tuple(normalise_symbol(t) for t in options.tickers)
     except InvalidSymbolError as exc:
         raise InputError(f"--tickers: {exc}") from exc
-    universe_file = Path(universe_path) if universe_path else REPO_ROOT / "configs" / "universe.json"
-    if not universe_file.exists():
-        raise MissingInputError(f"{universe_file}: universe file not found")
     try:
-        universe = load_universe(universe_file, cal.known_calendar_names())
         universe.select(list(tickers) or None)
     except UniverseError as exc:
-        is_selection = "not in the universe" in str(exc) or "disabled in the universe" in str(exc)
-        raise (InputError if is_selection else DataInputError)(str(exc)) from exc
+        raise InputError(str(exc)) from exc
     if options.data_dir and not Path(options.data_dir).is_dir():
         raise MissingInputError(f"--data-dir {options.data_dir}: directory not found")
     if options.provider and options.provider not in settings.capabilities:

@@ -22,7 +22,7 @@ from data.collectors.ingestion import (SUCCESS, IngestionError, SymbolPlan, fetc
                                        new_run_id)
 from data.providers.base import FetchRequest
 from data.universe import Universe
-from database.manager import Database, MixedOriginError, SymbolWrite, utc_now
+from database.manager import Database, MixedOriginError, utc_now
 from ops import exit_codes
 from ops.audit_trail import AuditTrail
 from ops.runtime import RuntimePaths

@@ -2,7 +2,6 @@
 provider and on vendor-style CSV files."""
 import gzip
 import json
-import sqlite3
 
 import pytest
 from click.testing import CliRunner

@@ -6,7 +6,9 @@ import json
 
 from rich.console import Console
 
-from ops.structured_log import REDACTED, StructuredLog, redact, secret_values
+from ops.redaction import redact_value as redact
+from ops.redaction import secret_values
+from ops.structured_log import REDACTED, StructuredLog
 
 CANARY = "canary-9f8e7d6c5b4a"
 

@@ -1,4 +1,3 @@
-import datetime as dt
 import sqlite3
 
 import numpy as np

@@ -1,0 +1,38 @@
+"""The operator's input files, loaded once and validated the same way by
+every command: the universe (``--universe``, ``UNIVERSE_FILE`` or
+``configs/universe.json``) and the settings.  Problems become one-line
+``ops.errors`` exceptions (exit 65 malformed, 66 missing)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from data.calendar import known_calendar_names
+from data.universe import Universe, UniverseError, load_universe
+from ops.errors import DataInputError, MissingInputError
+from ops.settings import REPO_ROOT, Settings, SettingsError, load_settings
+
+DEFAULT_UNIVERSE = REPO_ROOT / "configs" / "universe.json"
+
+
+def universe_path(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(path or env.get("UNIVERSE_FILE") or DEFAULT_UNIVERSE)
+
+
+def load_inputs(path: str | os.PathLike | None = None,
+                env: Mapping[str, str] | None = None) -> tuple[Universe, Settings]:
+    """Universe and settings, or a DataInputError / MissingInputError."""
+    chosen = universe_path(path, env)
+    if not chosen.exists():
+        raise MissingInputError(f"{chosen}: universe file not found")
+    try:
+        universe = load_universe(chosen, known_calendar_names())
+    except UniverseError as exc:
+        raise DataInputError(str(exc)) from exc
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise DataInputError(str(exc)) from exc
+    return universe, settings
