@@ -1,0 +1,421 @@
+"""A frozen catalogue of frames for :func:`data.quality.assess_quality`.
+
+Each case is a zero-argument builder returning ``(frame, kwargs)``; the
+frozen expected reports live in ``tests/fixtures/quality_reports.json`` and
+were recorded from the implementation as it stood before the speed work
+(commit "quality: freeze reports of the reference implementation").  The
+test ``tests/unit/test_quality_frozen.py`` asserts that the current code
+still produces them; ``bench/quality_speed.py`` times a few of these frames.
+
+Regenerate the fixture only for an intended change of behaviour:
+
+    .venv/bin/python -m tests.quality_cases --write
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from data.calendar import backfill_window
+from data.providers.base import FetchRequest
+from data.providers.synthetic import SyntheticDataProvider
+from data.quality import assess_quality
+from ops.settings import DEFAULTS, Settings
+from tests import bar_frames as B
+
+FIXTURE = Path(__file__).parent / "fixtures" / "quality_reports.json"
+
+SESSIONS = B.window_sessions()
+AS_OF = B.AS_OF
+
+Case = Callable[[], tuple[pd.DataFrame, dict[str, Any]]]
+CASES: dict[str, Case] = {}
+
+
+def case(fn: Case) -> Case:
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def _clean(seed: int = 7, daily_vol: float = 0.01) -> pd.DataFrame:
+    return B.clean_bars(SESSIONS, seed=seed, daily_vol=daily_vol)
+
+
+def _kw(**extra: Any) -> dict[str, Any]:
+    return {"expected_sessions": SESSIONS, "as_of": AS_OF, "settings": Settings(), **extra}
+
+
+def _synthetic(symbol: str, defects: list[str], asset_class: str = "stocks",
+               as_of: dt.date = dt.date(2024, 6, 28)) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A synthetic-provider frame (carries split_ratio and dividend columns)
+    over the 1260-session XNYS window ending ``as_of``."""
+    win = backfill_window("XNYS", as_of, 1260)
+    provider = SyntheticDataProvider(defects={symbol: defects} if defects else {})
+    result = provider.fetch_one(FetchRequest(symbol, asset_class, win.start, win.end, "XNYS"))
+    sessions = B.window_sessions(as_of=as_of)
+    return result.frame, {"expected_sessions": sessions, "as_of": as_of, "settings": Settings(),
+                          "asset_class": asset_class, "symbol": symbol, "calendar": "XNYS"}
+
+
+# ------------------------------------------------------------------ hand-built
+@case
+def clean():
+    return _clean(), _kw()
+
+
+@case
+def clean_volatile_crypto():
+    return _clean(seed=11, daily_vol=0.04), _kw(asset_class="crypto")
+
+
+@case
+def clean_fx():
+    return _clean(seed=3, daily_vol=0.005), _kw(asset_class="fx")
+
+
+@case
+def missing_and_negative_with_payload_dups():
+    return B.with_negative_price(B.without_sessions(_clean(), range(200, 326)), 600), _kw(payload_duplicates=126)
+
+
+@case
+def missing_scattered():
+    return B.without_sessions(_clean(), [0, 10, 11, 500, 1259]), _kw()
+
+
+@case
+def halts_and_closures_allow_listed():
+    frame = B.without_sessions(_clean(), [100, 101, 102, 700])
+    halt = [str(SESSIONS[100].date()), str(SESSIONS[102].date())]
+    settings = Settings(data={**DEFAULTS, "quality": {**DEFAULTS["quality"], "halts": {"ACME": [halt]},
+                                                      "allowed_missing_sessions": {"XNYS": [str(SESSIONS[700].date())]}}})
+    return frame, _kw(settings=settings, symbol="ACME", calendar="XNYS")
+
+
+@case
+def allowed_missing_argument():
+    frame = B.without_sessions(_clean(), [40, 41, 900])
+    return frame, _kw(allowed_missing=[SESSIONS[40], SESSIONS[41], pd.Timestamp("2021-12-25")])
+
+
+@case
+def null_prices_some():
+    return B.with_null_prices(_clean(), [50, 51, 800]), _kw()
+
+
+@case
+def null_prices_all():
+    return B.with_null_prices(_clean()), _kw()
+
+
+@case
+def null_volume_and_close_only():
+    frame = _clean()
+    frame.loc[[7, 8], "volume"] = pd.NA
+    frame.loc[300, "close"] = np.nan
+    frame.loc[301, "adj_close"] = np.nan
+    return frame, _kw()
+
+
+@case
+def duplicates_in_frame():
+    return B.with_duplicates(_clean(), [5, 6, 7, 1000]), _kw(payload_duplicates=2)
+
+
+@case
+def duplicates_with_different_values_unsorted():
+    frame = _clean()
+    extra = frame.iloc[[20, 21]].copy()
+    extra["close"] = extra["close"] * 1.9
+    extra["adj_close"] = extra["close"]
+    shuffled = pd.concat([frame, extra]).sample(frac=1.0, random_state=3).reset_index(drop=True)
+    return shuffled, _kw()
+
+
+@case
+def negative_volume():
+    frame = _clean()
+    frame.loc[[42, 43], "volume"] = -5
+    return frame, _kw()
+
+
+@case
+def zero_price():
+    frame = _clean()
+    frame.loc[42, ["open", "low"]] = 0.0
+    frame.loc[900, "adj_close"] = 0.0
+    return frame, _kw()
+
+
+@case
+def level_shift_up():
+    return B.with_price_level_shift(_clean(), 800, 1.8), _kw()
+
+
+@case
+def level_shift_down_small_fx():
+    return B.with_price_level_shift(_clean(), 800, 0.8), _kw(asset_class="fx")
+
+
+@case
+def split_adjusted():
+    return B.with_split(_clean(), 600, 2.0, adjusted=True), _kw()
+
+
+@case
+def split_unadjusted_unexplained():
+    return B.with_split(_clean(), 600, 2.0, adjusted=False), _kw()
+
+
+@case
+def split_unadjusted_stored_action():
+    frame = B.with_split(_clean(), 600, 2.0, adjusted=False)
+    actions = pd.DataFrame({"date": [SESSIONS[600]], "action": ["split"], "value": [2.0]})
+    return frame, _kw(corporate_actions=actions)
+
+
+@case
+def split_column_and_stored_action_same_event():
+    frame = B.with_split(_clean(), 600, 3.0, adjusted=False, column=True)
+    actions = pd.DataFrame({"date": [SESSIONS[600], SESSIONS[300]], "action": ["split", "dividend"],
+                            "value": [3.0, 0.4]})
+    return frame, _kw(corporate_actions=actions)
+
+
+@case
+def split_on_weekend_and_late_actions():
+    monday = next(i for i in range(600, 700)
+                  if SESSIONS[i].day_of_week == 0 and (SESSIONS[i] - SESSIONS[i - 1]).days == 3)
+    frame = B.with_split(_clean(), monday, 2.0, adjusted=False)
+    actions = pd.DataFrame({"date": [str((SESSIONS[monday] - pd.Timedelta(days=2)).date()),
+                                     str(SESSIONS[monday + 40].date()), "2030-01-02"],
+                            "action": ["split", "split", "dividend"], "value": ["2.0", "nonsense", 1.0]})
+    return frame, _kw(corporate_actions=actions)
+
+
+@case
+def special_dividend_adjusted():
+    return B.with_special_dividend(_clean(), 1200, 0.45), _kw()
+
+
+@case
+def special_dividend_unadjusted_stored():
+    frame = B.with_special_dividend(_clean(), 1200, 0.45)
+    frame["adj_close"] = frame["close"]
+    actions = pd.DataFrame({"date": [SESSIONS[1200]], "action": ["dividend"], "value": [frame.attrs["dividend"]]})
+    return frame, _kw(corporate_actions=actions)
+
+
+@case
+def adj_close_discontinuity():
+    frame = _clean()
+    frame.loc[900:, "adj_close"] = frame.loc[900:, "adj_close"] * 2.5
+    return frame, _kw()
+
+
+@case
+def false_ticks():
+    frame = B.with_spike(B.with_spike(_clean(), 700, 1.12), 0, 0.85)
+    return B.with_spike(frame, 1259, 1.09), _kw()
+
+
+@case
+def big_spike_reverting():
+    return B.with_spike(_clean(), 500, 2.0), _kw()
+
+
+@case
+def ohlc_defects():
+    frame = B.with_ohlc_inversion(_clean(), 300)
+    frame.loc[10, "close"] = frame.loc[10, "high"] * 1.01
+    frame.loc[20, "open"] = frame.loc[20, "low"] * 0.99
+    frame.loc[30, "close"] = frame.loc[30, "high"] * (1 + 1e-9)
+    return frame, _kw()
+
+
+@case
+def zero_volume_many():
+    frame = _clean()
+    frame.loc[:199, "volume"] = 0
+    return frame, _kw()
+
+
+@case
+def zero_volume_few_fx():
+    frame = _clean()
+    frame.loc[[3, 4], "volume"] = 0
+    return frame, _kw(asset_class="fx")
+
+
+@case
+def stale_warning():
+    return _clean().iloc[:-2].reset_index(drop=True), _kw()
+
+
+@case
+def stale_error():
+    return _clean().iloc[:-6].reset_index(drop=True), _kw()
+
+
+@case
+def future_dated():
+    return _clean(), _kw(as_of=SESSIONS[-3].date())
+
+
+@case
+def non_session_bar():
+    frame = _clean()
+    return pd.concat([frame, frame.iloc[[100]].assign(date=pd.Timestamp("2022-07-02"))]), _kw()
+
+
+@case
+def empty():
+    return _clean().iloc[0:0], _kw()
+
+
+@case
+def one_row():
+    return _clean().iloc[[600]].reset_index(drop=True), _kw()
+
+
+@case
+def two_rows_spike():
+    frame = _clean().iloc[[600, 601]].reset_index(drop=True)
+    frame.loc[1, ["close", "adj_close"]] = frame.loc[1, "close"] * 3
+    return frame, _kw()
+
+
+@case
+def short_history_ten_rows():
+    return B.last_sessions(B.with_spike(_clean(), 1255, 1.3), 10), _kw()
+
+
+@case
+def short_history_forty_rows_tick():
+    return B.last_sessions(B.with_spike(_clean(), 1240, 1.2), 40), _kw()
+
+
+@case
+def short_history_year():
+    return B.last_sessions(_clean(), 252), _kw()
+
+
+@case
+def string_dates_and_text_prices():
+    frame = _clean().iloc[:300].copy()
+    frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
+    frame["close"] = frame["close"].astype(object)
+    frame.loc[5, "close"] = "n/a"
+    frame["volume"] = frame["volume"].astype("float64")
+    return frame, _kw()
+
+
+@case
+def tz_aware_dates():
+    frame = _clean().iloc[-100:].copy()
+    frame["date"] = frame["date"].dt.tz_localize("America/New_York")
+    return frame.reset_index(drop=True), _kw()
+
+
+@case
+def many_defects_together():
+    frame = B.with_ohlc_inversion(B.without_sessions(B.with_price_level_shift(_clean(), 800, 2.0), [5]), 300)
+    frame = B.with_duplicates(B.with_null_prices(frame, [77]), [3, 900])
+    frame.loc[15, "volume"] = -1
+    return frame, _kw(payload_duplicates=4, asset_class="crypto")
+
+
+@case
+def overridden_thresholds():
+    quality = {**DEFAULTS["quality"], "spike_threshold": {"stocks": 0.1},
+               "false_tick": {**DEFAULTS["quality"]["false_tick"], "window": 8, "mad_z": 4.0, "scale_window": 21}}
+    frame = B.with_spike(B.with_price_level_shift(_clean(), 800, 1.2), 400, 1.07)
+    return frame, _kw(settings=Settings(data={**DEFAULTS, "quality": quality}))
+
+
+@case
+def adj_close_all_null_false_tick_on_close():
+    frame = B.with_spike(_clean(), 650, 1.15)
+    frame["adj_close"] = np.nan
+    return frame, _kw()
+
+
+@case
+def twelve_rows_with_nulls():
+    frame = B.with_null_prices(B.last_sessions(B.with_spike(_clean(), 1254, 1.25), 12), [2, 9])
+    return frame, _kw()
+
+
+@case
+def store_shaped_frame_with_provider_column():
+    frame = B.with_spike(_clean(), 333, 0.88)
+    frame["provider"] = "file"
+    frame["volume"] = frame["volume"].astype("Int64")
+    return frame, _kw()
+
+
+# ------------------------------------------------------------------ synthetic provider
+@case
+def synthetic_clean():
+    return _synthetic("SYNA", [])
+
+
+@case
+def synthetic_split_and_special_dividend():
+    return _synthetic("SYNB", ["split=3", "special_dividend=0.4"])
+
+
+@case
+def synthetic_value_defects():
+    return _synthetic("SYNC", ["spike", "zero_price", "negative_price", "ohlc_inversion", "null_values"])
+
+
+@case
+def synthetic_rows_defects():
+    return _synthetic("SYND", ["missing_sessions=30", "duplicate_rows=7"])
+
+
+@case
+def synthetic_short_and_stale():
+    return _synthetic("SYNE", ["short_history=300", "stale=4"])
+
+
+@case
+def synthetic_crypto_spike():
+    return _synthetic("BTC-USD", ["spike", "split=2"], asset_class="crypto")
+
+
+@case
+def synthetic_dividend_payer_stored_actions():
+    frame, kw = _synthetic("SYNF", ["special_dividend=0.3"])
+    events = frame.loc[(frame["dividend"] != 0) | (frame["split_ratio"] != 1), ["date", "dividend", "split_ratio"]]
+    actions = pd.DataFrame({"date": events["date"].to_numpy(),
+                            "action": np.where(events["dividend"].to_numpy() != 0, "dividend", "split"),
+                            "value": np.where(events["dividend"].to_numpy() != 0, events["dividend"].to_numpy(),
+                                              events["split_ratio"].to_numpy())})
+    return frame.drop(columns=["dividend", "split_ratio"]), {**kw, "corporate_actions": actions}
+
+
+def report_of(name: str) -> dict[str, Any]:
+    """The report of case ``name`` as JSON types."""
+    frame, kwargs = CASES[name]()
+    return assess_quality(frame, **kwargs).to_dict()
+
+
+def main(argv: list[str]) -> None:
+    if "--write" not in argv:
+        raise SystemExit("usage: python -m tests.quality_cases --write   (overwrites the frozen fixture)")
+    reports = {name: report_of(name) for name in CASES}
+    FIXTURE.parent.mkdir(parents=True, exist_ok=True)
+    FIXTURE.write_text(json.dumps(reports, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {len(reports)} reports to {FIXTURE}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
