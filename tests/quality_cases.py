@@ -360,6 +360,61 @@ def store_shaped_frame_with_provider_column():
     return frame, _kw()
 
 
+@case
+def even_scale_window_and_window():
+    quality = {**DEFAULTS["quality"],
+               "false_tick": {**DEFAULTS["quality"]["false_tick"], "window": 10, "mad_z": 5.0, "scale_window": 40}}
+    frame = B.with_spike(B.with_spike(_clean(seed=5), 3, 1.1), 640, 0.9)
+    return frame, _kw(settings=Settings(data={**DEFAULTS, "quality": quality}))
+
+
+@case
+def unsorted_without_duplicates():
+    frame = B.with_spike(_clean(), 120, 1.3)
+    return frame.iloc[::-1].reset_index(drop=True), _kw()
+
+
+@case
+def nat_date():
+    frame = _clean()
+    frame.loc[5, "date"] = pd.NaT
+    frame.loc[9, "date"] = pd.NaT
+    actions = pd.DataFrame({"date": [SESSIONS[700]], "action": ["split"], "value": [2.0]})
+    return frame, _kw(corporate_actions=actions)
+
+
+@case
+def split_column_on_null_close_row_and_bad_stored_split():
+    frame = B.with_split(_clean(), 600, 2.0, adjusted=False, column=True)
+    frame.loc[600, ["close", "adj_close"]] = np.nan
+    frame = B.with_split(frame, 900, 4.0, adjusted=False)
+    frame["split_ratio"] = frame["split_ratio"].fillna(1.0)
+    frame.loc[900, "split_ratio"] = 4.0
+    frame["dividend"] = 0.0
+    frame.loc[[300, 301], "dividend"] = [0.5, np.inf]
+    actions = pd.DataFrame({"date": [SESSIONS[900], SESSIONS[900], SESSIONS[300]],
+                            "action": ["split", "split", "dividend"], "value": [-1.0, 4.0, np.nan]})
+    return frame, _kw(corporate_actions=actions)
+
+
+@case
+def empty_corporate_actions_frame():
+    actions = pd.DataFrame({"date": pd.Series([], dtype="datetime64[ns]"), "action": pd.Series([], dtype=object),
+                            "value": pd.Series([], dtype="float64")})
+    return B.with_split(_clean(), 600, 2.0, adjusted=False), _kw(corporate_actions=actions)
+
+
+@case
+def two_splits_on_one_bar():
+    monday = next(i for i in range(600, 700)
+                  if SESSIONS[i].day_of_week == 0 and (SESSIONS[i] - SESSIONS[i - 1]).days == 3)
+    frame = B.with_split(_clean(), monday, 6.0, adjusted=False)
+    actions = pd.DataFrame({"date": [SESSIONS[monday] - pd.Timedelta(days=2), SESSIONS[monday] - pd.Timedelta(days=1),
+                                     SESSIONS[monday]],
+                            "action": ["split", "split", "dividend"], "value": [2.0, 3.0, 0.1]})
+    return frame, _kw(corporate_actions=actions)
+
+
 # ------------------------------------------------------------------ synthetic provider
 @case
 def synthetic_clean():
@@ -391,15 +446,24 @@ def synthetic_crypto_spike():
     return _synthetic("BTC-USD", ["spike", "split=2"], asset_class="crypto")
 
 
+def _stored_events(frame: pd.DataFrame) -> pd.DataFrame:
+    events = frame.loc[(frame["dividend"] != 0) | (frame["split_ratio"] != 1), ["date", "dividend", "split_ratio"]]
+    is_dividend = events["dividend"].to_numpy() != 0
+    return pd.DataFrame({"date": events["date"].to_numpy(), "action": np.where(is_dividend, "dividend", "split"),
+                         "value": np.where(is_dividend, events["dividend"].to_numpy(),
+                                           events["split_ratio"].to_numpy())})
+
+
+@case
+def synthetic_events_in_columns_and_store():
+    frame, kw = _synthetic("SYNG", ["split=2", "special_dividend=0.45"])
+    return frame, {**kw, "corporate_actions": _stored_events(frame)}
+
+
 @case
 def synthetic_dividend_payer_stored_actions():
     frame, kw = _synthetic("SYNF", ["special_dividend=0.3"])
-    events = frame.loc[(frame["dividend"] != 0) | (frame["split_ratio"] != 1), ["date", "dividend", "split_ratio"]]
-    actions = pd.DataFrame({"date": events["date"].to_numpy(),
-                            "action": np.where(events["dividend"].to_numpy() != 0, "dividend", "split"),
-                            "value": np.where(events["dividend"].to_numpy() != 0, events["dividend"].to_numpy(),
-                                              events["split_ratio"].to_numpy())})
-    return frame.drop(columns=["dividend", "split_ratio"]), {**kw, "corporate_actions": actions}
+    return frame.drop(columns=["dividend", "split_ratio"]), {**kw, "corporate_actions": _stored_events(frame)}
 
 
 def report_of(name: str) -> dict[str, Any]:
