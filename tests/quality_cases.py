@@ -25,11 +25,12 @@ import pandas as pd
 from data.calendar import backfill_window
 from data.providers.base import FetchRequest
 from data.providers.synthetic import SyntheticDataProvider
-from data.quality import assess_quality
+from data.quality import assess_quality, checks, components
 from ops.settings import DEFAULTS, Settings
 from tests import bar_frames as B
 
 FIXTURE = Path(__file__).parent / "fixtures" / "quality_reports.json"
+FUNCTIONS_FIXTURE = Path(__file__).parent / "fixtures" / "quality_functions.json"
 
 SESSIONS = B.window_sessions()
 AS_OF = B.AS_OF
@@ -472,13 +473,64 @@ def report_of(name: str) -> dict[str, Any]:
     return assess_quality(frame, **kwargs).to_dict()
 
 
+def _iso(dates) -> list[str]:
+    return [str(pd.Timestamp(d).date()) for d in dates]
+
+
+def _findings(found) -> list[dict[str, Any]]:
+    return [f.to_dict() for f in found]
+
+
+def functions_of(name: str) -> dict[str, Any]:
+    """The public frame-based component and check functions applied to the
+    raw frame of case ``name`` (default parameters), as JSON types; a
+    function that raises records the exception's type."""
+    frame, kwargs = CASES[name]()
+    expected, as_of = kwargs["expected_sessions"], kwargs["as_of"]
+    actions = kwargs.get("corporate_actions")
+    calls: dict[str, Callable[[], Any]] = {
+        "frame_duplicates": lambda: components.frame_duplicates(frame),
+        "covered_dates": lambda: _iso(components.covered_dates(frame)),
+        "missing_sessions": lambda: _iso(components.missing_sessions(frame, expected)),
+        "missing_sessions_allowed": lambda: _iso(components.missing_sessions(frame, expected, expected[100:103])),
+        "missing_dates_pct": lambda: components.missing_dates_pct(frame, expected),
+        "nonpositive_price_mask": lambda: np.flatnonzero(components.nonpositive_price_mask(frame)).tolist(),
+        "negative_volume_mask": lambda: np.flatnonzero(components.negative_volume_mask(frame)).tolist(),
+        "zero_negative_flag": lambda: components.zero_negative_flag(frame),
+        "scan_moves": lambda: {k: _iso(getattr(components.scan_moves(frame, 0.5, actions), k))
+                               for k in ("spikes", "explained", "adj_discontinuities")},
+        "scan_moves_fx": lambda: {k: _iso(getattr(components.scan_moves(frame, 0.1), k))
+                                  for k in ("spikes", "explained", "adj_discontinuities")},
+        "extreme_spike_flag": lambda: components.extreme_spike_flag(frame, 0.5, actions),
+        "ohlc_findings": lambda: _findings(checks.ohlc_findings(frame)),
+        "false_tick_findings": lambda: _findings(checks.false_tick_findings(frame)),
+        "false_tick_mask_close": lambda: np.flatnonzero(checks.false_tick_mask(
+            components.as_floats(frame, "close"), 7, 6.0, 0.03, 30)).tolist(),
+        "null_findings": lambda: _findings(checks.null_findings(frame)),
+        "zero_volume_findings": lambda: _findings(checks.zero_volume_findings(frame, "stocks")),
+        "staleness_findings": lambda: _findings(checks.staleness_findings(frame, expected, as_of)),
+        "stale_sessions": lambda: checks.stale_sessions(
+            components.as_dates(frame["date"]).max() if len(frame) else None, expected),
+    }
+    out: dict[str, Any] = {}
+    for key, call in calls.items():
+        try:
+            out[key] = call()
+        except Exception as exc:  # noqa: BLE001 - the frozen behaviour includes what raises
+            out[key] = {"raises": type(exc).__name__}
+    return out
+
+
 def main(argv: list[str]) -> None:
     if "--write" not in argv:
-        raise SystemExit("usage: python -m tests.quality_cases --write   (overwrites the frozen fixture)")
+        raise SystemExit("usage: python -m tests.quality_cases --write   (overwrites the frozen fixtures)")
     reports = {name: report_of(name) for name in CASES}
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     FIXTURE.write_text(json.dumps(reports, indent=1, sort_keys=True) + "\n")
     print(f"wrote {len(reports)} reports to {FIXTURE}")
+    functions = {name: functions_of(name) for name in CASES}
+    FUNCTIONS_FIXTURE.write_text(json.dumps(functions, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {len(functions)} function results to {FUNCTIONS_FIXTURE}")
 
 
 if __name__ == "__main__":
