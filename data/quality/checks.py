@@ -14,7 +14,6 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from data.quality import findings as F
@@ -77,42 +76,39 @@ def rolling_median_centered(values: np.ndarray, size: int, min_periods: int) -> 
     if min_periods > size:
         raise ValueError(f"min_periods {min_periods} must be <= window {size}")
     n = len(values)
-    out = np.full(n, np.nan)
-    if n == 0:
-        return out
     after = (size - 1) // 2
     before = size - 1 - after
     nan = np.isnan(values)
-    if nan.any():
-        seen = np.concatenate(([0], np.cumsum(nan)))
-        positions = np.arange(n)
-        whole = (seen[np.minimum(positions + after + 1, n)] - seen[np.maximum(positions - before, 0)]) == 0
-        # Any finite filler: windows that hold a NaN are recomputed below.
-        filled = np.where(nan, 0.0, values)
-    else:
-        whole = np.ones(n, dtype=bool)
-        filled = values
-    whole[:before] = False
-    whole[max(n - after, 0):] = False
-    if whole.any():
-        upper = ndimage.rank_filter(filled, rank=size // 2, size=size, mode="nearest")
-        if size % 2:
-            out[whole] = upper[whole]
-        else:
+    any_nan = bool(nan.any())
+    if n > size - 1:
+        # Any finite filler for NaN: windows that hold one are recomputed below.
+        filled = np.where(nan, 0.0, values) if any_nan else values
+        out = ndimage.rank_filter(filled, rank=size // 2, size=size, mode="nearest")
+        if size % 2 == 0:
             lower = ndimage.rank_filter(filled, rank=size // 2 - 1, size=size, mode="nearest")
-            out[whole] = ((lower + upper) / 2)[whole]
-    rest = np.flatnonzero(~whole)
+            out = (lower + out) / 2
+        # Windows cut by either end, and (below) windows holding a NaN.
+        rest = np.concatenate((np.arange(before), np.arange(n - after, n)))
+        if any_nan:
+            seen = np.concatenate(([0], np.cumsum(nan)))
+            inner = np.arange(before, n - after)
+            holds_nan = seen[inner + after + 1] != seen[inner - before]
+            rest = np.concatenate((rest, inner[holds_nan]))
+    else:
+        out = np.empty(n)
+        rest = np.arange(n)
     if len(rest):
         padded = np.concatenate((np.full(before, np.nan), values, np.full(after, np.nan)))
-        windows = np.sort(sliding_window_view(padded, size)[rest], axis=1)   # NaN sorts last
+        windows = padded[rest[:, None] + np.arange(size)]
+        windows.sort(axis=1)                                    # NaN sorts last
         count = size - np.isnan(windows).sum(axis=1)
         rows = np.arange(len(rest))
         middle = count // 2
         upper = windows[rows, np.minimum(middle, size - 1)]
         lower = windows[rows, np.maximum(middle - 1, 0)]
         median = np.where(count % 2 == 1, upper, (lower + upper) / 2)
-        enough = count >= max(min_periods, 1)
-        out[rest[enough]] = median[enough]
+        median[count < max(min_periods, 1)] = np.nan
+        out[rest] = median
     return out
 
 
@@ -141,20 +137,24 @@ def false_tick_mask(prices: np.ndarray, window: int = 11, mad_z: float = 8.0,
         return out
     values = np.log(prices[idx])
     median = rolling_median_centered(values, window, window // 2 + 1)
+    # Day-to-day changes: returns[i] = values[i] - values[i-1] (pandas' diff).
     returns = np.empty(len(values))
     returns[0] = np.nan
-    returns[1:] = values[1:] - values[:-1]
+    np.subtract(values[1:], values[:-1], out=returns[1:])
     spread = np.abs(returns - rolling_median_centered(returns, scale_window, window))
     sigma = _MAD_TO_SIGMA * rolling_median_centered(spread, scale_window, window)
     dev = np.abs(values - median)
-    to_prev = values - np.r_[np.nan, values[:-1]]
-    to_next = values - np.r_[values[1:], np.nan]
-    to_prev = np.where(np.isnan(to_prev), to_next, to_prev)   # first bar: only a next neighbour
-    to_next = np.where(np.isnan(to_next), to_prev, to_next)   # last bar: only a previous one
+    # The step from each neighbour; the end bars have one neighbour and use
+    # its step for both sides.  Logs of usable prices are finite, so these
+    # are the only steps that do not exist.
+    to_prev = returns.copy()
+    to_next = np.empty(len(values))
+    np.subtract(values[:-1], values[1:], out=to_next[:-1])
+    to_prev[0] = to_next[0]
+    to_next[-1] = to_prev[-1]
     isolated = (np.sign(to_prev) == np.sign(to_next)) & (np.minimum(np.abs(to_prev), np.abs(to_next)) > dev / 2)
-    with np.errstate(invalid="ignore"):
-        flagged = (dev > np.log1p(min_move)) & (dev > mad_z * sigma) & isolated
-    out[idx[np.nan_to_num(flagged, nan=False).astype(bool)]] = True
+    flagged = (dev > np.log1p(min_move)) & (dev > mad_z * sigma) & isolated   # NaN sigma: never flagged
+    out[idx[flagged]] = True
     return out
 
 

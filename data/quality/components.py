@@ -32,7 +32,10 @@ def date_values(values) -> np.ndarray:
     ``datetime64[ns]`` array: :func:`as_dates` without building an index.
     Store and provider frames already hold midnights in ns, so those pass
     through untouched (a view, never written to)."""
-    arr = np.asarray(values)
+    if isinstance(values, (pd.Series, pd.Index)) and values.dtype == _NS:
+        arr = np.asarray(values.array)      # the backing array: Series.to_numpy costs 5x more
+    else:
+        arr = np.asarray(values)
     if arr.dtype == _NS:
         ns = arr.view("i8")
         # NaT is not a multiple of a day, so it takes the casting path below.
@@ -62,6 +65,9 @@ def as_floats(frame: pd.DataFrame, column: str) -> np.ndarray:
         return series.to_numpy()
     if not pd.api.types.is_numeric_dtype(series.dtype):
         series = pd.to_numeric(series, errors="coerce")
+    if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        # What Series.to_numpy delegates to, minus its overhead (Int64 volume).
+        return series.array.to_numpy(dtype="float64", na_value=np.nan)
     return series.to_numpy(dtype="float64", na_value=np.nan)
 
 
@@ -322,6 +328,7 @@ def scan_move_dates(dates: np.ndarray, close: np.ndarray, adj_close: np.ndarray,
 
 
 _SPLIT, _DIVIDEND, _OTHER = 0, 1, 2
+_ACTION_KIND = {"split": _SPLIT, "dividend": _DIVIDEND}
 
 
 def actions_per_bar(dates: np.ndarray, corporate_actions: pd.DataFrame | None,
@@ -340,15 +347,16 @@ def actions_per_bar(dates: np.ndarray, corporate_actions: pd.DataFrame | None,
     kinds: list[np.ndarray] = []
     values: list[np.ndarray] = []
     if corporate_actions is not None and not corporate_actions.empty:
-        action_days = date_values(corporate_actions["date"])
-        # The same coercions as one float(...) per event: text that is not a
-        # number is NaN (no event); a value float() cannot take raises.
-        amounts = np.array([float(v) for v in pd.to_numeric(corporate_actions["value"], errors="coerce")],
-                           dtype="float64")
-        names = [str(a) for a in corporate_actions["action"]]
-        days.append(action_days)
-        kinds.append(np.array([_SPLIT if a == "split" else _DIVIDEND if a == "dividend" else _OTHER
-                               for a in names], dtype=np.int64))
+        raw = corporate_actions["value"]
+        if raw.dtype == np.float64:
+            amounts = raw.to_numpy()
+        else:
+            # The same coercions as one float(...) per event: text that is not
+            # a number is NaN (no event); a value float() cannot take raises.
+            amounts = np.array([float(v) for v in pd.to_numeric(raw, errors="coerce")], dtype="float64")
+        names = corporate_actions["action"].to_numpy(dtype=object)
+        days.append(date_values(corporate_actions["date"]))
+        kinds.append(np.array([_ACTION_KIND.get(str(a), _OTHER) for a in names], dtype=np.int64))
         values.append(amounts)
     for column, kind, neutral in ((split_ratio, _SPLIT, 1.0), (dividend, _DIVIDEND, 0.0)):
         if column is not None:
@@ -359,36 +367,37 @@ def actions_per_bar(dates: np.ndarray, corporate_actions: pd.DataFrame | None,
                 values.append(column[keep])
     if not days:
         return None, None
-    day = np.concatenate(days).view("i8")
-    kind = np.concatenate(kinds)
-    value = np.concatenate(values)
+    day = np.concatenate(days).view("i8") if len(days) > 1 else days[0].view("i8")
+    kind = np.concatenate(kinds) if len(kinds) > 1 else kinds[0]
+    value = np.concatenate(values) if len(values) > 1 else values[0]
     # A null value is skipped before the repeat check: it does not claim its
     # (date, action) for a later event.
     finite = np.isfinite(value)
-    day, kind, value = day[finite], kind[finite], value[finite]
-    if len(day) == 0:
-        return None, None
-    # First event of each (date, action), in event order.  NaT dates share one
-    # key, as pandas' NaT does.
-    order = np.lexsort((kind, day))               # stable: equal keys keep event order
-    same_as_previous = (day[order][1:] == day[order][:-1]) & (kind[order][1:] == kind[order][:-1])
-    first = np.sort(order[np.concatenate(([True], ~same_as_previous))])
-    day, kind, value = day[first], kind[first], value[first]
-    applies = ((kind == _SPLIT) & (value > 0)) | (kind == _DIVIDEND)
-    day, kind, value = day[applies], kind[applies], value[applies]
-    bar = np.searchsorted(dates, day.view("datetime64[ns]"), side="left")
-    inside = bar < len(dates)
-    if not inside.any():
-        return None, None
-    bar, kind, value = bar[inside], kind[inside], value[inside]
-    n = len(dates)
-    split = np.ones(n)
-    cash = np.zeros(n)
+    if not finite.all():
+        day, kind, value = day[finite], kind[finite], value[finite]
+    if len(day) > 1:
+        # Keep the first event of each (date, action), in event order; NaT
+        # dates share one key, as pandas' NaT does.
+        order = np.lexsort((kind, day))           # stable: equal keys keep event order
+        day_sorted, kind_sorted = day[order], kind[order]
+        repeat = (day_sorted[1:] == day_sorted[:-1]) & (kind_sorted[1:] == kind_sorted[:-1])
+        if repeat.any():
+            first = np.sort(order[np.concatenate(([True], ~repeat))])
+            day, kind, value = day[first], kind[first], value[first]
     is_split = kind == _SPLIT
+    applies = (is_split & (value > 0)) | (kind == _DIVIDEND)
+    bar = np.searchsorted(dates, day.view("datetime64[ns]"), side="left")
+    applies &= bar < len(dates)
+    if not applies.any():
+        return None, None
+    split = np.ones(len(dates))
+    cash = np.zeros(len(dates))
     # ufunc.at applies repeated indices one after another in the given
     # (event) order: the same products and sums as one event at a time.
-    np.multiply.at(split, bar[is_split], value[is_split])
-    np.add.at(cash, bar[~is_split], value[~is_split])
+    splits = applies & is_split
+    np.multiply.at(split, bar[splits], value[splits])
+    dividends = applies & ~is_split
+    np.add.at(cash, bar[dividends], value[dividends])
     return split, cash
 
 
