@@ -22,6 +22,10 @@ from data.quality.findings import Finding, sample_dates
 
 # Scale that makes the MAD a consistent estimator of a normal sigma.
 _MAD_TO_SIGMA = 1.4826
+# Up to these many bars that may be false ticks, or windows their test
+# needs, medians are computed window by window rather than over the series.
+_FEW_BARS = 128
+_FEW_WINDOWS = 192
 
 
 _floats = as_floats
@@ -98,18 +102,26 @@ def rolling_median_centered(values: np.ndarray, size: int, min_periods: int) -> 
         out = np.empty(n)
         rest = np.arange(n)
     if len(rest):
-        padded = np.concatenate((np.full(before, np.nan), values, np.full(after, np.nan)))
-        windows = padded[rest[:, None] + np.arange(size)]
-        windows.sort(axis=1)                                    # NaN sorts last
-        count = size - np.isnan(windows).sum(axis=1)
-        rows = np.arange(len(rest))
-        middle = count // 2
-        upper = windows[rows, np.minimum(middle, size - 1)]
-        lower = windows[rows, np.maximum(middle - 1, 0)]
-        median = np.where(count % 2 == 1, upper, (lower + upper) / 2)
-        median[count < max(min_periods, 1)] = np.nan
-        out[rest] = median
+        out[rest] = median_at(values, size, min_periods, rest)
     return out
+
+
+def median_at(values: np.ndarray, size: int, min_periods: int, positions: np.ndarray) -> np.ndarray:
+    """:func:`rolling_median_centered` at ``positions`` only: each window is
+    gathered (NaN beyond either end), sorted and its middle read."""
+    after = (size - 1) // 2
+    before = size - 1 - after
+    padded = np.concatenate((np.full(before, np.nan), values, np.full(after, np.nan)))
+    windows = padded[positions[:, None] + np.arange(size)]
+    windows.sort(axis=1)                                        # NaN sorts last
+    count = size - np.isnan(windows).sum(axis=1)
+    rows = np.arange(len(positions))
+    middle = count // 2
+    upper = windows[rows, np.minimum(middle, size - 1)]
+    lower = windows[rows, np.maximum(middle - 1, 0)]
+    median = np.where(count % 2 == 1, upper, (lower + upper) / 2)
+    median[count < max(min_periods, 1)] = np.nan
+    return median
 
 
 def false_tick_mask(prices: np.ndarray, window: int = 11, mad_z: float = 8.0,
@@ -136,25 +148,56 @@ def false_tick_mask(prices: np.ndarray, window: int = 11, mad_z: float = 8.0,
     if len(idx) < window:
         return out
     values = np.log(prices[idx])
-    median = rolling_median_centered(values, window, window // 2 + 1)
+    m = len(values)
     # Day-to-day changes: returns[i] = values[i] - values[i-1] (pandas' diff).
-    returns = np.empty(len(values))
+    returns = np.empty(m)
     returns[0] = np.nan
     np.subtract(values[1:], values[:-1], out=returns[1:])
-    spread = np.abs(returns - rolling_median_centered(returns, scale_window, window))
-    sigma = _MAD_TO_SIGMA * rolling_median_centered(spread, scale_window, window)
-    dev = np.abs(values - median)
     # The step from each neighbour; the end bars have one neighbour and use
     # its step for both sides.  Logs of usable prices are finite, so these
     # are the only steps that do not exist.
     to_prev = returns.copy()
-    to_next = np.empty(len(values))
+    to_next = np.empty(m)
     np.subtract(values[:-1], values[1:], out=to_next[:-1])
     to_prev[0] = to_next[0]
     to_next[-1] = to_prev[-1]
-    isolated = (np.sign(to_prev) == np.sign(to_next)) & (np.minimum(np.abs(to_prev), np.abs(to_next)) > dev / 2)
-    flagged = (dev > np.log1p(min_move)) & (dev > mad_z * sigma) & isolated   # NaN sigma: never flagged
-    out[idx[flagged]] = True
+    same_side = np.sign(to_prev) == np.sign(to_next)
+    step = np.minimum(np.abs(to_prev), np.abs(to_next))
+    floor = np.log1p(min_move)
+    # A flagged bar deviates by more than `floor` and both its steps exceed
+    # half its deviation, so both exceed floor / 2: only those bars can be
+    # flagged, and usually there are none or a few.  The medians are then
+    # needed at them (and the volatility at their neighbourhoods) only; the
+    # same windows, the same values.
+    maybe = np.flatnonzero(same_side & (step > floor / 2))
+    if len(maybe) == 0:
+        return out
+    if len(maybe) <= _FEW_BARS:
+        median = median_at(values, window, window // 2 + 1, maybe)
+    else:
+        median = rolling_median_centered(values, window, window // 2 + 1)[maybe]
+    dev = np.abs(values[maybe] - median)
+    keep = (dev > floor) & (step[maybe] > dev / 2)          # isolated, and far enough
+    suspects, dev = maybe[keep], dev[keep]
+    if len(suspects) == 0:
+        return out
+    # The volatility at a suspect is the median of the return spreads over
+    # its scale window; each spread needs the returns' median at that bar.
+    after = (scale_window - 1) // 2
+    around = (suspects[:, None] + np.arange(after + 1 - scale_window, after + 1)).ravel()
+    in_scale_window = np.zeros(m, dtype=bool)
+    in_scale_window[around[(around >= 0) & (around < m)]] = True
+    need = np.flatnonzero(in_scale_window)
+    if len(need) <= _FEW_WINDOWS:
+        spread = np.full(m, np.nan)     # read at `need` only
+        spread[need] = np.abs(returns[need] - median_at(returns, scale_window, window, need))
+    else:
+        spread = np.abs(returns - rolling_median_centered(returns, scale_window, window))
+    if len(suspects) <= _FEW_BARS:
+        sigma = _MAD_TO_SIGMA * median_at(spread, scale_window, window, suspects)
+    else:
+        sigma = _MAD_TO_SIGMA * rolling_median_centered(spread, scale_window, window)[suspects]
+    out[idx[suspects[dev > mad_z * sigma]]] = True      # NaN sigma: never flagged
     return out
 
 
