@@ -25,7 +25,7 @@ _MAD_TO_SIGMA = 1.4826
 # Up to these many bars that may be false ticks, or windows their test
 # needs, medians are computed window by window rather than over the series.
 _FEW_BARS = 128
-_FEW_WINDOWS = 192
+_FEW_WINDOWS = 288
 
 
 _floats = as_floats
