@@ -127,7 +127,7 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
     threshold = cfg.spike_threshold.get(asset_class, cfg.spike_threshold.get("stocks", 0.5))
 
     expected_open = components.expected_after_allowed(expected, allowed)
-    missing = components.missing_session_dates(expected_open, dates, bars.close)
+    missing, unexpected = _missing_and_unexpected(expected, expected_open, dates, bars.close)
     expected_count = len(expected_open) if allowed else len(expected)
     moves = components.scan_move_dates(dates, bars.close, bars.adj_close, threshold, corporate_actions,
                                        bars.split_ratio, bars.dividend)
@@ -148,7 +148,6 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
         found.append(Finding(F.MISSING_SESSIONS, F.WARNING,
                              f"{len(missing)} of {expected_count} expected sessions have no bar",
                              len(missing), sample_dates(missing)))
-    unexpected = _unexpected_sessions(dates, expected)
     if len(unexpected):
         found.append(Finding(F.UNEXPECTED_SESSIONS, F.INFO,
                              f"{len(unexpected)} bar(s) on dates that are not sessions of the calendar",
@@ -194,6 +193,23 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
         payload_duplicates=duplicates,
         first_date=str(pd.Timestamp(dates[0]).date()) if len(dates) else None,
         last_date=str(pd.Timestamp(dates[-1]).date()) if len(dates) else None)
+
+
+def _missing_and_unexpected(expected: np.ndarray, expected_open: np.ndarray, dates: np.ndarray,
+                            close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Expected sessions (allow-list removed) with no bar that has a close,
+    and bars inside the window's span on dates that are not sessions; both
+    sorted.  One binary search of the bars in the calendar answers both when
+    the sessions are in order and nothing is allow-listed (the usual case)."""
+    if expected_open is expected and len(dates) and len(expected) and components.strictly_ascending(expected):
+        at = np.searchsorted(expected, dates)
+        is_session = expected[np.minimum(at, len(expected) - 1)] == dates
+        covered = np.zeros(len(expected), dtype=bool)
+        covered[at[is_session & ~np.isnan(close)]] = True
+        inside = (dates >= expected[0]) & (dates <= expected[-1])
+        return expected[~covered], dates[inside & ~is_session]
+    return (components.missing_session_dates(expected_open, dates, close),
+            _unexpected_sessions(dates, expected))
 
 
 def _unexpected_sessions(dates: np.ndarray, expected: np.ndarray) -> np.ndarray:

@@ -137,14 +137,15 @@ def sorted_difference(values: np.ndarray, remove: np.ndarray) -> np.ndarray:
     which a binary search handles without re-sorting either side."""
     if len(values) == 0 or len(remove) == 0:
         return np.unique(values) if len(values) else values[:0]
-    if _strictly_ascending(values) and _strictly_ascending(remove):
+    if strictly_ascending(values) and strictly_ascending(remove):
         pos = np.searchsorted(remove, values)
         found = remove[np.minimum(pos, len(remove) - 1)] == values
         return values[~found]
     return np.setdiff1d(values, remove)
 
 
-def _strictly_ascending(values: np.ndarray) -> bool:
+def strictly_ascending(values: np.ndarray) -> bool:
+    """Dates (datetime64[ns]) strictly ascending, without NaT."""
     ns = values.view("i8")
     return bool(ns[0] != _NAT and (ns[1:] > ns[:-1]).all())
 

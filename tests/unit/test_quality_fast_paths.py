@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from data.quality import checks, components
+from data.quality import findings as F
 
 _MAD_TO_SIGMA = 1.4826
 
@@ -206,3 +207,11 @@ def test_date_values_gives_session_midnights_in_ns_for_every_input_kind():
         assert got.dtype == np.dtype("datetime64[ns]")
         assert np.array_equal(got, sessions)
         assert components.as_dates(values).equals(ns)
+
+
+def test_sample_dates_of_a_datetime_array_are_the_timestamp_dates():
+    days = np.array(["1700-03-01T00:00", "1969-12-31T13:30", "2024-06-28", "NaT", "2262-04-11"],
+                    dtype="datetime64[ns]")
+    assert F.sample_dates(days) == tuple(str(pd.Timestamp(d).date()) for d in days)
+    assert F.sample_dates(days, 2) == ("1700-03-01", "1969-12-31")
+    assert F.sample_dates(days[:0]) == ()
