@@ -33,7 +33,10 @@ def date_values(values) -> np.ndarray:
     Store and provider frames already hold midnights in ns, so those pass
     through untouched (a view, never written to)."""
     if isinstance(values, (pd.Series, pd.Index)) and values.dtype == _NS:
-        arr = np.asarray(values.array)      # the backing array: Series.to_numpy costs 5x more
+        # The backing array (Series.to_numpy costs 5x more), as a read-only
+        # view: the caller's frame must never change through it.
+        arr = np.asarray(values.array).view()
+        arr.flags.writeable = False
     else:
         arr = np.asarray(values)
     if arr.dtype == _NS:

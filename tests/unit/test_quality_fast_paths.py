@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.quality import checks, components
+from data.quality import assess_quality, checks, components
 from data.quality import findings as F
+from tests.quality_cases import CASES
 
 _MAD_TO_SIGMA = 1.4826
 
@@ -215,3 +216,18 @@ def test_sample_dates_of_a_datetime_array_are_the_timestamp_dates():
     assert F.sample_dates(days) == tuple(str(pd.Timestamp(d).date()) for d in days)
     assert F.sample_dates(days, 2) == ("1700-03-01", "1969-12-31")
     assert F.sample_dates(days[:0]) == ()
+
+
+def test_assess_quality_leaves_its_inputs_as_they_were():
+    # The fast paths read the frame's own buffers (no copies): none may be written.
+    for name, build in CASES.items():
+        frame, kwargs = build()
+        before = frame.copy(deep=True)
+        actions = kwargs.get("corporate_actions")
+        actions_before = None if actions is None else actions.copy(deep=True)
+        sessions_before = kwargs["expected_sessions"].copy()
+        assess_quality(frame, **kwargs)
+        pd.testing.assert_frame_equal(frame, before, obj=name)
+        if actions is not None:
+            pd.testing.assert_frame_equal(actions, actions_before, obj=name)
+        assert kwargs["expected_sessions"].equals(sessions_before), name
