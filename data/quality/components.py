@@ -7,6 +7,11 @@ Every component is a fraction in [0, 1] (the two flags are 0 or 1), so the
 score is in [0, 1].  The weights come from settings
 (``quality.weights``); the defaults are the runbook's.  Pure functions:
 frames in, numbers (and the dates behind them) out.
+
+:func:`bar_arrays` turns a frame into numpy arrays once;
+:func:`data.quality.assess_quality` then calls the array forms
+(:func:`scan_move_dates`, :func:`missing_session_dates`,
+:func:`nonpositive_mask`), which the frame-based functions wrap.
 """
 from __future__ import annotations
 
