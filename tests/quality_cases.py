@@ -1,11 +1,12 @@
 """A frozen catalogue of frames for :func:`data.quality.assess_quality`.
 
-Each case is a zero-argument builder returning ``(frame, kwargs)``; the
-frozen expected reports live in ``tests/fixtures/quality_reports.json`` and
-were recorded from the implementation as it stood before the speed work
-(commit "quality: freeze reports of the reference implementation").  The
-test ``tests/unit/test_quality_frozen.py`` asserts that the current code
-still produces them; ``bench/quality_speed.py`` times a few of these frames.
+Each case is a zero-argument builder returning ``(frame, kwargs)``.  The
+frozen expected reports (``tests/fixtures/quality_reports.json``) and the
+public component/check results (``tests/fixtures/quality_functions.json``)
+were recorded from data/quality as it stood before the speed work (commits
+f6519c6..76a5b0d change only tests/); ``tests/unit/test_quality_frozen.py``
+asserts that the current code still produces them; ``bench/quality_speed.py``
+times a few of these frames.
 
 Regenerate the fixture only for an intended change of behaviour:
 
