@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from data.quality import checks, components
@@ -115,23 +116,23 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
     ``symbol`` / ``calendar``.
     """
     cfg = QualityConfig.from_settings(settings)
-    expected = components.as_dates(expected_sessions)
-    in_frame_dups = components.frame_duplicates(frame)
+    # One pass over the frame: every component and check below works on
+    # these arrays (pandas column access and conversions were most of the
+    # cost when each check re-read the frame).
+    expected = components.date_values(expected_sessions)
+    bars, in_frame_dups = components.bar_arrays(frame)
     duplicates = int(payload_duplicates) + in_frame_dups
-    bars = frame.assign(date=components.as_dates(frame["date"]))
-    if in_frame_dups:
-        bars = bars.drop_duplicates("date", keep="last")
-    if not bars["date"].is_monotonic_increasing:
-        bars = bars.sort_values("date", kind="stable")
-    bars = bars.reset_index(drop=True)
+    dates = bars.dates
     allowed = list(allowed_missing) if allowed_missing is not None else cfg.allowed_missing(symbol, calendar)
     threshold = cfg.spike_threshold.get(asset_class, cfg.spike_threshold.get("stocks", 0.5))
 
-    missing = components.missing_sessions(bars, expected, allowed)
-    expected_count = len(expected.difference(components.as_dates(allowed))) if allowed else len(expected)
-    moves = components.scan_moves(bars, threshold, corporate_actions)
-    nonpositive = components.nonpositive_price_mask(bars)
-    negative_volume = components.negative_volume_mask(bars)
+    expected_open = components.expected_after_allowed(expected, allowed)
+    missing, unexpected = _missing_and_unexpected(expected, expected_open, dates, bars.close)
+    expected_count = len(expected_open) if allowed else len(expected)
+    moves = components.scan_move_dates(dates, bars.close, bars.adj_close, threshold, corporate_actions,
+                                       bars.split_ratio, bars.dividend)
+    nonpositive = components.nonpositive_mask(bars.open, bars.high, bars.low, bars.close, bars.adj_close)
+    negative_volume = bars.volume < 0
     comps = {
         "missing_dates_pct": len(missing) / expected_count if expected_count else 0.0,
         "duplicate_pct": components.duplicate_pct(len(bars), duplicates),
@@ -141,13 +142,12 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
     score = components.quality_score(comps, cfg.weights)
 
     found: list[Finding] = []
-    if bars.empty:
+    if len(bars) == 0:
         found.append(Finding(F.NO_DATA, F.CRITICAL, "no bars in the window", 0))
     if len(missing):
         found.append(Finding(F.MISSING_SESSIONS, F.WARNING,
                              f"{len(missing)} of {expected_count} expected sessions have no bar",
                              len(missing), sample_dates(missing)))
-    unexpected = _unexpected_sessions(bars, expected)
     if len(unexpected):
         found.append(Finding(F.UNEXPECTED_SESSIONS, F.INFO,
                              f"{len(unexpected)} bar(s) on dates that are not sessions of the calendar",
@@ -157,10 +157,10 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
                              f"{duplicates} duplicate row(s) in the vendor payload", duplicates))
     if nonpositive.any():
         found.append(Finding(F.ZERO_NEGATIVE_PRICE, F.ERROR, f"{int(nonpositive.sum())} bar(s) with a price <= 0",
-                             int(nonpositive.sum()), sample_dates(bars["date"].to_numpy()[nonpositive])))
+                             int(nonpositive.sum()), sample_dates(dates[nonpositive])))
     if negative_volume.any():
         found.append(Finding(F.NEGATIVE_VOLUME, F.ERROR, f"{int(negative_volume.sum())} bar(s) with volume < 0",
-                             int(negative_volume.sum()), sample_dates(bars["date"].to_numpy()[negative_volume])))
+                             int(negative_volume.sum()), sample_dates(dates[negative_volume])))
     if len(moves.spikes):
         found.append(Finding(F.EXTREME_SPIKE, F.ERROR,
                              f"{len(moves.spikes)} close-to-close move(s) beyond {threshold:.0%} "
@@ -175,27 +175,46 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
                              f"{len(moves.adj_discontinuities)} adj_close jump(s) beyond {threshold:.0%} "
                              f"with no matching close move", len(moves.adj_discontinuities),
                              sample_dates(moves.adj_discontinuities)))
-    found += checks.ohlc_findings(bars, cfg.ohlc_tolerance)
-    found += checks.false_tick_findings(bars, cfg.false_tick_window, cfg.false_tick_mad_z,
-                                        cfg.false_tick_min_move.get(asset_class, 0.05),
-                                        cfg.false_tick_scale_window)
-    found += checks.null_findings(bars)
-    found += checks.zero_volume_findings(bars, asset_class, cfg.zero_volume_warn_fraction)
-    found += checks.staleness_findings(bars, expected, as_of, cfg.stale_warn_sessions, cfg.stale_error_sessions)
+    if len(bars):
+        found += checks.ohlc_findings_of(dates, bars.open, bars.high, bars.low, bars.close, cfg.ohlc_tolerance)
+        found += checks.false_tick_findings_of(dates, bars.adj_close, bars.close, cfg.false_tick_window,
+                                               cfg.false_tick_mad_z,
+                                               cfg.false_tick_min_move.get(asset_class, 0.05),
+                                               cfg.false_tick_scale_window)
+        found += checks.null_findings_of(dates, bars.open, bars.high, bars.low, bars.close, bars.adj_close,
+                                         bars.volume)
+        found += checks.zero_volume_findings_of(dates, bars.volume, asset_class, cfg.zero_volume_warn_fraction)
+        found += checks.staleness_findings_of(dates, expected, as_of, cfg.stale_warn_sessions,
+                                              cfg.stale_error_sessions)
     found.sort(key=lambda f: -F.severity_rank(f.severity))  # stable: checks keep their order within a severity
 
-    dates = bars["date"]
     return QualityReport(
         rows=len(bars), expected_rows=expected_count, components=comps, score=score, findings=found,
         payload_duplicates=duplicates,
-        first_date=str(dates.iloc[0].date()) if len(dates) else None,
-        last_date=str(dates.iloc[-1].date()) if len(dates) else None)
+        first_date=str(pd.Timestamp(dates[0]).date()) if len(dates) else None,
+        last_date=str(pd.Timestamp(dates[-1]).date()) if len(dates) else None)
 
 
-def _unexpected_sessions(bars: pd.DataFrame, expected: pd.DatetimeIndex) -> pd.DatetimeIndex:
+def _missing_and_unexpected(expected: np.ndarray, expected_open: np.ndarray, dates: np.ndarray,
+                            close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Expected sessions (allow-list removed) with no bar that has a close,
+    and bars inside the window's span on dates that are not sessions; both
+    sorted.  One binary search of the bars in the calendar answers both when
+    the sessions are in order and nothing is allow-listed (the usual case)."""
+    if expected_open is expected and len(dates) and len(expected) and components.strictly_ascending(expected):
+        at = np.searchsorted(expected, dates)
+        is_session = expected[np.minimum(at, len(expected) - 1)] == dates
+        covered = np.zeros(len(expected), dtype=bool)
+        covered[at[is_session & ~np.isnan(close)]] = True
+        inside = (dates >= expected[0]) & (dates <= expected[-1])
+        return expected[~covered], dates[inside & ~is_session]
+    return (components.missing_session_dates(expected_open, dates, close),
+            _unexpected_sessions(dates, expected))
+
+
+def _unexpected_sessions(dates: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """Bars inside the window's span on dates the calendar has no session."""
-    if bars.empty or len(expected) == 0:
-        return pd.DatetimeIndex([])
-    dates = pd.DatetimeIndex(bars["date"])
+    if len(dates) == 0 or len(expected) == 0:
+        return dates[:0]
     inside = dates[(dates >= expected[0]) & (dates <= expected[-1])]
-    return inside.difference(expected)
+    return components.sorted_difference(inside, expected)

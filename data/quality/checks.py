@@ -2,7 +2,11 @@
 report: OHLC consistency, false ticks, nulls, zero volume, staleness.
 
 Pure functions on a bars-contract frame (see ``data.providers.base``); each
-returns the findings it made (an empty list when the check passes).
+returns the findings it made (an empty list when the check passes).  Each
+frame-based check has an array form (``*_of``) that
+:func:`data.quality.assess_quality` calls with the arrays it extracted once
+(see :class:`data.quality.components.BarArrays`); the frame-based one
+extracts the columns it needs and calls it.
 """
 from __future__ import annotations
 
@@ -10,13 +14,18 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from data.quality import findings as F
-from data.quality.components import as_dates, as_floats
+from data.quality.components import as_floats, date_values
 from data.quality.findings import Finding, sample_dates
 
 # Scale that makes the MAD a consistent estimator of a normal sigma.
 _MAD_TO_SIGMA = 1.4826
+# Up to these many bars that may be false ticks, or windows their test
+# needs, medians are computed window by window rather than over the series.
+_FEW_BARS = 128
+_FEW_WINDOWS = 288
 
 
 _floats = as_floats
@@ -30,23 +39,89 @@ def ohlc_findings(frame: pd.DataFrame, tolerance: float = 1e-6) -> list[Finding]
     if frame.empty:
         return []
     o, h, lo, c = (_floats(frame, k) for k in ("open", "high", "low", "close"))
+    return ohlc_findings_of(frame["date"].to_numpy(), o, h, lo, c, tolerance)
+
+
+def ohlc_findings_of(dates: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+                     tolerance: float = 1e-6) -> list[Finding]:
+    """Array form of :func:`ohlc_findings` (non-empty bars)."""
     slack_h = tolerance * np.abs(h)
     slack_l = tolerance * np.abs(lo)
-    inverted = h < lo - slack_l
-    close_out = (c > h + slack_h) | (c < lo - slack_l)
+    low_limit = lo - slack_l
+    high_limit = h + slack_h
+    inverted = h < low_limit
+    close_out = (c > high_limit) | (c < low_limit)
     bad = inverted | close_out
     out = []
     if bad.any():
         out.append(Finding(F.OHLC_INCONSISTENT, F.CRITICAL,
                            f"{int(bad.sum())} bar(s) with high < low or close outside [low, high] "
                            f"({int(inverted.sum())} inverted, {int(close_out.sum())} close out of range)",
-                           int(bad.sum()), sample_dates(frame["date"].to_numpy()[bad])))
-    open_out = ((o > h + slack_h) | (o < lo - slack_l)) & ~inverted
+                           int(bad.sum()), sample_dates(dates[bad])))
+    open_out = ((o > high_limit) | (o < low_limit)) & ~inverted
     if open_out.any():
         out.append(Finding(F.OPEN_OUTSIDE_RANGE, F.WARNING,
                            f"{int(open_out.sum())} bar(s) with open outside [low, high]",
-                           int(open_out.sum()), sample_dates(frame["date"].to_numpy()[open_out])))
+                           int(open_out.sum()), sample_dates(dates[open_out])))
     return out
+
+
+def rolling_median_centered(values: np.ndarray, size: int, min_periods: int) -> np.ndarray:
+    """``pd.Series(values).rolling(size, center=True, min_periods=min_periods)
+    .median()``, value for value, without pandas.
+
+    The window of bar *i* is ``values[i - before : i + after + 1]`` with
+    ``after = (size - 1) // 2`` (pandas' centring, also for an even size),
+    cut at both ends; NaN is skipped; fewer than ``min_periods`` values give
+    NaN; an even count gives ``(lower + upper) / 2`` of the two middle values.
+    Whole windows without NaN (nearly all of them) come from scipy's rank
+    filter, which picks exact elements; the rest are sorted one by one.
+    """
+    if min_periods > size:
+        raise ValueError(f"min_periods {min_periods} must be <= window {size}")
+    n = len(values)
+    after = (size - 1) // 2
+    before = size - 1 - after
+    nan = np.isnan(values)
+    any_nan = bool(nan.any())
+    if n > size - 1:
+        # Any finite filler for NaN: windows that hold one are recomputed below.
+        filled = np.where(nan, 0.0, values) if any_nan else values
+        out = ndimage.rank_filter(filled, rank=size // 2, size=size, mode="nearest")
+        if size % 2 == 0:
+            lower = ndimage.rank_filter(filled, rank=size // 2 - 1, size=size, mode="nearest")
+            out = (lower + out) / 2
+        # Windows cut by either end, and (below) windows holding a NaN.
+        rest = np.concatenate((np.arange(before), np.arange(n - after, n)))
+        if any_nan:
+            seen = np.concatenate(([0], np.cumsum(nan)))
+            inner = np.arange(before, n - after)
+            holds_nan = seen[inner + after + 1] != seen[inner - before]
+            rest = np.concatenate((rest, inner[holds_nan]))
+    else:
+        out = np.empty(n)
+        rest = np.arange(n)
+    if len(rest):
+        out[rest] = median_at(values, size, min_periods, rest)
+    return out
+
+
+def median_at(values: np.ndarray, size: int, min_periods: int, positions: np.ndarray) -> np.ndarray:
+    """:func:`rolling_median_centered` at ``positions`` only: each window is
+    gathered (NaN beyond either end), sorted and its middle read."""
+    after = (size - 1) // 2
+    before = size - 1 - after
+    padded = np.concatenate((np.full(before, np.nan), values, np.full(after, np.nan)))
+    windows = padded[positions[:, None] + np.arange(size)]
+    windows.sort(axis=1)                                        # NaN sorts last
+    count = size - np.isnan(windows).sum(axis=1)
+    rows = np.arange(len(positions))
+    middle = count // 2
+    upper = windows[rows, np.minimum(middle, size - 1)]
+    lower = windows[rows, np.maximum(middle - 1, 0)]
+    median = np.where(count % 2 == 1, upper, (lower + upper) / 2)
+    median[count < max(min_periods, 1)] = np.nan
+    return median
 
 
 def false_tick_mask(prices: np.ndarray, window: int = 11, mad_z: float = 8.0,
@@ -72,21 +147,57 @@ def false_tick_mask(prices: np.ndarray, window: int = 11, mad_z: float = 8.0,
     idx = np.flatnonzero(usable)
     if len(idx) < window:
         return out
-    x = pd.Series(np.log(prices[idx]))
-    median = x.rolling(window, center=True, min_periods=window // 2 + 1).median().to_numpy()
-    returns = x.diff()
-    spread = (returns - returns.rolling(scale_window, center=True, min_periods=window).median()).abs()
-    sigma = _MAD_TO_SIGMA * spread.rolling(scale_window, center=True, min_periods=window).median().to_numpy()
-    values = x.to_numpy()
-    dev = np.abs(values - median)
-    to_prev = values - np.r_[np.nan, values[:-1]]
-    to_next = values - np.r_[values[1:], np.nan]
-    to_prev = np.where(np.isnan(to_prev), to_next, to_prev)   # first bar: only a next neighbour
-    to_next = np.where(np.isnan(to_next), to_prev, to_next)   # last bar: only a previous one
-    isolated = (np.sign(to_prev) == np.sign(to_next)) & (np.minimum(np.abs(to_prev), np.abs(to_next)) > dev / 2)
-    with np.errstate(invalid="ignore"):
-        flagged = (dev > np.log1p(min_move)) & (dev > mad_z * sigma) & isolated
-    out[idx[np.nan_to_num(flagged, nan=False).astype(bool)]] = True
+    values = np.log(prices[idx])
+    m = len(values)
+    # Day-to-day changes: returns[i] = values[i] - values[i-1] (pandas' diff).
+    returns = np.empty(m)
+    returns[0] = np.nan
+    np.subtract(values[1:], values[:-1], out=returns[1:])
+    # The step from each neighbour; the end bars have one neighbour and use
+    # its step for both sides.  Logs of usable prices are finite, so these
+    # are the only steps that do not exist.
+    to_prev = returns.copy()
+    to_next = np.empty(m)
+    np.subtract(values[:-1], values[1:], out=to_next[:-1])
+    to_prev[0] = to_next[0]
+    to_next[-1] = to_prev[-1]
+    same_side = np.sign(to_prev) == np.sign(to_next)
+    step = np.minimum(np.abs(to_prev), np.abs(to_next))
+    floor = np.log1p(min_move)
+    # A flagged bar deviates by more than `floor` and both its steps exceed
+    # half its deviation, so both exceed floor / 2: only those bars can be
+    # flagged, and usually there are none or a few.  The medians are then
+    # needed at them (and the volatility at their neighbourhoods) only; the
+    # same windows, the same values.
+    maybe = np.flatnonzero(same_side & (step > floor / 2))
+    if len(maybe) == 0:
+        return out
+    if len(maybe) <= _FEW_BARS:
+        median = median_at(values, window, window // 2 + 1, maybe)
+    else:
+        median = rolling_median_centered(values, window, window // 2 + 1)[maybe]
+    dev = np.abs(values[maybe] - median)
+    keep = (dev > floor) & (step[maybe] > dev / 2)          # isolated, and far enough
+    suspects, dev = maybe[keep], dev[keep]
+    if len(suspects) == 0:
+        return out
+    # The volatility at a suspect is the median of the return spreads over
+    # its scale window; each spread needs the returns' median at that bar.
+    after = (scale_window - 1) // 2
+    around = (suspects[:, None] + np.arange(after + 1 - scale_window, after + 1)).ravel()
+    in_scale_window = np.zeros(m, dtype=bool)
+    in_scale_window[around[(around >= 0) & (around < m)]] = True
+    need = np.flatnonzero(in_scale_window)
+    if len(need) <= _FEW_WINDOWS:
+        spread = np.full(m, np.nan)     # read at `need` only
+        spread[need] = np.abs(returns[need] - median_at(returns, scale_window, window, need))
+    else:
+        spread = np.abs(returns - rolling_median_centered(returns, scale_window, window))
+    if len(suspects) <= _FEW_BARS:
+        sigma = _MAD_TO_SIGMA * median_at(spread, scale_window, window, suspects)
+    else:
+        sigma = _MAD_TO_SIGMA * rolling_median_centered(spread, scale_window, window)[suspects]
+    out[idx[suspects[dev > mad_z * sigma]]] = True      # NaN sigma: never flagged
     return out
 
 
@@ -96,16 +207,26 @@ def false_tick_findings(frame: pd.DataFrame, window: int = 11, mad_z: float = 8.
     adj_close is absent): adj_close is continuous across corporate actions."""
     if len(frame) < window:
         return []
-    prices = _floats(frame, "adj_close")
-    if not np.isfinite(prices).any():
-        prices = _floats(frame, "close")
+    return false_tick_findings_of(frame["date"].to_numpy(), _floats(frame, "adj_close"), _floats(frame, "close"),
+                                  window, mad_z, min_move, scale_window)
+
+
+def false_tick_findings_of(dates: np.ndarray, adj_close: np.ndarray, close: np.ndarray, window: int = 11,
+                           mad_z: float = 8.0, min_move: float = 0.05, scale_window: int = 63) -> list[Finding]:
+    """Array form of :func:`false_tick_findings`."""
+    if len(dates) < window:
+        return []
+    prices = adj_close if np.isfinite(adj_close).any() else close
     mask = false_tick_mask(prices, window, mad_z, min_move, scale_window)
     if not mask.any():
         return []
     return [Finding(F.FALSE_TICK, F.WARNING,
                     f"{int(mask.sum())} isolated bar(s) more than {min_move:.0%} and {mad_z:g} robust sigmas "
                     f"away from their {window}-bar rolling median", int(mask.sum()),
-                    sample_dates(frame["date"].to_numpy()[mask]))]
+                    sample_dates(dates[mask]))]
+
+
+_NULL_CHECKED = ("open", "high", "low", "close", "adj_close", "volume")
 
 
 def null_findings(frame: pd.DataFrame) -> list[Finding]:
@@ -113,31 +234,42 @@ def null_findings(frame: pd.DataFrame) -> list[Finding]:
     NULL_FIELDS (warning) for bars with some null price or volume."""
     if frame.empty:
         return []
-    close, adj = _floats(frame, "close"), _floats(frame, "adj_close")
-    if np.isnan(close).all() and np.isnan(adj).all():
-        return [Finding(F.ALL_NULL, F.CRITICAL, f"all {len(frame)} bar(s) have null prices", len(frame))]
-    nulls = np.zeros(len(frame), dtype=bool)
-    for col in ("open", "high", "low", "close", "adj_close", "volume"):
-        nulls |= np.isnan(_floats(frame, col))
+    return null_findings_of(frame["date"].to_numpy(), *(_floats(frame, k) for k in _NULL_CHECKED))
+
+
+def null_findings_of(dates: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+                     adj: np.ndarray, volume: np.ndarray) -> list[Finding]:
+    """Array form of :func:`null_findings` (non-empty bars)."""
+    if np.isnan(c).all() and np.isnan(adj).all():
+        return [Finding(F.ALL_NULL, F.CRITICAL, f"all {len(dates)} bar(s) have null prices", len(dates))]
+    nulls = np.isnan(o)
+    for values in (h, lo, c, adj, volume):
+        nulls |= np.isnan(values)
     if not nulls.any():
         return []
     return [Finding(F.NULL_FIELDS, F.WARNING, f"{int(nulls.sum())} bar(s) with null price or volume fields",
-                    int(nulls.sum()), sample_dates(frame["date"].to_numpy()[nulls]))]
+                    int(nulls.sum()), sample_dates(dates[nulls]))]
 
 
 def zero_volume_findings(frame: pd.DataFrame, asset_class: str, warn_fraction: float = 0.05) -> list[Finding]:
     """ZERO_VOLUME: a warning for stocks and crypto when more than
     ``warn_fraction`` of the bars traded nothing; info otherwise (FX and many
-    futures feeds carry no volume at all)."""
+    indices and some futures feeds carry no volume at all)."""
     if frame.empty:
         return []
-    zero = _floats(frame, "volume") == 0
+    return zero_volume_findings_of(frame["date"].to_numpy(), _floats(frame, "volume"), asset_class, warn_fraction)
+
+
+def zero_volume_findings_of(dates: np.ndarray, volume: np.ndarray, asset_class: str,
+                            warn_fraction: float = 0.05) -> list[Finding]:
+    """Array form of :func:`zero_volume_findings` (non-empty bars)."""
+    zero = volume == 0
     if not zero.any():
         return []
-    share = zero.sum() / len(frame)
+    share = zero.sum() / len(dates)
     severity = F.WARNING if asset_class in ("stocks", "crypto") and share > warn_fraction else F.INFO
     return [Finding(F.ZERO_VOLUME, severity, f"{int(zero.sum())} zero-volume bar(s) ({share:.1%})",
-                    int(zero.sum()), sample_dates(frame["date"].to_numpy()[zero]))]
+                    int(zero.sum()), sample_dates(dates[zero]))]
 
 
 def stale_sessions(last_bar: dt.date | pd.Timestamp | None, expected_sessions: pd.DatetimeIndex) -> int:
@@ -155,18 +287,31 @@ def staleness_findings(frame: pd.DataFrame, expected_sessions: pd.DatetimeIndex,
     FUTURE_DATED (error) for bars dated after the as-of date."""
     if frame.empty:
         return []
-    dates = as_dates(frame["date"])
+    return staleness_findings_of(date_values(frame["date"]), pd.DatetimeIndex(expected_sessions).to_numpy(),
+                                 as_of, warn_sessions, error_sessions)
+
+
+def staleness_findings_of(dates: np.ndarray, expected: np.ndarray, as_of: dt.date,
+                          warn_sessions: int = 1, error_sessions: int = 5) -> list[Finding]:
+    """Array form of :func:`staleness_findings` (non-empty bars; ``dates``
+    and ``expected`` datetime64[ns])."""
     out = []
-    future = dates > pd.Timestamp(as_of)
+    future = dates > pd.Timestamp(as_of).to_datetime64()
     if future.any():
         out.append(Finding(F.FUTURE_DATED, F.ERROR, f"{int(future.sum())} bar(s) dated after as-of {as_of}",
                            int(future.sum()), sample_dates(dates[future])))
-    last = dates[~future].max() if (~future).any() else None
-    behind = stale_sessions(last, expected_sessions)
+    last = None
+    if not future.all():
+        present = dates[~future]
+        present = present[~np.isnat(present)]       # a null date is no bar (pandas' max skips it)
+        last = pd.Timestamp(present.max()) if len(present) else pd.NaT
+    behind = 0
+    if last is not None and len(expected):
+        behind = int(len(expected) - np.searchsorted(expected, last.to_datetime64(), side="right"))
     if behind >= warn_sessions and behind > 0:
         severity = F.ERROR if behind >= error_sessions else F.WARNING
         last_text = "none" if last is None else str(last.date())
         out.append(Finding(F.STALE, severity,
                            f"last bar {last_text} is {behind} session(s) behind "
-                           f"{pd.Timestamp(expected_sessions[-1]).date()} (as-of {as_of})", behind))
+                           f"{pd.Timestamp(expected[-1]).date()} (as-of {as_of})", behind))
     return out

@@ -7,6 +7,11 @@ Every component is a fraction in [0, 1] (the two flags are 0 or 1), so the
 score is in [0, 1].  The weights come from settings
 (``quality.weights``); the defaults are the runbook's.  Pure functions:
 frames in, numbers (and the dates behind them) out.
+
+:func:`bar_arrays` turns a frame into numpy arrays once;
+:func:`data.quality.assess_quality` then calls the array forms
+(:func:`scan_move_dates`, :func:`missing_session_dates`,
+:func:`nonpositive_mask`), which the frame-based functions wrap.
 """
 from __future__ import annotations
 
@@ -20,29 +25,140 @@ PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
 COMPONENTS = ("missing_dates_pct", "duplicate_pct", "zero_negative_flag", "extreme_spike_flag")
 RUNBOOK_WEIGHTS = {"missing_dates_pct": 0.3, "duplicate_pct": 0.2,
                    "zero_negative_flag": 0.2, "extreme_spike_flag": 0.3}
+_NS = np.dtype("datetime64[ns]")
+_NAT = np.iinfo(np.int64).min    # NaT as int64
+
+
+_DAY_NS = 86_400_000_000_000
+
+
+def date_values(values) -> np.ndarray:
+    """Session dates (tz-naive midnight) of any date-like input as a
+    ``datetime64[ns]`` array: :func:`as_dates` without building an index.
+    Store and provider frames already hold midnights in ns, so those pass
+    through untouched (a view, never written to)."""
+    if isinstance(values, (pd.Series, pd.Index)) and values.dtype == _NS:
+        # The backing array (Series.to_numpy costs 5x more), as a read-only
+        # view: the caller's frame must never change through it.
+        arr = np.asarray(values.array).view()
+        arr.flags.writeable = False
+    else:
+        arr = np.asarray(values)
+    if arr.dtype == _NS:
+        ns = arr.view("i8")
+        # NaT is not a multiple of a day, so it takes the casting path below.
+        if not (ns % _DAY_NS).any():
+            return arr
+    elif arr.dtype.kind != "M":
+        index = pd.DatetimeIndex(pd.to_datetime(values))
+        if index.tz is not None:
+            index = index.tz_localize(None)
+        arr = index.to_numpy()
+    return arr.astype("datetime64[D]").astype("datetime64[ns]")
 
 
 def as_dates(values) -> pd.DatetimeIndex:
     """Session dates (tz-naive midnight) of any date-like input.  The fast
     path (already datetime64) skips pandas' parsing and frequency inference:
     governance runs this for thousands of symbols."""
-    arr = np.asarray(values)
-    if arr.dtype.kind != "M":
-        index = pd.DatetimeIndex(pd.to_datetime(values))
-        if index.tz is not None:
-            index = index.tz_localize(None)
-        arr = index.to_numpy()
-    return pd.DatetimeIndex(arr.astype("datetime64[D]").astype("datetime64[ns]"))
+    return pd.DatetimeIndex(date_values(values))
 
 
 def as_floats(frame: pd.DataFrame, column: str) -> np.ndarray:
     """A column as float64 with NaN for nulls (text that is not a number too)."""
     series = frame[column]
+    if series.dtype == np.float64:
+        # Already float64 with NaN for nulls: no conversion, no copy (pandas
+        # hands out a read-only view).
+        return series.to_numpy()
     if not pd.api.types.is_numeric_dtype(series.dtype):
         series = pd.to_numeric(series, errors="coerce")
+    if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        # What Series.to_numpy delegates to, minus its overhead (Int64 volume).
+        return series.array.to_numpy(dtype="float64", na_value=np.nan)
     return series.to_numpy(dtype="float64", na_value=np.nan)
 
 
+# ------------------------------------------------------------------ one pass over the frame
+@dataclass(frozen=True)
+class BarArrays:
+    """One symbol's bars as numpy arrays: one row per date, ascending (a
+    null date last), the last row of a repeated date kept.  Built once by
+    :func:`bar_arrays` so the components and checks never touch pandas
+    again; prices and volume are float64 with NaN for nulls."""
+
+    dates: np.ndarray                   # datetime64[ns] session dates
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    adj_close: np.ndarray
+    volume: np.ndarray
+    split_ratio: np.ndarray | None = None   # the payload's own event columns, when present
+    dividend: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.dates)
+
+
+def unique_last_order(dates: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """Row order of ``drop_duplicates("date", keep="last")`` followed by a
+    stable sort by date (NaT last), and the number of rows dropped.  The
+    order is None when the rows already are in it (the store's case:
+    strictly ascending, no NaT)."""
+    n = len(dates)
+    ns = dates.view("i8")
+    if n == 0 or (ns[0] != _NAT and (ns[1:] > ns[:-1]).all()):
+        return None, 0
+    order = np.argsort(dates, kind="stable")        # NaT sorts last; ties keep row order
+    ranked = ns[order]                               # every NaT is one value here, as in pandas
+    last_of_date = np.empty(n, dtype=bool)
+    last_of_date[:-1] = ranked[1:] != ranked[:-1]
+    last_of_date[-1] = True
+    keep = order[last_of_date]
+    return keep, n - len(keep)
+
+
+def bar_arrays(frame: pd.DataFrame) -> tuple[BarArrays, int]:
+    """The frame's bars as :class:`BarArrays` (duplicate dates collapsed,
+    the last row kept, sorted by date) and the number of duplicate rows."""
+    dates = date_values(frame["date"])
+    order, duplicates = unique_last_order(dates)
+
+    def column(name: str) -> np.ndarray:
+        values = as_floats(frame, name)
+        return values if order is None else values[order]
+
+    present = frame.columns
+    return BarArrays(
+        dates=dates if order is None else dates[order],
+        open=column("open"), high=column("high"), low=column("low"), close=column("close"),
+        adj_close=column("adj_close"), volume=column("volume"),
+        split_ratio=column("split_ratio") if "split_ratio" in present else None,
+        dividend=column("dividend") if "dividend" in present else None,
+    ), duplicates
+
+
+def sorted_difference(values: np.ndarray, remove: np.ndarray) -> np.ndarray:
+    """Sorted unique ``values`` not in ``remove`` (``DatetimeIndex.difference``
+    on datetime64 arrays).  Sessions and stored bars are strictly ascending,
+    which a binary search handles without re-sorting either side."""
+    if len(values) == 0 or len(remove) == 0:
+        return np.unique(values) if len(values) else values[:0]
+    if strictly_ascending(values) and strictly_ascending(remove):
+        pos = np.searchsorted(remove, values)
+        found = remove[np.minimum(pos, len(remove) - 1)] == values
+        return values[~found]
+    return np.setdiff1d(values, remove)
+
+
+def strictly_ascending(values: np.ndarray) -> bool:
+    """Dates (datetime64[ns]) strictly ascending, without NaT."""
+    ns = values.view("i8")
+    return bool(ns[0] != _NAT and (ns[1:] > ns[:-1]).all())
+
+
+# ------------------------------------------------------------------ missing sessions
 def covered_dates(frame: pd.DataFrame) -> pd.DatetimeIndex:
     """Dates that hold a usable bar: a row whose close is null does not
     cover its session (a bar without a close is not a bar)."""
@@ -57,7 +173,7 @@ def missing_sessions(frame: pd.DataFrame, expected_sessions: pd.DatetimeIndex,
     """Expected sessions with no usable bar, minus the allow-list (exchange
     closures the calendar does not know, and trading halts)."""
     expected = _expected(expected_sessions, allowed_missing)
-    return expected.difference(covered_dates(frame))
+    return pd.DatetimeIndex(sorted_difference(expected, covered_dates(frame).to_numpy()))
 
 
 def missing_dates_pct(frame: pd.DataFrame, expected_sessions: pd.DatetimeIndex,
@@ -66,22 +182,34 @@ def missing_dates_pct(frame: pd.DataFrame, expected_sessions: pd.DatetimeIndex,
     expected = _expected(expected_sessions, allowed_missing)
     if len(expected) == 0:
         return 0.0
-    return len(expected.difference(covered_dates(frame))) / len(expected)
+    return len(sorted_difference(expected, covered_dates(frame).to_numpy())) / len(expected)
 
 
-def _expected(expected_sessions: pd.DatetimeIndex, allowed_missing: Iterable) -> pd.DatetimeIndex:
-    expected = as_dates(expected_sessions)
+def expected_after_allowed(expected: np.ndarray, allowed_missing: Iterable) -> np.ndarray:
+    """Expected session dates (datetime64[ns]) minus the allow-list; left as
+    given when the allow-list is empty."""
     allowed = list(allowed_missing)
     if allowed:
-        expected = expected.difference(as_dates(allowed))
+        return sorted_difference(expected, date_values(allowed))
     return expected
 
 
+def _expected(expected_sessions: pd.DatetimeIndex, allowed_missing: Iterable) -> np.ndarray:
+    return expected_after_allowed(date_values(expected_sessions), allowed_missing)
+
+
+def missing_session_dates(expected: np.ndarray, dates: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """Array form of :func:`missing_sessions`: ``expected`` (allow-list
+    already removed) minus the dates whose close is not null."""
+    return sorted_difference(expected, dates[~np.isnan(close)])
+
+
+# ------------------------------------------------------------------ duplicates, zero/negative
 def frame_duplicates(frame: pd.DataFrame) -> int:
     """Rows whose date repeats an earlier row (0 for a frame from the store)."""
     if frame.empty:
         return 0
-    return int(as_dates(frame["date"]).duplicated().sum())
+    return unique_last_order(date_values(frame["date"]))[1]
 
 
 def duplicate_pct(unique_rows: int, duplicates: int) -> float:
@@ -93,9 +221,14 @@ def duplicate_pct(unique_rows: int, duplicates: int) -> float:
 
 def nonpositive_price_mask(frame: pd.DataFrame) -> np.ndarray:
     """Rows with any price <= 0 (nulls are not counted here)."""
-    mask = np.zeros(len(frame), dtype=bool)
-    for col in PRICE_COLUMNS:
-        mask |= as_floats(frame, col) <= 0  # NaN compares False
+    return nonpositive_mask(*(as_floats(frame, col) for col in PRICE_COLUMNS))
+
+
+def nonpositive_mask(*prices: np.ndarray) -> np.ndarray:
+    """Array form of :func:`nonpositive_price_mask`: any of ``prices`` <= 0."""
+    mask = np.zeros(len(prices[0]), dtype=bool)
+    for values in prices:
+        mask |= values <= 0  # NaN compares False
     return mask
 
 
@@ -110,6 +243,7 @@ def zero_negative_flag(frame: pd.DataFrame) -> float:
     return 1.0 if (nonpositive_price_mask(frame).any() or negative_volume_mask(frame).any()) else 0.0
 
 
+# ------------------------------------------------------------------ large moves
 @dataclass(frozen=True)
 class MoveScan:
     """Large day-to-day moves of one symbol, split by what explains them."""
@@ -117,6 +251,15 @@ class MoveScan:
     spikes: pd.DatetimeIndex            # beyond the threshold, nothing explains them
     explained: pd.DatetimeIndex         # beyond the threshold, a split/dividend/adjustment explains them
     adj_discontinuities: pd.DatetimeIndex  # adj_close jumps while close does not
+
+
+@dataclass(frozen=True)
+class MoveDates:
+    """:class:`MoveScan` as datetime64[ns] arrays (what assess_quality uses)."""
+
+    spikes: np.ndarray
+    explained: np.ndarray
+    adj_discontinuities: np.ndarray
 
 
 def move_size(ratio: np.ndarray) -> np.ndarray:
@@ -143,21 +286,45 @@ def scan_moves(frame: pd.DataFrame, threshold: float,
     empty = pd.DatetimeIndex([])
     if len(frame) < 2:
         return MoveScan(empty, empty, empty)
-    bars = frame.assign(date=as_dates(frame["date"])).drop_duplicates("date", keep="last").sort_values("date")
-    close = as_floats(bars, "close")
-    valid = np.isfinite(close) & (close > 0)
-    bars, close = bars.loc[valid], close[valid]
-    if len(bars) < 2:
-        return MoveScan(empty, empty, empty)
-    dates = pd.DatetimeIndex(bars["date"])
-    adj = as_floats(bars, "adj_close")
-    adj = np.where(np.isfinite(adj) & (adj > 0), adj, np.nan)
+    dates = date_values(frame["date"])
+    order, _ = unique_last_order(dates)
 
-    split, dividend = _actions_per_bar(bars, dates, corporate_actions)
+    def column(name: str) -> np.ndarray | None:
+        if name not in frame.columns and name in ("split_ratio", "dividend"):
+            return None
+        values = as_floats(frame, name)
+        return values if order is None else values[order]
+
+    found = scan_move_dates(dates if order is None else dates[order], column("close"), column("adj_close"),
+                            threshold, corporate_actions, column("split_ratio"), column("dividend"))
+    return MoveScan(pd.DatetimeIndex(found.spikes), pd.DatetimeIndex(found.explained),
+                    pd.DatetimeIndex(found.adj_discontinuities))
+
+
+def scan_move_dates(dates: np.ndarray, close: np.ndarray, adj_close: np.ndarray, threshold: float,
+                    corporate_actions: pd.DataFrame | None = None, split_ratio: np.ndarray | None = None,
+                    dividend: np.ndarray | None = None) -> MoveDates:
+    """Array form of :func:`scan_moves` on bars already one per date and
+    sorted (:func:`bar_arrays`)."""
+    empty = dates[:0]
+    valid = np.isfinite(close) & (close > 0)
+    if valid.sum() < 2:
+        return MoveDates(empty, empty, empty)
+    if not valid.all():
+        dates, close, adj_close = dates[valid], close[valid], adj_close[valid]
+        split_ratio = None if split_ratio is None else split_ratio[valid]
+        dividend = None if dividend is None else dividend[valid]
+    adj = np.where(np.isfinite(adj_close) & (adj_close > 0), adj_close, np.nan)
+
+    split, cash = actions_per_bar(dates, corporate_actions, split_ratio, dividend)
     limit = np.log1p(threshold)
     with np.errstate(invalid="ignore", divide="ignore"):
         close_move = np.abs(np.log(close[1:] / close[:-1]))
-        corrected = np.abs(np.log((close[1:] * split[1:] + dividend[1:]) / close[:-1]))
+        if split is None:
+            # No action touches any bar: close * 1.0 + 0.0 is close, bit for bit.
+            corrected = close_move
+        else:
+            corrected = np.abs(np.log((close[1:] * split[1:] + cash[1:]) / close[:-1]))
         adj_move = np.abs(np.log(adj[1:] / adj[:-1]))
     large = close_move > limit
     by_action = corrected <= limit
@@ -166,41 +333,81 @@ def scan_moves(frame: pd.DataFrame, threshold: float,
     explained = large & ~spikes
     adj_jump = (adj_move > limit) & ~large
     moved_into = dates[1:]
-    return MoveScan(moved_into[spikes], moved_into[explained], moved_into[adj_jump])
+    return MoveDates(moved_into[spikes], moved_into[explained], moved_into[adj_jump])
 
 
-def _actions_per_bar(bars: pd.DataFrame, dates: pd.DatetimeIndex,
-                     corporate_actions: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+_SPLIT, _DIVIDEND, _OTHER = 0, 1, 2
+_ACTION_KIND = {"split": _SPLIT, "dividend": _DIVIDEND}
+
+
+def actions_per_bar(dates: np.ndarray, corporate_actions: pd.DataFrame | None,
+                    split_ratio: np.ndarray | None = None,
+                    dividend: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Split factor (product of ratios) and cash dividend that apply to the
     move into each bar: actions dated after the previous bar and on or before
-    this one (an ex-date on a non-session day lands on the next bar)."""
-    n = len(dates)
-    split = np.ones(n)
-    dividend = np.zeros(n)
-    events: list[tuple[pd.Timestamp, str, float]] = []
+    this one (an ex-date on a non-session day lands on the next bar).
+
+    Events are the stored ``corporate_actions`` (in their order) then the
+    frame's own ``split_ratio`` and ``dividend`` columns; an event repeating
+    the (date, action) of an earlier one is the same event and counts once;
+    a null value is no event.  ``(None, None)`` when no event touches a bar.
+    """
+    days: list[np.ndarray] = []
+    kinds: list[np.ndarray] = []
+    values: list[np.ndarray] = []
     if corporate_actions is not None and not corporate_actions.empty:
-        for d, action, value in zip(as_dates(corporate_actions["date"]), corporate_actions["action"],
-                                    pd.to_numeric(corporate_actions["value"], errors="coerce")):
-            events.append((d, str(action), float(value)))
-    for col, action, neutral in (("split_ratio", "split", 1.0), ("dividend", "dividend", 0.0)):
-        if col in bars.columns:
-            values = as_floats(bars, col)
-            keep = np.isfinite(values) & (values != neutral) & (values != 0.0)
-            events.extend((d, action, float(v)) for d, v in zip(dates[keep], values[keep]))
-    seen: set[tuple[pd.Timestamp, str]] = set()
-    for d, action, value in events:
-        # The frame's own column and the stored action are the same event.
-        if (d, action) in seen or not np.isfinite(value):
-            continue
-        seen.add((d, action))
-        i = int(dates.searchsorted(d, side="left"))
-        if i >= n:
-            continue
-        if action == "split" and value > 0:
-            split[i] *= value
-        elif action == "dividend":
-            dividend[i] += value
-    return split, dividend
+        raw = corporate_actions["value"]
+        if raw.dtype == np.float64:
+            amounts = raw.to_numpy()
+        else:
+            # The same coercions as one float(...) per event: text that is not
+            # a number is NaN (no event); a value float() cannot take raises.
+            amounts = np.array([float(v) for v in pd.to_numeric(raw, errors="coerce")], dtype="float64")
+        names = corporate_actions["action"].to_numpy(dtype=object)
+        days.append(date_values(corporate_actions["date"]))
+        kinds.append(np.array([_ACTION_KIND.get(str(a), _OTHER) for a in names], dtype=np.int64))
+        values.append(amounts)
+    for column, kind, neutral in ((split_ratio, _SPLIT, 1.0), (dividend, _DIVIDEND, 0.0)):
+        if column is not None:
+            keep = np.isfinite(column) & (column != neutral) & (column != 0.0)
+            if keep.any():
+                days.append(dates[keep])
+                kinds.append(np.full(int(keep.sum()), kind, dtype=np.int64))
+                values.append(column[keep])
+    if not days:
+        return None, None
+    day = np.concatenate(days).view("i8") if len(days) > 1 else days[0].view("i8")
+    kind = np.concatenate(kinds) if len(kinds) > 1 else kinds[0]
+    value = np.concatenate(values) if len(values) > 1 else values[0]
+    # A null value is skipped before the repeat check: it does not claim its
+    # (date, action) for a later event.
+    finite = np.isfinite(value)
+    if not finite.all():
+        day, kind, value = day[finite], kind[finite], value[finite]
+    if len(day) > 1:
+        # Keep the first event of each (date, action), in event order; NaT
+        # dates share one key, as pandas' NaT does.
+        order = np.lexsort((kind, day))           # stable: equal keys keep event order
+        day_sorted, kind_sorted = day[order], kind[order]
+        repeat = (day_sorted[1:] == day_sorted[:-1]) & (kind_sorted[1:] == kind_sorted[:-1])
+        if repeat.any():
+            first = np.sort(order[np.concatenate(([True], ~repeat))])
+            day, kind, value = day[first], kind[first], value[first]
+    is_split = kind == _SPLIT
+    applies = (is_split & (value > 0)) | (kind == _DIVIDEND)
+    bar = np.searchsorted(dates, day.view("datetime64[ns]"), side="left")
+    applies &= bar < len(dates)
+    if not applies.any():
+        return None, None
+    split = np.ones(len(dates))
+    cash = np.zeros(len(dates))
+    # ufunc.at applies repeated indices one after another in the given
+    # (event) order: the same products and sums as one event at a time.
+    splits = applies & is_split
+    np.multiply.at(split, bar[splits], value[splits])
+    dividends = applies & ~is_split
+    np.add.at(cash, bar[dividends], value[dividends])
+    return split, cash
 
 
 def extreme_spike_flag(frame: pd.DataFrame, threshold: float,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 INFO = "info"
@@ -43,6 +44,7 @@ FUTURE_DATED = "FUTURE_DATED"
 NO_DATA = "NO_DATA"
 
 SAMPLE_SIZE = 5
+_NS = np.dtype("datetime64[ns]")
 
 
 def severity_rank(severity: str) -> int:
@@ -79,6 +81,9 @@ class Finding:
 
 def sample_dates(dates: Iterable[Any], size: int = SAMPLE_SIZE) -> tuple[str, ...]:
     """The first ``size`` dates as ISO text (what a report shows)."""
+    if isinstance(dates, np.ndarray) and dates.dtype == _NS:
+        # numpy's day text is str(Timestamp.date()) for every ns date, NaT too.
+        return tuple(str(text) for text in np.datetime_as_string(dates[:size], unit="D"))
     out = []
     for d in dates:
         out.append(str(pd.Timestamp(d).date()))
