@@ -305,7 +305,7 @@ class Database:
             return 0
         # Per-row values only; symbol, provider, run_id and ingested_at are
         # bound once per statement (?1..?4), which cuts binding work by a third.
-        columns = [frame["date"].to_numpy(dtype="datetime64[D]").astype(str).tolist()]
+        columns = [_date_texts(frame["date"].to_numpy(dtype="datetime64[D]"))]
         for col in ("open", "high", "low", "close", "adj_close"):
             values = frame[col].to_numpy(dtype="float64")
             col_list = values.tolist()
@@ -730,6 +730,22 @@ def _sql_value(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime, pd.Timestamp)):
         return str(value)[:10] if not isinstance(value, dt.datetime) else value.isoformat()
     return value
+
+
+_DATE_TEXT: dict[int, str] = {}
+
+
+def _date_texts(days: np.ndarray) -> list[str]:
+    """'YYYY-MM-DD' for datetime64[D] values, memoised per day: every symbol
+    of a calendar shares its dates, and numpy's str conversion costs a
+    quarter of a millisecond per 1,260 dates."""
+    ints = days.view("int64").tolist()
+    cache = _DATE_TEXT
+    missing = [d for d in ints if d not in cache]
+    if missing:
+        for d, text in zip(missing, np.array(missing, dtype="int64").view("datetime64[D]").astype(str).tolist()):
+            cache[d] = text
+    return [cache[d] for d in ints]
 
 
 def _int_list(series: pd.Series) -> list:

@@ -163,6 +163,24 @@ class DataRouter:
             options.setdefault("directory", self.data_dir)
         return cls(**options)
 
+    def process_spec(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        """("module:Class", constructor options) when ``name`` declares
+        ``parallelism = "process"`` and can be rebuilt in a worker process
+        (registered by name, not injected as a factory); else None."""
+        if name in self._factories or name not in PROVIDER_REGISTRY:
+            return None
+        module_name, _, cls_name = PROVIDER_REGISTRY[name].partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), cls_name)
+        except (ModuleNotFoundError, AttributeError):
+            return None
+        if getattr(cls, "parallelism", "thread") != "process":
+            return None
+        options = dict(self._options.get(name, {}))
+        if name == "file":
+            options.setdefault("directory", self.data_dir)
+        return PROVIDER_REGISTRY[name], options
+
     # ------------------------------------------------------------ run state
     def mark_not_entitled(self, name: str, why: str) -> None:
         with self._lock:

@@ -57,6 +57,19 @@ class ProviderError(Exception):
         base = super().__str__()
         return f"{where}: {base}" if where else base
 
+    def __reduce__(self):
+        # Keyword-only constructor arguments and attributes (provider, symbol,
+        # retry_after, an instance-level code) survive a trip through a
+        # worker process.
+        return (_rebuild_error, (type(self), Exception.__str__(self), dict(self.__dict__)))
+
+
+def _rebuild_error(cls: type, message: str, state: dict) -> ProviderError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
 
 class EntitlementError(ProviderError):
     """400/401/403 or missing key: never retried; skip provider for the run."""
@@ -145,7 +158,13 @@ class FetchOutcome:
 
 @runtime_checkable
 class Provider(Protocol):
-    """One data vendor.  Modules under ``data/providers/`` implement it."""
+    """One data vendor.  Modules under ``data/providers/`` implement it.
+
+    Optional class attributes the ingestion reads: ``batch_size`` (requests
+    per ``fetch`` call) and ``parallelism = "process"`` for CPU-bound local
+    sources (files, synthetic), which then fetch in a worker process instead
+    of a thread so parsing never competes with the writer for the GIL.
+    """
 
     name: str
 

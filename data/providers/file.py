@@ -177,6 +177,8 @@ class FileDataProvider(SingleSymbolProvider):
     """Daily bars from a directory of per-symbol or long-format CSV/Parquet files."""
 
     name = "file"
+    batch_size = 50
+    parallelism = "process"   # parsing is CPU-bound: keep it off the writer's GIL
 
     def __init__(self, directory: os.PathLike | str | None, *, long_cache_size: int = 2):
         # Nothing is read here: the router builds providers before it knows

@@ -574,6 +574,7 @@ class SyntheticDataProvider(SingleSymbolProvider):
 
     name = NAME
     batch_size = 200  # generation is local and fast: big batches, few thread hops
+    parallelism = "process"   # generation is CPU-bound: keep it off the writer's GIL
 
     def __init__(self, defects: Mapping[str, Sequence[str]] | None = None, seed: int = 0):
         if defects is None:
