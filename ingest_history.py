@@ -22,9 +22,11 @@ from ops.cli import OperatorCommand, db_option, json_option
 @click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=None,
               help="Universe file (default: configs/universe.json).")
 @click.option("--fail-on-quality", is_flag=True, help="Exit 2 when an error-severity quality finding exists.")
+@click.option("--revive", help="Comma-separated dead-lettered symbols to try again (see verify_db_status.py).")
 @db_option
 @json_option
-def main(mode, start, end, as_of, tickers, provider, data_dir, universe_path, fail_on_quality, db_path, as_json):
+def main(mode, start, end, as_of, tickers, provider, data_dir, universe_path, fail_on_quality, revive, db_path,
+         as_json):
     """Fetch daily bars for the universe, write them idempotently, audit every
     symbol, then score and govern what was fetched.
 
@@ -35,7 +37,8 @@ def main(mode, start, end, as_of, tickers, provider, data_dir, universe_path, fa
     options = IngestOptions(mode=mode, as_of=as_of.date() if as_of else None,
                             start=start.date() if start else None, end=end.date() if end else None,
                             tickers=tuple(t for t in (tickers or "").split(",") if t.strip()),
-                            provider=provider.strip().lower() if provider else None, data_dir=data_dir)
+                            provider=provider.strip().lower() if provider else None, data_dir=data_dir,
+                            revive=tuple(t for t in (revive or "").split(",") if t.strip()))
     return ingest_command(options, db_path=db_path, universe_path=universe_path,
                           fail_on_quality=fail_on_quality, as_json=as_json)
 

@@ -18,7 +18,7 @@ import click
 from ops.cli import OperatorCommand, db_option, json_option
 from ops.health_report import default_universe, parse_as_of, verify_db_status
 
-SECTION_FLAGS = ("history", "quality", "governance", "freshness", "integrity", "last_ingest")
+SECTION_FLAGS = ("history", "quality", "governance", "freshness", "integrity", "last_ingest", "providers")
 
 
 @click.command(cls=OperatorCommand, help=__doc__.split("\n\n")[0])
@@ -31,6 +31,7 @@ SECTION_FLAGS = ("history", "quality", "governance", "freshness", "integrity", "
 @click.option("--freshness", is_flag=True, help="Price health from each symbol's last bar.")
 @click.option("--integrity", is_flag=True, help="PRAGMA quick_check and schema version.")
 @click.option("--last-ingest", "last_ingest", is_flag=True, help="Last ingestion run and its verification.")
+@click.option("--providers", is_flag=True, help="Provider health of the last fetch run and dead-lettered symbols.")
 @click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD", callback=lambda c, p, v: parse_as_of(v),
               help="Date freshness is measured at (default: today).")
 @json_option

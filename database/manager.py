@@ -449,6 +449,63 @@ class Database:
         params.append(limit)
         return self._dicts(sql, params)
 
+    # -------------------------------------------------- dead letters / health
+    def mark_dead_letters(self, threshold: int, ts: str, fingerprints: Mapping[str, str]) -> list[str]:
+        """Dead-letter every symbol with ``threshold`` or more consecutive
+        failures that is not one already; returns the newly dead-lettered."""
+        with self.transaction():
+            rows = self.conn.execute(
+                "UPDATE fetch_state SET dead_letter = 1, dead_letter_since = ? "
+                "WHERE dead_letter = 0 AND consecutive_failures >= ? RETURNING symbol", (ts, threshold)).fetchall()
+            newly = sorted(r[0] for r in rows)
+            self.conn.executemany("UPDATE fetch_state SET dead_letter_entry = ? WHERE symbol = ?",
+                                  [(fingerprints.get(s), s) for s in newly])
+        return newly
+
+    def revive_dead_letters(self, symbols: Iterable[str], ts: str) -> list[str]:
+        """Clear the dead-letter state (and the failure count) of ``symbols``;
+        returns those that were dead-lettered."""
+        revived = []
+        with self.transaction():
+            for symbol in symbols:
+                row = self.conn.execute(
+                    "UPDATE fetch_state SET dead_letter = 0, dead_letter_since = NULL, dead_letter_entry = NULL, "
+                    "consecutive_failures = 0, updated_at = ? WHERE symbol = ? AND dead_letter = 1 RETURNING symbol",
+                    (ts, symbol)).fetchone()
+                if row:
+                    revived.append(symbol)
+        return revived
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return self._dicts("SELECT symbol, consecutive_failures, last_error_code, last_date, dead_letter_since "
+                           "FROM fetch_state WHERE dead_letter = 1 ORDER BY symbol")
+
+    _HEALTH_COLUMNS = ("run_id", "provider", "requests", "successes", "failures", "p50_ms", "p95_ms",
+                       "circuit_open", "entitled", "detail")
+
+    def write_provider_health(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        cols = self._HEALTH_COLUMNS
+        with self.transaction():
+            for r in rows:
+                row = dict(r, run_id=run_id)
+                row["failures"] = json.dumps(row.get("failures") or {}, sort_keys=True)
+                row["detail"] = json.dumps(row.get("detail") or {}, sort_keys=True, default=str)
+                for flag in ("circuit_open", "entitled"):
+                    if row.get(flag) is not None:
+                        row[flag] = int(bool(row[flag]))
+                self.conn.execute(
+                    f"INSERT INTO provider_health({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                    "ON CONFLICT(run_id, provider) DO UPDATE SET "
+                    + ", ".join(f"{c} = excluded.{c}" for c in cols[2:]),
+                    tuple(_sql_value(row.get(c)) for c in cols))
+
+    def provider_health(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._dicts("SELECT * FROM provider_health WHERE run_id = ? ORDER BY provider", (run_id,))
+        for r in rows:
+            r["failures"] = json.loads(r["failures"] or "{}")
+            r["detail"] = json.loads(r["detail"] or "{}")
+        return rows
+
     # ------------------------------------------------------------ governance
     _GOV_COLUMNS = ("symbol", "asset_class", "state", "reason", "rows", "quality_score",
                     "first_date", "last_date", "provider", "run_id", "updated_at")

@@ -28,7 +28,7 @@ from ops.inputs import DEFAULT_UNIVERSE, load_inputs  # noqa: F401 (re-exported 
 from ops.runtime import RuntimePaths
 from ops.settings import Settings
 
-SECTIONS = ("history", "quality", "governance", "freshness", "integrity", "last_ingest")
+SECTIONS = ("history", "quality", "governance", "freshness", "integrity", "last_ingest", "providers")
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 GREEN, YELLOW, RED = "GREEN", "YELLOW", "RED"
 UNGOVERNED = "UNGOVERNED"
@@ -123,6 +123,8 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
             out[name] = integrity()
         elif name == "last_ingest":
             out[name] = _last_ingest(db)
+        elif name == "providers":
+            out[name] = _providers(db)
     out["checks"] = {name: out[name]["status"] for name in chosen}
     out["passed"] = all(status != FAIL for status in out["checks"].values())
     return out
@@ -310,6 +312,19 @@ def _last_ingest(db: Database) -> dict[str, Any]:
                             "providers_used": _json(fetched.get("providers_used")) or {}}
                            if fetched is not None else None),
     }
+
+
+def _providers(db: Database) -> dict[str, Any]:
+    """Dead-lettered symbols, and the provider health of the last fetch run.
+    WARN (never FAIL: freshness already fails a symbol left without data)
+    when a symbol is dead-lettered or a provider's circuit opened."""
+    dead = db.dead_letters()
+    fetched = next((r for r in db.runs(limit=50) if r["mode"] not in ("verify",)), None)
+    health = db.provider_health(fetched["run_id"]) if fetched else []
+    troubled = [h["provider"] for h in health if h["circuit_open"] or h["entitled"] == 0]
+    status = WARN if dead or troubled else PASS
+    return {"status": status, "dead_letters": dead, "run_id": fetched["run_id"] if fetched else None,
+            "health": health, "revive_with": "python ingest_history.py --revive SYMBOL[,SYMBOL]" if dead else None}
 
 
 def _json(text: str | None) -> Any:

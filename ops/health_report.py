@@ -207,6 +207,23 @@ class _Printer:
         self.pairs(items)
 
 
+    def _providers(self, p: dict[str, Any]) -> None:
+        self.heading("Providers", p["status"])
+        if p["health"]:
+            self.table(("provider", "requests", "served", "failures", "p50 ms", "p95 ms", "circuit", "entitled"),
+                       [(h["provider"], h["requests"], h["successes"],
+                         ", ".join(f"{k} {v}" for k, v in h["failures"].items()) or "-", h["p50_ms"], h["p95_ms"],
+                         "OPEN" if h["circuit_open"] else "closed",
+                         {1: "yes", 0: "NO"}.get(h["entitled"], "-")) for h in p["health"]])
+        if p["dead_letters"]:
+            self.line(f"dead-lettered symbols (skipped by incremental runs; revive: {p['revive_with']}):")
+            self.table(("symbol", "failures", "last error", "last bar", "since"),
+                       [(d["symbol"], d["consecutive_failures"], d["last_error_code"], d["last_date"],
+                         d["dead_letter_since"]) for d in p["dead_letters"]])
+        else:
+            self.line("no dead-lettered symbols")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"

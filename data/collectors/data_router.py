@@ -197,6 +197,14 @@ class DataRouter:
             if n >= self.circuit_threshold:
                 self.circuit_open.add(name)
 
+    def health_summary(self, name: str) -> dict[str, Any]:
+        """The provider's own health numbers (vendors keep HTTP-level ones);
+        {} when it keeps none or was never built in this process."""
+        inst = self._instances.get(name)
+        health = getattr(inst, "health", None)
+        summary = getattr(health, "summary", None)
+        return dict(summary()) if callable(summary) else {}
+
     def close(self) -> None:
         for inst in self._instances.values():
             closer = getattr(inst, "close", None)

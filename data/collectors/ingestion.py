@@ -75,6 +75,7 @@ class IngestOptions:
     provider: str | None = None
     data_dir: str | None = None
     fail_on_quality: bool = False    # exit 2 when an error-severity quality finding exists
+    revive: tuple[str, ...] = ()     # dead-lettered symbols to bring back before the run
     now: dt.datetime | None = None   # for tests: what "now" is when as_of is today
 
     def params(self) -> dict[str, Any]:
@@ -143,6 +144,15 @@ class RunReport:
         }
 
 
+def entry_fingerprint(entry: UniverseEntry) -> str:
+    """The universe entry as stored with a dead letter (an edit revives it)."""
+    return json.dumps(entry.__dict__, sort_keys=True)
+
+
+def _utc_text() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def new_run_id(now: dt.datetime | None = None) -> str:
     """Sortable, unique, file-name safe: ``20261122T064800Z-3f9a1c``."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -156,12 +166,18 @@ def plan_symbols(db: Database, entries: Sequence[UniverseEntry], settings: Setti
     after the last stored one and never re-read stored history."""
     required = settings.required_sessions
     last_dates = db.last_bar_dates(e.symbol for e in entries) if options.mode == "incremental" else {}
-    dead = {s for s, st in db.fetch_states().items() if st.get("dead_letter")} \
-        if options.mode == "incremental" else set()
+    dead = {s: st for s, st in db.fetch_states().items() if st.get("dead_letter")}
+    changed = [e.symbol for e in entries if e.symbol in dead and dead[e.symbol].get("dead_letter_entry")
+               and dead[e.symbol]["dead_letter_entry"] != entry_fingerprint(e)]
+    if changed:
+        # An operator who edits a dead letter's universe entry wants it tried again.
+        for symbol in db.revive_dead_letters(changed, _utc_text()):
+            db.record_event("REVIVED", symbol=symbol, reason="UNIVERSE_ENTRY_CHANGED")
+            dead.pop(symbol, None)
     plans = []
     for entry in entries:
         calendar = entry.calendar or settings.calendar_for(entry.asset_class)
-        if entry.symbol in dead:
+        if entry.symbol in dead and options.mode == "incremental":
             plans.append(SymbolPlan(entry, calendar, None, 0, SKIPPED_DEAD_LETTER,
                                     "dead-lettered after repeated failures"))
             continue
@@ -450,9 +466,50 @@ class SymbolFetch:
     skipped: dict[str, str] | None = None     # NO_VALID_PROVIDER: why each provider was passed over
 
 
+class ProviderStats:
+    """Per provider, what the run saw: symbols asked, served, failures by
+    code, per-symbol latency.  Vendors add their HTTP-level numbers."""
+
+    def __init__(self) -> None:
+        self.by_provider: dict[str, dict[str, Any]] = {}
+
+    def record(self, name: str, outcome: FetchOutcome) -> None:
+        entry = self.by_provider.setdefault(name, {"asked": 0, "served": 0, "failures": collections.Counter(),
+                                                   "latencies_ms": []})
+        entry["asked"] += 1
+        entry["latencies_ms"].append(outcome.latency_ms)
+        if outcome.error is None:
+            entry["served"] += 1
+        else:
+            entry["failures"][getattr(outcome.error, "code", "PROVIDER_ERROR")] += 1
+
+    def rows(self, router: DataRouter) -> list[dict[str, Any]]:
+        """provider_health rows: the vendor's own request counts and
+        latencies when it keeps them, else per-symbol figures."""
+        rows = []
+        for name in sorted(self.by_provider):
+            seen = self.by_provider[name]
+            vendor = router.health_summary(name)
+            lat = np.asarray(vendor.get("latencies_ms") or seen["latencies_ms"], dtype="float64") \
+                if not vendor.get("p50_ms") else None
+            rows.append({
+                "provider": name,
+                "requests": vendor.get("requests", seen["asked"]),
+                "successes": seen["served"],
+                "failures": dict(seen["failures"]),
+                "p50_ms": vendor.get("p50_ms") if lat is None else round(float(np.percentile(lat, 50)), 3),
+                "p95_ms": vendor.get("p95_ms") if lat is None else round(float(np.percentile(lat, 95)), 3),
+                "circuit_open": bool(vendor.get("circuit_open")) or name in router.circuit_open,
+                "entitled": False if name in router.not_entitled else vendor.get("entitled", True),
+                "detail": {k: vendor[k] for k in ("retries", "rate_limited", "rate_limit_wait_s", "http_statuses")
+                           if k in vendor} | {"symbols_asked": seen["asked"]},
+            })
+        return rows
+
+
 def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: Settings,
-                  raw_dir: Path | None, trail: AuditTrail, scorer: PayloadScorer | None = None
-                  ) -> Iterable[SymbolFetch]:
+                  raw_dir: Path | None, trail: AuditTrail, scorer: PayloadScorer | None = None,
+                  stats: ProviderStats | None = None) -> Iterable[SymbolFetch]:
     """Fetch every plan through the router, falling back provider by
     provider, and yield each symbol once as it resolves.  Nothing is written
     to the store here; raw payloads are archived under ``raw_dir`` (None: not
@@ -485,6 +542,8 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
             symbol = plan.entry.symbol
             name = pending.candidates[0]
             pending.latency_ms += outcome.latency_ms
+            if stats is not None:
+                stats.record(name, outcome)
             error = outcome.error
             if error is None:
                 router.record_result(name, True)
@@ -551,6 +610,9 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
         except MixedOriginError as exc:
             raise IngestionError(str(exc)) from exc
 
+    for symbol in db.revive_dead_letters(options.revive, started_at):
+        db.record_event("REVIVED", run_id=run_id, symbol=symbol, reason="OPERATOR")
+        trail.append("dead_letter_revived", symbol=symbol, by="operator")
     plans = plan_symbols(db, entries, settings, options, as_of)
     own_router = router is None
     try:
@@ -579,9 +641,10 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
             writes, audit_only = [], []
 
     scorer = PayloadScorer(settings, as_of) if options.mode == "deep_backfill" else None
+    stats = ProviderStats()
     try:
         for done, fetched in enumerate(fetch_symbols(router, plans, settings=settings, raw_dir=raw_dir,
-                                                     trail=trail, scorer=scorer), start=1):
+                                                     trail=trail, scorer=scorer, stats=stats), start=1):
             res = fetched.result
             results[res.symbol] = res
             if fetched.write is not None:
@@ -608,8 +671,22 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
                       rows_written=rows_written, providers_used=dict(providers_used))
         raise IngestionError(str(exc)) from exc
     finally:
+        health_rows = stats.rows(router)
         if own_router:
             router.close()
+    db.write_provider_health(run_id, health_rows)
+    for row in health_rows:
+        if row["circuit_open"] or row["failures"]:
+            trail.append("provider_health", level="WARNING", **{k: row[k] for k in
+                         ("provider", "requests", "successes", "failures", "circuit_open", "entitled")})
+
+    threshold = int(settings.get("ingest.dead_letter_after_failures", 3))
+    fingerprints = {e.symbol: entry_fingerprint(e) for e in entries}
+    dead_lettered = db.mark_dead_letters(threshold, started_at, fingerprints)
+    for symbol in dead_lettered:
+        db.record_event("DEAD_LETTER", run_id=run_id, symbol=symbol, reason="NO_PROVIDER_SERVED",
+                        detail={"consecutive_failures_at_least": threshold})
+        trail.append("dead_letter", level="ERROR", symbol=symbol)
 
     # rows_written per symbol comes back from the audit rows the store wrote.
     for row in db.audit_rows(run_id):
@@ -628,7 +705,8 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
     touched = [r.symbol for r in ordered if r.outcome != SKIPPED_DEAD_LETTER]
     verdict = govern_and_verify(db, universe, settings, paths, run_id=run_id, as_of=as_of, symbols=touched,
                                 fetch_failures=[r.symbol for r in failed], payload_duplicates=duplicates,
-                                critical=critical, precomputed=precomputed, trail=trail, now=options.now)
+                                critical=critical, precomputed=precomputed, trail=trail, now=options.now,
+                                dead_lettered=dead_lettered)
     db.finish_run(run_id, status=status, symbols_succeeded=len(ordered) - len(failed),
                   symbols_failed=len(failed), rows_written=rows_written, providers_used=dict(providers_used),
                   verification=verdict.verification)
@@ -672,7 +750,8 @@ def govern_and_verify(db: Database, universe: Universe, settings: Settings, path
                       payload_duplicates: Mapping[str, int] | None = None,
                       critical: Mapping[str, str] | None = None,
                       precomputed: Mapping[str, tuple[QualityReport, str | None]] | None = None,
-                      trail: AuditTrail | None = None, now: dt.datetime | None = None) -> Verification:
+                      trail: AuditTrail | None = None, now: dt.datetime | None = None,
+                      dead_lettered: Sequence[str] = ()) -> Verification:
     """Score and govern ``symbols``, check freshness over the whole universe
     whatever the fetch reported, record INGEST_SUCCESS or
     INGEST_VERIFICATION_FAILED, and alert.  Used after every ingest run,
@@ -700,6 +779,12 @@ def govern_and_verify(db: Database, universe: Universe, settings: Settings, path
         trail.append(event.lower(), level="INFO" if not problems else "ERROR", states=gov.counts,
                      problems=problems, price_health=fresh["price_health"])
     messages = gov.alert_messages()
+    if dead_lettered:
+        messages.append(AlertMessage(
+            title=f"{len(dead_lettered)} symbol(s) dead-lettered (no provider served them in consecutive runs)",
+            body=", ".join(dead_lettered) + "\nIncremental runs skip them; revive with "
+                                           "`ingest_history.py --revive SYMBOL` or by editing the universe entry.",
+            severity="error", key="dead-letters", details={"run_id": run_id, "symbols": list(dead_lettered)}))
     if problems:
         messages.append(AlertMessage(title=f"Ingest verification failed (run {run_id})", body="\n".join(problems),
                                      severity="error", key="verification-failed",
@@ -775,8 +860,15 @@ def ingest_command(options: IngestOptions, *, db_path: str | None, universe_path
         raise InputError(f"--provider {options.provider!r}: unknown; known: {', '.join(sorted(settings.capabilities))}")
     if (options.start or options.end) and options.mode not in ("deep_backfill", "range"):
         raise InputError(f"--start/--end go with --mode=range (or deep_backfill), not --mode={options.mode}")
+    try:
+        revive = tuple(normalise_symbol(t) for t in options.revive)
+    except InvalidSymbolError as exc:
+        raise InputError(f"--revive: {exc}") from exc
+    unknown = [t for t in revive if universe.get(t) is None]
+    if unknown:
+        raise InputError(f"--revive: not in the universe: {', '.join(unknown)}")
     mode = "range" if (options.start or options.end) else options.mode
-    options = IngestOptions(**{**options.__dict__, "mode": mode, "tickers": tickers,
+    options = IngestOptions(**{**options.__dict__, "mode": mode, "tickers": tickers, "revive": revive,
                                "fail_on_quality": fail_on_quality or options.fail_on_quality})
 
     paths = RuntimePaths.resolve(db_path)
