@@ -20,7 +20,7 @@ from tests import bar_frames as B
 from tests.store_seed import seed_store
 
 AS_OF = B.AS_OF
-SECTIONS = ["history", "quality", "governance", "freshness", "integrity", "last_ingest"]
+SECTIONS = ["history", "quality", "governance", "freshness", "integrity", "last_ingest", "providers"]
 
 
 def write_universe(path, symbols):
@@ -109,7 +109,7 @@ def test_status_json_holds_every_section(desk):
     for name in SECTIONS:
         assert doc[name]["status"] in ("PASS", "WARN", "FAIL"), name
     assert doc["checks"] == {"history": "FAIL", "quality": "PASS", "governance": "FAIL", "freshness": "PASS",
-                             "integrity": "PASS", "last_ingest": "PASS"}
+                             "integrity": "PASS", "last_ingest": "PASS", "providers": "PASS"}
     assert result.exit_code == 2 and doc["passed"] is False
     assert doc["history"]["short_symbols"][0]["symbol"] == "SHORT"
     assert doc["quality"]["distribution"]["1.0"] == 4
