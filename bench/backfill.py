@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from data.calendar import backfill_window, expected_sessions  # noqa: E402
 from database.manager import Database  # noqa: E402
 
-AS_OF = dt.date(2026, 11, 20)
+AS_OF = dt.date(2026, 11, 19)   # a Thursday: the incremental adds Friday 2026-11-20
 NOW = "2026-11-22"
 
 
@@ -121,11 +121,30 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
-def run_ingest(work: Path, csv_dir: Path, universe: Path, db: Path) -> dict:
+def timed_command(work: Path, args: list[str]) -> dict:
+    """One operator command, cold interpreter, as the runbook runs it."""
+    env = dict(os.environ, RUNTIME_DIR=str(work / "runtime"), LOGS_DIR=str(work / "logs"))
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
+    return {"seconds": round(time.perf_counter() - t0, 2), "exit": proc.returncode}
+
+
+def append_session(csv_dir: Path, symbols: list[str], session: dt.date, seed: int = 11) -> None:
+    """One new Yahoo-style row per file: the next session's bar."""
+    rng = np.random.default_rng(seed)
+    for symbol in symbols:
+        close = round(float(50 * np.exp(rng.normal(0, 0.2))), 4)
+        with open(csv_dir / f"{symbol}.csv", "a") as fh:
+            fh.write(f"{session},{close},{round(close * 1.01, 4)},{round(close * 0.99, 4)},{close},{close},"
+                     f"{int(rng.integers(100_000, 5_000_000))}\n")
+
+
+def run_ingest(work: Path, csv_dir: Path, universe: Path, db: Path, mode: str = "deep_backfill",
+               as_of: dt.date = AS_OF) -> dict:
     """Run ingest_history.py as the operator would; wall time and peak RSS."""
-    cmd = [sys.executable, str(REPO / "ingest_history.py"), "--mode=deep_backfill", "--provider", "file",
+    cmd = [sys.executable, str(REPO / "ingest_history.py"), f"--mode={mode}", "--provider", "file",
            "--data-dir", str(csv_dir), "--universe", str(universe), "--db", str(db),
-           "--as-of", AS_OF.isoformat(), "--json"]
+           "--as-of", as_of.isoformat(), "--json"]
     env = dict(os.environ, RUNTIME_DIR=str(work / "runtime"), LOGS_DIR=str(work / "logs"))
     out_path, err_path = work / "ingest.out", work / "ingest.err"
     t0 = time.perf_counter()
@@ -174,6 +193,13 @@ def run_bench(symbols: int, work: Path, keep: bool = False) -> dict:
     with Database(db) as store:
         hash_second = store.content_hash(include_provenance=True)
         runs = store.table_count("ingestion_audit_runs")
+    verify_backfill = timed_command(work, [str(REPO / "verify_backfill.py"), "--strict", "--json", "--db", str(db),
+                                           "--universe", str(universe)])
+    verify_status = timed_command(work, [str(REPO / "verify_db_status.py"), "--json", "--db", str(db),
+                                         "--universe", str(universe), "--as-of", AS_OF.isoformat()])
+    next_session = dt.date(2026, 11, 20)
+    append_session(csv_dir, names, next_session)
+    incremental = run_ingest(work, csv_dir, universe, db, mode="incremental", as_of=next_session)
     result = {
         "symbols": symbols, "rows": rows, "generate_s": round(gen_s, 2),
         "floor_import_s": round(floor_s, 2),
@@ -183,6 +209,10 @@ def run_bench(symbols: int, work: Path, keep: bool = False) -> dict:
         "peak_rss_mib_rerun_process_tree": round(second["peak_rss_mib"], 1),
         "hash_identical": hash_first == hash_second, "runs_recorded": runs,
         "rows_written_rerun": second["rows_written"], "storage_types": types,
+        "verify_backfill_strict_s": verify_backfill["seconds"], "verify_backfill_exit": verify_backfill["exit"],
+        "verify_db_status_s": verify_status["seconds"], "verify_db_status_exit": verify_status["exit"],
+        "incremental_one_session_s": round(incremental["seconds"], 2),
+        "incremental_rows_written": incremental["rows_written"],
     }
     if not keep:
         shutil.rmtree(csv_dir)
