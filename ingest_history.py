@@ -22,11 +22,13 @@ from ops.cli import OperatorCommand, db_option, json_option
 @click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=None,
               help="Universe file (default: configs/universe.json).")
 @click.option("--fail-on-quality", is_flag=True, help="Exit 2 when an error-severity quality finding exists.")
+@click.option("--cross-check", "cross_check", is_flag=True,
+              help="Compare recent closes with a second entitled provider; drift degrades (settings [cross_check]).")
 @click.option("--revive", help="Comma-separated dead-lettered symbols to try again (see verify_db_status.py).")
 @db_option
 @json_option
-def main(mode, start, end, as_of, tickers, provider, data_dir, universe_path, fail_on_quality, revive, db_path,
-         as_json):
+def main(mode, start, end, as_of, tickers, provider, data_dir, universe_path, fail_on_quality, cross_check, revive,
+         db_path, as_json):
     """Fetch daily bars for the universe, write them idempotently, audit every
     symbol, then score and govern what was fetched.
 
@@ -38,7 +40,7 @@ def main(mode, start, end, as_of, tickers, provider, data_dir, universe_path, fa
                             start=start.date() if start else None, end=end.date() if end else None,
                             tickers=tuple(t for t in (tickers or "").split(",") if t.strip()),
                             provider=provider.strip().lower() if provider else None, data_dir=data_dir,
-                            revive=tuple(t for t in (revive or "").split(",") if t.strip()))
+                            revive=tuple(t for t in (revive or "").split(",") if t.strip()), cross_check=cross_check)
     return ingest_command(options, db_path=db_path, universe_path=universe_path,
                           fail_on_quality=fail_on_quality, as_json=as_json)
 

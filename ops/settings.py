@@ -83,6 +83,15 @@ DEFAULTS: dict[str, Any] = {
         "allowed_missing_sessions": {},
         "halts": {},
     },
+    # Cross-source drift (ingest_history.py --cross-check): closes of the last
+    # sample_sessions sessions compared with the next entitled provider.
+    "cross_check": {
+        "enabled": False,
+        "sample_sessions": 60,
+        "warn_pct": 1.0,
+        "error_pct": 2.5,
+        "min_overlap": 20,
+    },
     "ingest": {
         "symbols_per_transaction": 100,
         # gzip level for the raw archive: 1 keeps a 7.56 M-row backfill I/O bound.

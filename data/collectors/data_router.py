@@ -76,7 +76,8 @@ class DataRouter:
     def __init__(self, settings: Settings, *, env: Mapping[str, str] | None = None,
                  only: str | None = None, data_dir: str | None = None,
                  factories: Mapping[str, Callable[[], Provider]] | None = None,
-                 provider_options: Mapping[str, Mapping[str, Any]] | None = None):
+                 provider_options: Mapping[str, Mapping[str, Any]] | None = None,
+                 exclude: tuple[str, ...] = ()):
         self.settings = settings
         self.env = dict(os.environ if env is None else env)
         self.capabilities = settings.capabilities
@@ -84,6 +85,7 @@ class DataRouter:
         priority = list(settings.priority)
         if self.data_dir and settings.get("providers.file_fallback", True) and "file" not in priority:
             priority.append("file")
+        priority = [p for p in priority if p not in exclude]
         if only:
             if only not in self.capabilities:
                 raise ValueError(f"unknown provider {only!r}; known: {', '.join(sorted(self.capabilities))}")
@@ -162,6 +164,12 @@ class DataRouter:
         if name == "file":
             options.setdefault("directory", self.data_dir)
         return cls(**options)
+
+    def second_opinion(self, primary: str) -> "DataRouter":
+        """A router over the same configuration that never picks ``primary``
+        and ignores ``--provider`` (the cross-source check's second vendor)."""
+        return DataRouter(self.settings, env=self.env, data_dir=self.data_dir, factories=self._factories,
+                          provider_options=self._options, exclude=(primary,))
 
     def process_spec(self, name: str) -> tuple[str, dict[str, Any]] | None:
         """("module:Class", constructor options) when ``name`` declares

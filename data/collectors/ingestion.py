@@ -37,6 +37,7 @@ from data.providers.base import (EntitlementError, FetchOutcome, FetchRequest, N
                                  ProviderError, RateLimitError)
 from data.quality import assess_quality
 from data.quality.assessment import QualityConfig, QualityReport
+from data.quality.drift import DriftResult, close_drift
 from data.symbols import filename_for
 from data.universe import Universe, UniverseEntry
 from database.manager import Database, MixedOriginError, SymbolWrite
@@ -76,6 +77,7 @@ class IngestOptions:
     data_dir: str | None = None
     fail_on_quality: bool = False    # exit 2 when an error-severity quality finding exists
     revive: tuple[str, ...] = ()     # dead-lettered symbols to bring back before the run
+    cross_check: bool = False        # compare closes with a second provider (settings [cross_check])
     now: dt.datetime | None = None   # for tests: what "now" is when as_of is today
 
     def params(self) -> dict[str, Any]:
@@ -126,6 +128,7 @@ class RunReport:
     duplicates: dict[str, int] = field(default_factory=dict)
     critical: dict[str, str] = field(default_factory=dict)
     verification: "Verification | None" = None
+    cross_check: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[SymbolResult]:
@@ -140,6 +143,7 @@ class RunReport:
             "symbols_total": len(self.symbols),
             "symbols_failed": len(self.failed),
             "governance": self.verification.to_dict() if self.verification else None,
+            "cross_check": self.cross_check,
             "symbols": [s.to_dict() for s in self.symbols],
         }
 
@@ -642,12 +646,17 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
 
     scorer = PayloadScorer(settings, as_of) if options.mode == "deep_backfill" else None
     stats = ProviderStats()
+    cross_checking = options.cross_check or bool(settings.get("cross_check.enabled", False))
+    sample_sessions = int(settings.get("cross_check.sample_sessions", 60))
+    tails: dict[str, tuple[str, SymbolPlan, pd.DataFrame]] = {}
     try:
         for done, fetched in enumerate(fetch_symbols(router, plans, settings=settings, raw_dir=raw_dir,
                                                      trail=trail, scorer=scorer, stats=stats), start=1):
             res = fetched.result
             results[res.symbol] = res
             if fetched.write is not None:
+                if cross_checking:
+                    tails[res.symbol] = (res.provider, fetched.plan, fetched.write.frame.tail(sample_sessions).copy())
                 writes.append(fetched.write)
                 duplicates[res.symbol] = res.duplicate_rows
                 providers_used[res.provider] += 1
@@ -666,6 +675,7 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
             if len(writes) + len(audit_only) >= batch_size:
                 flush()
         flush()
+        drift = cross_check(router, tails, settings, trail, raw_dir) if cross_checking else {}
     except MixedOriginError as exc:
         db.finish_run(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=len(plans),
                       rows_written=rows_written, providers_used=dict(providers_used))
@@ -706,7 +716,8 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
     verdict = govern_and_verify(db, universe, settings, paths, run_id=run_id, as_of=as_of, symbols=touched,
                                 fetch_failures=[r.symbol for r in failed], payload_duplicates=duplicates,
                                 critical=critical, precomputed=precomputed, trail=trail, now=options.now,
-                                dead_lettered=dead_lettered)
+                                dead_lettered=dead_lettered,
+                                extra_findings={s: [d.finding] for s, d in drift.items() if d.finding})
     db.finish_run(run_id, status=status, symbols_succeeded=len(ordered) - len(failed),
                   symbols_failed=len(failed), rows_written=rows_written, providers_used=dict(providers_used),
                   verification=verdict.verification)
@@ -722,7 +733,46 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
         code = exit_codes.GATE_FAILED
     return RunReport(run_id, options.mode, as_of.isoformat(), status, ordered, rows_written,
                      dict(providers_used), str(raw_dir) if raw_dir.exists() else None, elapsed,
-                     code, duplicates, critical, verdict)
+                     code, duplicates, critical, verdict, {s: d.to_dict() for s, d in drift.items()})
+
+
+def cross_check(router: DataRouter, tails: Mapping[str, tuple[str, SymbolPlan, pd.DataFrame]],
+                settings: Settings, trail: AuditTrail, raw_dir: Path | None) -> dict[str, DriftResult]:
+    """Fetch each symbol's recent sessions from the next entitled provider
+    that is not the one that served it, and compare closes.  A symbol no
+    second provider can serve is not judged (and says so in the trail)."""
+    by_primary: dict[str, list[str]] = collections.defaultdict(list)
+    for symbol, (primary, _, _) in tails.items():
+        by_primary[primary].append(symbol)
+    out: dict[str, DriftResult] = {}
+    for primary, symbols in by_primary.items():
+        second = router.second_opinion(primary)
+        plans = []
+        for symbol in symbols:
+            _, plan, tail = tails[symbol]
+            start = pd.Timestamp(tail["date"].iloc[0]).date()
+            plans.append(SymbolPlan(plan.entry, plan.calendar, FetchRequest(
+                symbol, plan.entry.asset_class, start, plan.request.end, plan.calendar), len(tail)))
+        try:
+            for fetched in fetch_symbols(second, plans, settings=settings,
+                                         raw_dir=raw_dir / "cross_check" if raw_dir else None, trail=trail):
+                symbol = fetched.result.symbol
+                if fetched.write is None:
+                    trail.append("cross_check_unavailable", level="WARNING", symbol=symbol, primary=primary,
+                                 outcome=fetched.result.outcome, error_code=fetched.result.error_code)
+                    continue
+                result = close_drift(tails[symbol][2], fetched.write.frame, primary_name=primary,
+                                     secondary_name=fetched.result.provider,
+                                     warn_pct=float(settings.get("cross_check.warn_pct", 1.0)),
+                                     error_pct=float(settings.get("cross_check.error_pct", 2.5)),
+                                     min_overlap=int(settings.get("cross_check.min_overlap", 20)))
+                out[symbol] = result
+                detail = result.to_dict()
+                trail.append("cross_check", level="WARNING" if result.finding else "INFO", symbol=symbol,
+                             drift_level=detail.pop("level"), **detail)
+        finally:
+            second.close()
+    return out
 
 
 @dataclass
@@ -751,14 +801,15 @@ def govern_and_verify(db: Database, universe: Universe, settings: Settings, path
                       critical: Mapping[str, str] | None = None,
                       precomputed: Mapping[str, tuple[QualityReport, str | None]] | None = None,
                       trail: AuditTrail | None = None, now: dt.datetime | None = None,
-                      dead_lettered: Sequence[str] = ()) -> Verification:
+                      dead_lettered: Sequence[str] = (),
+                      extra_findings: Mapping[str, Sequence[Any]] | None = None) -> Verification:
     """Score and govern ``symbols``, check freshness over the whole universe
     whatever the fetch reported, record INGEST_SUCCESS or
     INGEST_VERIFICATION_FAILED, and alert.  Used after every ingest run,
     by ``--mode=verify`` and by repairs."""
     gov = govern_symbols(db, universe_entries=universe.entries, run_id=run_id, as_of=as_of, settings=settings,
                          payload_duplicates=payload_duplicates, critical=critical, symbols=symbols,
-                         precomputed=precomputed)
+                         precomputed=precomputed, extra_findings=extra_findings)
     fresh = freshness(universe.enabled, db.history_overview(universe.symbols), settings, as_of, now)
     problems = []
     if fetch_failures:

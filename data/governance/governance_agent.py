@@ -19,7 +19,11 @@ store, scores with :func:`data.quality.assess_quality`, and writes.
 """
 from __future__ import annotations
 
+import concurrent.futures as futures
+import dataclasses
 import datetime as dt
+import multiprocessing
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -208,12 +212,56 @@ class GovernanceReport:
                 "symbols": [v.to_dict() for v in self.verdicts]}
 
 
+# Worker-process state: one read-only connection per store.
+_READERS: dict[str, Database] = {}
+
+
+def _score_chunk(db_path: str, items: Sequence[tuple[str, str, str, int]], as_of: dt.date,
+                 settings: Settings) -> list[tuple[str, QualityReport, str | None]]:
+    """Read and score each symbol's stored window (runs in a worker process)."""
+    db = _READERS.get(db_path)
+    if db is None:
+        db = _READERS[db_path] = Database(db_path, readonly=True)
+    cfg = QualityConfig.from_settings(settings)
+    required = settings.required_sessions
+    actions = db.corporate_actions_by_symbol([i[0] for i in items])
+    out = []
+    for symbol, asset_class, calendar, dups in items:
+        win = backfill_window(calendar, as_of, required)
+        sessions = expected_sessions(calendar, win.start, win.end)
+        frame = db.read_bars(symbol, str(win.start), str(win.end))
+        quality = assess_quality(frame, expected_sessions=sessions, payload_duplicates=dups,
+                                 asset_class=asset_class, corporate_actions=actions.get(symbol), as_of=as_of,
+                                 settings=cfg, symbol=symbol, calendar=calendar)
+        out.append((symbol, quality, str(frame["provider"].iloc[-1]) if not frame.empty else None))
+    return out
+
+
+def score_stored_windows(db_path: str | os.PathLike, items: Sequence[tuple[str, str, str, int]], *,
+                         as_of: dt.date, settings: Settings, workers: int,
+                         chunk: int = 100) -> dict[str, tuple[QualityReport, str | None]]:
+    """Score many symbols' stored windows in ``workers`` processes, each with
+    its own read-only connection (reading 1,260 rows and scoring them is
+    ~3.5 ms a symbol: serial, a 6,000-symbol incremental run would spend
+    20 s here).  ``items``: (symbol, asset_class, calendar, payload duplicates)."""
+    out: dict[str, tuple[QualityReport, str | None]] = {}
+    ctx = multiprocessing.get_context("fork")   # inherits imports; leaves via os._exit
+    with futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        jobs = [pool.submit(_score_chunk, str(db_path), items[i:i + chunk], as_of, settings)
+                for i in range(0, len(items), chunk)]
+        for job in jobs:
+            for symbol, quality, provider in job.result():
+                out[symbol] = (quality, provider)
+    return out
+
+
 def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], run_id: str, as_of: dt.date,
                    settings: Settings, payload_duplicates: Mapping[str, int] | None = None,
                    critical: Mapping[str, str] | None = None, symbols: Iterable[str] | None = None,
                    batch_size: int = 500,
                    progress: Callable[[str, int, int], None] | None = None,
-                   precomputed: Mapping[str, tuple[QualityReport, str | None]] | None = None) -> GovernanceReport:
+                   precomputed: Mapping[str, tuple[QualityReport, str | None]] | None = None,
+                   extra_findings: Mapping[str, Sequence[Finding]] | None = None) -> GovernanceReport:
     """Score and govern ``symbols`` (default: every enabled universe entry)
     from what the store holds over each symbol's backfill window ending at
     ``as_of``.
@@ -227,7 +275,10 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
     called as ``progress(symbol, done, total)``.  ``precomputed``: symbol ->
     (QualityReport, provider) already scored on a frame equal to the stored
     window (the ingest scores a fresh payload in its fetch workers), so the
-    store is not read back for those symbols.
+    store is not read back for those symbols.  ``extra_findings``: symbol ->
+    findings from checks outside the bars (cross-source drift); they are
+    stored with the symbol's quality row, and an error-severity one demotes
+    an otherwise ACTIVE symbol to DEGRADED with the finding's code as reason.
     """
     enabled = [e for e in universe_entries if e.enabled]
     by_symbol = {e.symbol: e for e in enabled}
@@ -248,7 +299,17 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
     previous = db.governance_states()
     carried = {s: int(q.get("payload_duplicates") or 0) for s, q in db.latest_quality().items()}
     precomputed = dict(precomputed or {})
-    actions = db.corporate_actions_by_symbol([s for s in wanted if s not in precomputed])
+    to_read = [s for s in wanted if s not in precomputed]
+    workers = int(settings.get("governance.score_workers", 0)) or (os.cpu_count() or 1)
+    if len(to_read) >= int(settings.get("governance.parallel_from_symbols", 300)) and workers > 1:
+        items = []
+        for symbol in to_read:
+            entry = by_symbol[symbol]
+            items.append((symbol, entry.asset_class, entry.calendar or settings.calendar_for(entry.asset_class),
+                          duplicates.get(symbol, carried.get(symbol, 0))))
+        precomputed.update(score_stored_windows(db.path, items, as_of=as_of, settings=settings, workers=workers))
+        to_read = []
+    actions = db.corporate_actions_by_symbol(to_read)
     windows: dict[str, tuple[Any, pd.DatetimeIndex]] = {}
 
     quality_rows: list[dict[str, Any]] = []
@@ -279,8 +340,14 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
                                      asset_class=entry.asset_class, corporate_actions=actions.get(symbol),
                                      as_of=as_of, settings=cfg, symbol=symbol, calendar=calendar)
             provider = str(frame["provider"].iloc[-1]) if not frame.empty else None
+        extra = list((extra_findings or {}).get(symbol, ()))
+        if extra:
+            quality = dataclasses.replace(quality, findings=[*quality.findings, *extra])
         state, reason = decide_state(quality.rows, required, degraded_min, quality.score,
                                      cfg.accept_threshold, quality.findings, critical.get(symbol))
+        demoting = next((f for f in extra if f.at_least(F.ERROR)), None)
+        if state == ACTIVE and demoting is not None:
+            state, reason = DEGRADED, demoting.code
         before = previous.get(symbol) or {}
         verdict = SymbolVerdict(
             symbol=symbol, asset_class=entry.asset_class, state=state, reason=reason, rows=quality.rows,
