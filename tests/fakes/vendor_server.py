@@ -125,7 +125,8 @@ class VendorServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="vendor-server", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="vendor-server", daemon=True)
         self._thread.start()
         return self
 
@@ -498,8 +499,12 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer a status fault; True when the request is answered."""
         name = fault.name
         if name == "stall":
+            # Logged on arrival; then nothing until the client has given up.
+            self.owner.record(RequestRecord(vendor, kind, symbols, self.path, 0, name,
+                                            {k: v for k, v in self.headers.items()}, time.monotonic()))
             time.sleep(float(fault.params.get("seconds", self.owner.stall_seconds)))
-            return False   # then answer normally: the client has given up by now
+            self.close_connection = True
+            return True
         if name == "429":
             extra = {}
             if fault.params.get("retry_after") is not None:
