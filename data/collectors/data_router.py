@@ -9,6 +9,7 @@ list, falling back on failure.  No candidate -> ``NO_VALID_PROVIDER``.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 import threading
@@ -165,6 +166,10 @@ class DataRouter:
         options = dict(self._options.get(name, {}))
         if name == "file":
             options.setdefault("directory", self.data_dir)
+        if "settings" in inspect.signature(cls).parameters:
+            # The vendors read their quirks ([providers.<name>]) from the
+            # router's settings, not from a second load of the file.
+            options.setdefault("settings", self.settings)
         return cls(**options)
 
     # ------------------------------------------------------------ run state

@@ -112,6 +112,7 @@ class VendorServer:
         self._faults: dict[tuple[str, str], collections.deque[Fault]] = collections.defaultdict(collections.deque)
         self._limits: dict[str, list[tuple[int, float]]] = {}
         self._hits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._whole_seconds = True
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -172,11 +173,14 @@ class VendorServer:
         with self._lock:
             self._faults.clear()
 
-    def enforce_rate_limit(self, vendor: str, limits: Iterable[tuple[int, float]]) -> None:
+    def enforce_rate_limit(self, vendor: str, limits: Iterable[tuple[int, float]], *,
+                           whole_seconds: bool = True) -> None:
         """Answer 429 (with Retry-After) when ``vendor`` gets more than
-        ``n`` requests in any ``s`` seconds, for each (n, s)."""
+        ``n`` requests in any ``s`` seconds, for each (n, s).  Retry-After
+        is whole seconds like the vendors', or decimals (fast tests)."""
         with self._lock:
             self._limits[vendor] = [(int(n), float(s)) for n, s in limits]
+            self._whole_seconds = whole_seconds
 
     # ------------------------------------------------------------ inspection
     def records(self, vendor: str | None = None, symbol: str | None = None,
@@ -525,8 +529,9 @@ class _Handler(BaseHTTPRequestHandler):
         wait = self.owner.rate_limited(vendor)
         if wait is None:
             return False
+        header = str(max(1, math.ceil(wait))) if self.owner._whole_seconds else f"{wait + 0.001:.3f}"
         self._send(429, b'{"message":"too many requests"}', vendor=vendor, kind=kind, symbols=symbols,
-                   fault="server_rate_limit", extra={"Retry-After": str(max(1, math.ceil(wait)))})
+                   fault="server_rate_limit", extra={"Retry-After": header})
         return True
 
     def _body_fault(self, vendor: str, kind: str, symbols: tuple[str, ...], payload: dict[str, Any],

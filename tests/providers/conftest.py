@@ -36,6 +36,7 @@ def server():
         srv.register("AAPL", sample_frame(seed=1, dividend_on=5, split_on=20))
         srv.register("MSFT", sample_frame(seed=2))
         srv.register("BRK-B", sample_frame(seed=3, base_price=400.0))
+        srv.register("JPM", sample_frame(seed=9, base_price=150.0))
         srv.register("SPY", sample_frame(start=str(dt.date.today() - dt.timedelta(days=40)), seed=4))
         srv.register("EURUSD=X", sample_frame(seed=5, base_price=1.1))
         srv.register("BTC-USD", sample_frame(seed=6, calendar="D", base_price=40000.0))
