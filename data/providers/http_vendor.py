@@ -143,6 +143,12 @@ class SecretSet:
                 exc.args = tuple(self.redact(a) if isinstance(a, str) else
                                  (self.redact(a.decode("utf-8", "replace")) if isinstance(a, bytes) else a)
                                  for a in exc.args)
+                # Vendor exceptions keep the body too (alpaca's APIError._error).
+                for name, value in list(vars(exc).items()):
+                    if isinstance(value, str):
+                        setattr(exc, name, self.redact(value))
+                    elif isinstance(value, bytes):
+                        setattr(exc, name, self.redact_bytes(value))
             except (AttributeError, TypeError):  # exotic exceptions with read-only args
                 pass
             exc = exc.__cause__ or exc.__context__
