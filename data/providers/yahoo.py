@@ -161,11 +161,14 @@ def use_yfinance_cache_dir(path: Path) -> None:
             return
         path.mkdir(parents=True, exist_ok=True)
         yf.set_tz_cache_location(str(path))
-        for manager, attr in ((getattr(yf_cache, "_TzCacheManager", None), "_tz_cache"),
-                              (getattr(yf_cache, "_CookieCacheManager", None), "_cookie_cache"),
-                              (getattr(yf_cache, "_ISINCacheManager", None), "_isin_cache")):
-            if manager is not None and hasattr(manager, attr):
-                setattr(manager, attr, None)
+        for manager_name in ("_TzCacheManager", "_CookieCacheManager", "_ISINCacheManager"):
+            manager = getattr(yf_cache, manager_name, None)
+            # The cached handle is the one class attribute named like "_tz_cache",
+            # "_Cookie_cache", "_isin_cache" (spelling varies by version).
+            for attr, value in list(vars(manager or object).items()):
+                if attr.startswith("_") and attr.lower().endswith("_cache") and \
+                        not isinstance(value, (classmethod, staticmethod)) and not callable(value):
+                    setattr(manager, attr, None)
         _cache_dir_in_use = str(path)
 
 
@@ -205,6 +208,7 @@ class YahooDataProvider(HttpVendorProvider):
         # A past range goes through yfinance's in-memory LRU: a retry would
         # get the very answer it is retrying, a later run stale data.
         YfData.cache_get.cache_clear()
+        self._bind_session()
         ticker = yf.Ticker(symbol, session=self._session)
         try:
             history = ticker.history(start=request.start.isoformat(),
@@ -242,6 +246,19 @@ class YahooDataProvider(HttpVendorProvider):
             raise NoDataError(f"no bars for {request.start}..{request.end} (yfinance returned an empty frame)",
                               provider=self.name, symbol=symbol)
         return self._result(request, history, chart, raw)
+
+    def _bind_session(self) -> None:
+        """Make our session yfinance's (a process-wide singleton).  A crumb
+        belongs to the cookie of the session that fetched it, so a session
+        change drops both: the new session would otherwise send a crumb its
+        cookie jar never earned, which Yahoo answers with 401."""
+        with _CACHE_LOCK:
+            data = YfData()
+            if getattr(data, "_session", None) is not self._session:
+                YfData(session=self._session)
+                for attr in ("_cookie", "_crumb"):
+                    if hasattr(data, attr):
+                        setattr(data, attr, None)
 
     @staticmethod
     def _data_capture(captures: list[CapturedResponse]) -> CapturedResponse | None:
