@@ -138,6 +138,13 @@ class AlpacaDataProvider(HttpVendorProvider):
 
     def _bars(self, wires: list[str], start: dt.datetime, end: dt.datetime, is_stocks: bool,
               adjustment: Adjustment) -> tuple[dict[str, list[dict[str, Any]]], list[CapturedResponse]]:
+        key = (tuple(wires), start, end, is_stocks, adjustment)
+        if key not in self.unit_memo:    # a retry of the unit resends only what failed
+            self.unit_memo[key] = self._bars_request(wires, start, end, is_stocks, adjustment)
+        return self.unit_memo[key]
+
+    def _bars_request(self, wires: list[str], start: dt.datetime, end: dt.datetime, is_stocks: bool,
+                      adjustment: Adjustment) -> tuple[dict[str, list[dict[str, Any]]], list[CapturedResponse]]:
         captures = self.start_capture()
         label = ",".join(wires) if len(wires) <= 3 else f"{len(wires)} symbols"
         try:

@@ -80,6 +80,7 @@ BASE_URL_ENV: dict[str, str] = {
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _UNIT_FAILURES = (ProviderUnavailable, SchemaError, MalformedDataError)
+_REFUSED = (400, 401, 402, 403)
 
 
 class QuirksError(ValueError):
@@ -212,9 +213,15 @@ class ProviderHealth:
 
 # ----------------------------------------------------------------- pacing
 class RequestPacer:
-    """One rate limiter per provider, plus a provider-wide pause after a 429."""
+    """One rate limiter per provider, a cap on requests in flight, and a
+    provider-wide pause after a 429.
 
-    def __init__(self, name: str, rate_limits: Sequence[Sequence[float]]):
+    The cap is ``workers`` and adapts like TCP's window: a 429 halves it, each
+    answered request raises it by one back to ``workers``.  Without that, the
+    workers that waited out a pause together hit the vendor together again,
+    and one unlucky symbol can lose every race until its retries run out."""
+
+    def __init__(self, name: str, rate_limits: Sequence[Sequence[float]], max_in_flight: int = 1):
         rates = sorted((Rate(int(n), max(1, int(round(float(s) * Duration.SECOND)))) for n, s in rate_limits),
                        key=lambda r: r.interval)
         # A sliding window never lets more than ``n`` requests into any
@@ -222,21 +229,38 @@ class RequestPacer:
         self._limiter = Limiter(InMemoryBucket(rates), buffer_ms=1) if rates else None
         self._name = name
         self._paused_until = 0.0
-        self._lock = threading.Lock()
+        self._max = max(1, int(max_in_flight))
+        self._allowed = self._max
+        self._in_flight = 0
+        self._cond = threading.Condition()
 
     def pause(self, seconds: float) -> None:
-        with self._lock:
+        with self._cond:
             self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
 
-    def wait_turn(self) -> None:
+    def acquire(self) -> None:
+        """Wait for a slot in flight, the end of any pause, and the limiter."""
+        with self._cond:
+            while self._in_flight >= self._allowed:
+                self._cond.wait()
+            self._in_flight += 1
         while True:
-            with self._lock:
+            with self._cond:
                 delay = self._paused_until - time.monotonic()
             if delay <= 0:
                 break
             time.sleep(delay)
         if self._limiter is not None:
             self._limiter.try_acquire(self._name, blocking=True)
+
+    def release(self, status: int | str) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            if status == 429:
+                self._allowed = max(1, self._allowed // 2)
+            elif isinstance(status, int) and self._allowed < self._max:
+                self._allowed += 1
+            self._cond.notify_all()
 
     def close(self) -> None:
         if self._limiter is not None:
@@ -392,10 +416,12 @@ class HttpVendorProvider:
         if self.entitlement_problem:
             self.health.entitled = False
         self._env = env
-        self._pacer = RequestPacer(self.name, self.quirks["rate_limits"])
+        self._pacer = RequestPacer(self.name, self.quirks["rate_limits"], int(self.quirks["workers"]))
         self._state_lock = threading.Lock()
-        self._first_answer_gate = threading.Lock()
-        self._answered = False
+        # Set at the vendor's first data answer that is not 400/401/403 (or
+        # when the first unit ends): until then one unit at a time goes out.
+        self._first_answer = threading.Event()
+        self._probe_lock = threading.Lock()
         self._not_entitled: str | None = None
         self._consecutive_failures = 0
         self._capture = threading.local()
@@ -495,12 +521,17 @@ class HttpVendorProvider:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _run_unit(self, unit: list[FetchRequest]) -> list[FetchOutcome]:
-        if not self._answered:
-            # Until the vendor has answered once, send one unit at a time: a
-            # bad key then costs exactly one request, not one per worker.
-            with self._first_answer_gate:
-                if not self._answered:
+        if not self._first_answer.is_set():
+            # Until the vendor has answered once, one unit probes alone: a bad
+            # key then costs exactly one request, not one per worker.  The
+            # others start at its first good answer, not at its end.
+            if self._probe_lock.acquire(blocking=False):
+                try:
                     return self._run_unit_now(unit)
+                finally:
+                    self._first_answer.set()
+                    self._probe_lock.release()
+            self._first_answer.wait()
         return self._run_unit_now(unit)
 
     def _run_unit_now(self, unit: list[FetchRequest]) -> list[FetchOutcome]:
@@ -509,6 +540,7 @@ class HttpVendorProvider:
             return [self._finish(r, error=self._blocked(r), attempts=0, latency_ms=0.0) for r in unit]
         attempts = 0
         self._tls.sent = 0
+        self._tls.memo = {}
 
         def attempt() -> dict[str, FetchResult | ProviderError]:
             nonlocal attempts
@@ -528,8 +560,6 @@ class HttpVendorProvider:
         if isinstance(unit_error, EntitlementError) and sent:
             self._mark_not_entitled(self.secrets.redact(str(unit_error)))
         else:
-            if sent:
-                self._answered = True
             per_symbol = [v for v in results.values() if isinstance(v, ProviderError)]
             all_failed = bool(results) and len(per_symbol) == len(results) and \
                 all(isinstance(v, _UNIT_FAILURES) for v in per_symbol)
@@ -597,17 +627,32 @@ class HttpVendorProvider:
 
     # ------------------------------------------------------------ transport helpers
     @contextlib.contextmanager
-    def paced_request(self) -> Iterator[dict[str, Any]]:
+    def paced_request(self, *, data: bool = True) -> Iterator[dict[str, Any]]:
         """Wrap one HTTP request: wait for the limiter, then time it.  The
-        body sets ``slot["status"]`` (an int, or "timeout"/"connection")."""
-        self._pacer.wait_turn()
+        body sets ``slot["status"]`` (an int, or "timeout"/"connection").
+        ``data=False`` for handshakes, which say nothing about entitlement."""
+        self._pacer.acquire()
         self._tls.sent = getattr(self._tls, "sent", 0) + 1
         slot: dict[str, Any] = {"status": "error"}
         t0 = time.perf_counter()
         try:
             yield slot
         finally:
-            self.health.record_request((time.perf_counter() - t0) * 1000, slot["status"])
+            status = slot["status"]
+            self._pacer.release(status)
+            self.health.record_request((time.perf_counter() - t0) * 1000, status)
+            if data and isinstance(status, int) and status not in _REFUSED:
+                self._first_answer.set()
+
+    @property
+    def unit_memo(self) -> dict[Any, Any]:
+        """Answers kept across the retries of the current unit, so that a
+        unit of several requests does not resend the ones that succeeded
+        (under a 429 storm it would never complete otherwise)."""
+        memo = getattr(self._tls, "memo", None)
+        if memo is None:
+            memo = self._tls.memo = {}
+        return memo
 
     def start_capture(self) -> list[CapturedResponse]:
         self._capture.items = []

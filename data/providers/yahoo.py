@@ -122,7 +122,7 @@ class YahooSession(curl_requests.Session):
         provider = self._provider
         # yfinance passes its own timeouts (10-30 s); the deadline is ours.
         kwargs["timeout"] = provider.deadline
-        with provider.paced_request() as slot:
+        with provider.paced_request(data=is_chart) as slot:
             try:
                 response = super().request(method, url, **kwargs)
             except curl_requests.exceptions.Timeout as exc:

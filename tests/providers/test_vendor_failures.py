@@ -59,7 +59,9 @@ def test_429_storm_slows_the_run_but_loses_no_symbol(vendor_runtime, server, ven
     symbols = STOCKS + ("EURUSD=X",) if vendor != "alpaca" else STOCKS
     outcomes = list(provider.fetch(reqs(*symbols)))
     assert {o.request.symbol for o in outcomes} == set(symbols)
-    assert [o.error for o in outcomes] == [None] * len(symbols)
+    timeline = [(round(r.at - server.log[0].at, 3), r.status, r.symbols) for r in server.log]
+    assert [o.error for o in outcomes] == [None] * len(symbols), \
+        ([(o.request.symbol, o.attempts) for o in outcomes], timeline)
     health = provider.health.summary()
     assert health["rate_limited"] >= 2 and server.statuses(vendor)[429] == health["rate_limited"]
     assert health["failures"] == {} and health["successes"] == len(symbols)
