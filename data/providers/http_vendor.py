@@ -221,8 +221,16 @@ class RequestPacer:
     workers that waited out a pause together hit the vendor together again,
     and one unlucky symbol can lose every race until its retries run out."""
 
+    # Requests reach the vendor a few ms after we admit them, and not always
+    # in the order admitted: each window is widened by 2 % + 20 ms so that
+    # the vendor's own count never sees n + 1 requests in its window.
+    MARGIN_FRACTION = 0.02
+    MARGIN_SECONDS = 0.02
+    POLL_SECONDS = 0.005
+
     def __init__(self, name: str, rate_limits: Sequence[Sequence[float]], max_in_flight: int = 1):
-        rates = sorted((Rate(int(n), max(1, int(round(float(s) * Duration.SECOND)))) for n, s in rate_limits),
+        rates = sorted((Rate(int(n), max(1, int(round((float(s) * (1 + self.MARGIN_FRACTION) + self.MARGIN_SECONDS)
+                                                      * Duration.SECOND)))) for n, s in rate_limits),
                        key=lambda r: r.interval)
         # A sliding window never lets more than ``n`` requests into any
         # ``s`` seconds, which is what a vendor counting per window checks.
@@ -251,7 +259,11 @@ class RequestPacer:
                 break
             time.sleep(delay)
         if self._limiter is not None:
-            self._limiter.try_acquire(self._name, blocking=True)
+            # Polled rather than blocking: a blocking acquire records the
+            # *planned* wake-up time, and a thread that oversleeps (GIL, load)
+            # is then counted earlier than it really went out.
+            while not self._limiter.try_acquire(self._name, blocking=False):
+                time.sleep(self.POLL_SECONDS)
 
     def release(self, status: int | str) -> None:
         with self._cond:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import datetime as dt
 import json
 import math
 import threading
@@ -35,7 +34,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 from urllib.parse import parse_qs, unquote, urlsplit
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -68,7 +66,8 @@ class RequestRecord:
     status: int
     fault: str | None
     headers: dict[str, str]
-    at: float
+    at: float                      # arrival (monotonic)
+    service_s: float = 0.0         # arrival to answer: latency + work
 
 
 def _asset_class(symbol: str) -> str:
@@ -113,6 +112,7 @@ class VendorServer:
         self._limits: dict[str, list[tuple[int, float]]] = {}
         self._hits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._whole_seconds = True
+        self._rows_cache: dict[tuple[str, str], tuple[np.ndarray, list[dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -156,6 +156,8 @@ class VendorServer:
         frame["date"] = pd.to_datetime(frame["date"]).dt.normalize()
         with self._lock:
             self.frames[symbol] = frame.sort_values("date").reset_index(drop=True)
+            for vendor in VENDORS:
+                self._rows_cache.pop((symbol, vendor), None)
             for vendor in VENDORS:
                 self._aliases[(vendor, wire_symbol(vendor, symbol).upper())] = symbol
 
@@ -240,13 +242,34 @@ class VendorServer:
                     out[symbol] = fault
         return out
 
-    def rate_limited(self, vendor: str) -> float | None:
-        """Seconds to wait when ``vendor``'s server-side limit is exceeded."""
+    def row_cache(self, symbol: str, vendor: str) -> tuple[np.ndarray, list[dict[str, Any]]] | None:
+        """(stamps as UTC ns, bar dicts) of ``symbol`` as ``vendor`` stamps them."""
+        with self._lock:
+            hit = self._rows_cache.get((symbol, vendor))
+            frame = self.frames.get(symbol)
+        if hit is not None or frame is None:
+            return hit
+        stamps = _session_stamps(frame["date"], vendor, _asset_class(symbol))
+        div = frame["dividend"] if "dividend" in frame else pd.Series(0.0, index=frame.index)
+        split = frame["split_ratio"] if "split_ratio" in frame else pd.Series(1.0, index=frame.index)
+        rows = [{"t": t, "o": float(o), "h": float(h), "l": float(lo), "c": float(c), "adj": float(a),
+                 "v": int(v), "div": float(d or 0.0), "split": float(sp or 1.0)}
+                for t, o, h, lo, c, a, v, d, sp in zip(stamps, frame["open"], frame["high"], frame["low"],
+                                                        frame["close"], frame["adj_close"], frame["volume"],
+                                                        div, split)]
+        hit = (stamps.as_unit("ns").asi8, rows)
+        with self._lock:
+            self._rows_cache[(symbol, vendor)] = hit
+        return hit
+
+    def rate_limited(self, vendor: str, at: float | None = None) -> float | None:
+        """Seconds to wait when a request of ``vendor`` arriving ``at``
+        exceeds its server-side limit (None: admitted and counted)."""
         with self._lock:
             limits = self._limits.get(vendor)
             if not limits:
                 return None
-            now = time.monotonic()
+            now = time.monotonic() if at is None else at
             hits = self._hits[vendor]
             longest = max(s for _, s in limits)
             while hits and hits[0] < now - longest:
@@ -264,44 +287,41 @@ class VendorServer:
 
 
 # --------------------------------------------------------------------- wire
-def _session_stamp(date: pd.Timestamp, vendor: str, cls: str) -> pd.Timestamp:
-    """UTC timestamp a vendor puts on a daily bar of ``date``."""
-    day = date.date()
-    if vendor == "yahoo":
-        if cls in ("stocks",):
-            local = dt.datetime.combine(day, dt.time(9, 30), ZoneInfo("America/New_York"))
-        elif cls == "commodities":
-            local = dt.datetime.combine(day, dt.time(0, 0), ZoneInfo("America/New_York"))
-        elif cls == "fx":
-            local = dt.datetime.combine(day, dt.time(0, 0), ZoneInfo("Europe/London"))
-        else:
-            local = dt.datetime.combine(day, dt.time(0, 0), ZoneInfo("UTC"))
-    elif vendor == "polygon":
-        zone = "America/New_York" if cls == "stocks" else "UTC"
-        local = dt.datetime.combine(day, dt.time(0, 0), ZoneInfo(zone))
-    else:  # alpaca: stocks at New York midnight, crypto at Chicago midnight
-        zone = "America/New_York" if cls == "stocks" else "America/Chicago"
-        local = dt.datetime.combine(day, dt.time(0, 0), ZoneInfo(zone))
-    return pd.Timestamp(local).tz_convert("UTC")
+_STAMP_RULES = {
+    # vendor -> asset class -> (zone, local time of the stamp)
+    "yahoo": {"stocks": ("America/New_York", "9h30min"), "commodities": ("America/New_York", "0h"),
+              "fx": ("Europe/London", "0h"), "crypto": ("UTC", "0h")},
+    "polygon": {"stocks": ("America/New_York", "0h"), "fx": ("UTC", "0h"), "crypto": ("UTC", "0h"),
+                "commodities": ("UTC", "0h")},
+    # alpaca: stocks at New York midnight, crypto at Chicago midnight
+    "alpaca": {"stocks": ("America/New_York", "0h"), "crypto": ("America/Chicago", "0h"),
+               "fx": ("UTC", "0h"), "commodities": ("UTC", "0h")},
+}
+
+
+def _session_stamps(dates: pd.Series, vendor: str, cls: str) -> pd.DatetimeIndex:
+    """UTC timestamps a vendor puts on the daily bars of ``dates``."""
+    zone, offset = _STAMP_RULES[vendor][cls]
+    local = pd.DatetimeIndex(dates) + pd.Timedelta(offset)
+    return local.tz_localize(zone, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
 
 
 def _rows(server: VendorServer, symbol: str, vendor: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None,
           *, adjusted: bool = False) -> list[dict[str, Any]]:
     """Bars of ``symbol`` whose vendor stamp is in [lo, hi), as plain dicts."""
-    frame = server.frames.get(symbol)
-    if frame is None:
+    cached = server.row_cache(symbol, vendor)
+    if cached is None:
         return []
-    cls = _asset_class(symbol)
+    stamps, rows = cached
+    i = 0 if lo is None else int(np.searchsorted(stamps, lo.as_unit("ns").value, side="left"))
+    j = len(rows) if hi is None else int(np.searchsorted(stamps, hi.as_unit("ns").value, side="left"))
+    if not adjusted:
+        return rows[i:j]
     out = []
-    for row in frame.itertuples(index=False):
-        stamp = _session_stamp(pd.Timestamp(row.date), vendor, cls)
-        if (lo is not None and stamp < lo) or (hi is not None and stamp >= hi):
-            continue
-        factor = (row.adj_close / row.close) if adjusted and row.close else 1.0
-        out.append({"t": stamp, "o": row.open * factor, "h": row.high * factor, "l": row.low * factor,
-                    "c": row.close * factor, "adj": row.adj_close, "v": int(round(row.volume / factor)),
-                    "div": float(getattr(row, "dividend", 0.0) or 0.0),
-                    "split": float(getattr(row, "split_ratio", 1.0) or 1.0)})
+    for r in rows[i:j]:
+        factor = (r["adj"] / r["c"]) if r["c"] else 1.0
+        out.append({**r, "o": r["o"] * factor, "h": r["h"] * factor, "l": r["l"] * factor, "c": r["c"] * factor,
+                    "v": int(round(r["v"] / factor))})
     return out
 
 
@@ -474,11 +494,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         server = self.owner
-        if server.latency:
-            time.sleep(server.latency)
+        self._arrived = time.monotonic()
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        # The vendor counts a request when it arrives, not when it answers.
+        vendor = "polygon" if path.startswith("/v2/aggs/") else \
+            "alpaca" if path.endswith("/bars") else "yahoo"
+        self._limited = server.rate_limited(vendor, at=self._arrived)
+        if server.latency:
+            time.sleep(server.latency)
         try:
             if path.startswith("/v8/finance/chart/"):
                 self._yahoo_chart(path, query)
@@ -505,7 +530,7 @@ class _Handler(BaseHTTPRequestHandler):
         if name == "stall":
             # Logged on arrival; then nothing until the client has given up.
             self.owner.record(RequestRecord(vendor, kind, symbols, self.path, 0, name,
-                                            {k: v for k, v in self.headers.items()}, time.monotonic()))
+                                            {k: v for k, v in self.headers.items()}, self._arrived))
             time.sleep(float(fault.params.get("seconds", self.owner.stall_seconds)))
             self.close_connection = True
             return True
@@ -526,7 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _server_limit(self, vendor: str, kind: str, symbols: tuple[str, ...]) -> bool:
-        wait = self.owner.rate_limited(vendor)
+        wait = self._limited
         if wait is None:
             return False
         header = str(max(1, math.ceil(wait))) if self.owner._whole_seconds else f"{wait + 0.001:.3f}"
@@ -620,8 +645,10 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ send
     def _send(self, status: int, body: bytes, ctype: str = "application/json", *, vendor: str, kind: str,
               symbols: tuple[str, ...] = (), fault: str | None = None, extra: dict[str, str] | None = None) -> None:
+        now = time.monotonic()
         self.owner.record(RequestRecord(vendor, kind, symbols, self.path, status, fault,
-                                        {k: v for k, v in self.headers.items()}, time.monotonic()))
+                                        {k: v for k, v in self.headers.items()}, self._arrived,
+                                        now - self._arrived))
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
