@@ -33,6 +33,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import json
+import logging
 import os
 import threading
 import time
@@ -76,6 +77,8 @@ BASE_URL_ENV: dict[str, str] = {
     "polygon": "POLYGON_BASE_URL",
     "alpaca": "ALPACA_DATA_URL",
 }
+
+logger = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -448,9 +451,6 @@ class HttpVendorProvider:
     def _units(self, requests: Sequence[FetchRequest]) -> list[list[FetchRequest]]:
         return [list(c) for c in chunks(list(requests), self.batch_size)]
 
-    def _open_client(self) -> None:
-        """Build the vendor client (only when entitled)."""
-
     def base_url_text(self) -> str:
         return str(self.quirks.get("base_url"))
 
@@ -568,6 +568,11 @@ class HttpVendorProvider:
             results = self._retrying()(attempt)
         except ProviderError as exc:
             unit_error = exc
+        except Exception as exc:  # a bug here or in a client: this unit fails, the batch goes on
+            self.secrets.scrub(exc)
+            logger.exception("%s: unexpected failure on %d symbol(s)", self.name, len(unit))
+            unit_error = ProviderError(f"unexpected {type(exc).__name__}: {exc}", provider=self.name)
+            unit_error.code = "PROVIDER_CRASH"
         sent = self._tls.sent
         if isinstance(unit_error, EntitlementError) and sent:
             self._mark_not_entitled(self.secrets.redact(str(unit_error)))
