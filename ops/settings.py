@@ -63,6 +63,35 @@ DEFAULTS: dict[str, Any] = {
         "file_fallback": True,
         "capabilities": PROVIDER_CAPABILITIES,
         "fetch_workers": 2,
+        # Consecutive failed requests (after retries; 429s excluded) that open
+        # a provider's circuit for the rest of the run.
+        "circuit_breaker_failures": 5,
+        # Per-vendor quirks, merged over data/providers/http_vendor.py's
+        # defaults; a provider's constructor keywords override them.
+        # rate_limits: [[requests, seconds], ...], every window enforced.
+        "yahoo": {
+            # Yahoo publishes no limit: 2,000 requests/hour per IP is the
+            # documented YQL-era public limit; 2/s keeps bursts polite.
+            "rate_limits": [[2, 1.0], [2000, 3600.0]],
+            "batch_size": 100,           # symbols per chunk (yf.download's batch)
+            "workers": 4,
+            "deadline_seconds": 30.0,
+        },
+        "polygon": {
+            # Basic (free) plan: 5 API calls per minute; raise for paid plans.
+            "rate_limits": [[5, 60.0]],
+            "batch_size": 1,             # aggregates are one ticker per request
+            "workers": 4,
+            "deadline_seconds": 30.0,
+        },
+        "alpaca": {
+            # Basic plan: 200 API calls per minute.
+            "rate_limits": [[200, 60.0]],
+            "batch_size": 100,           # symbols per /v2/stocks/bars request
+            "workers": 2,
+            "deadline_seconds": 30.0,
+            "feed": "sip",
+        },
     },
     "quality": {
         "accept_threshold": 0.6,

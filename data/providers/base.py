@@ -20,6 +20,8 @@ ProviderUnavailable    5xx, timeout, DNS: bounded retries, then  PROVIDER_UNAVAI
 SchemaError            payload lacks/renames columns             SCHEMA_ERROR
 MalformedDataError     a row that cannot be parsed (file, line)  MALFORMED_DATA
 NoDataError            the vendor answered with nothing          NO_DATA
+WrongSymbolError       payload for another symbol (malformed)    WRONG_SYMBOL
+CapabilityError        outside the capability matrix; not sent   CAPABILITY
 =====================  =======================================  ==========
 """
 from __future__ import annotations
@@ -115,6 +117,19 @@ class NoDataError(ProviderError):
     """The source answered but holds no bars for the symbol/window."""
 
     code = "NO_DATA"
+
+
+class WrongSymbolError(MalformedDataError):
+    """The payload names another symbol than the one asked for."""
+
+    code = "WRONG_SYMBOL"
+
+
+class CapabilityError(ProviderError):
+    """Asked for something outside the provider's capability matrix (asset
+    class not served, window longer than ``max_history_days``): never sent."""
+
+    code = "CAPABILITY"
 
 
 @dataclass(frozen=True)

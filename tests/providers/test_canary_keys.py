@@ -1,0 +1,72 @@
+"""Keys never appear in logs, exception text (with its causes), raw
+payloads, health numbers or the runbook's test line: canary keys are
+planted, the fake vendors echo them back in their 401/403 bodies, and every
+output is searched for them."""
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+
+import pytest
+
+from data.collectors.data_router import DataRouter, fetch_with_fallback
+from data.providers.alpaca import AlpacaDataProvider
+from data.providers.base import FetchRequest
+from data.providers.polygon import PolygonDataProvider
+from data.providers.yahoo import YahooDataProvider
+from tests.providers.vendor_setup import CANARIES, WINDOW, fast_settings
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*inplace keyword")
+
+
+def test_canary_keys_appear_in_no_output(vendor_runtime, server, point_env_at, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    point_env_at(server)
+    outputs: list[str] = []
+
+    # 1. Fallback runs with every kind of failure, the keys echoed back.
+    faults = {"polygon": {"AAPL": "401", "MSFT": "500", "BRK-B": "truncated_json"},
+              "alpaca": {"AAPL": "403", "JPM": "html_200"},
+              "yahoo": {"AAPL": "503", "MSFT": "500", "BRK-B": "wrong_symbol", "JPM": "502"}}
+    for vendor, by_symbol in faults.items():
+        for symbol, fault in by_symbol.items():
+            server.fault(vendor, symbol, fault, times=None)
+    for priority in (["polygon", "alpaca", "yahoo"], ["alpaca", "polygon", "yahoo"], ["yahoo", "polygon", "alpaca"]):
+        router = DataRouter(fast_settings(priority=priority), provider_options={})
+        requests = [FetchRequest(s, "stocks", *WINDOW) for s in ("AAPL", "MSFT", "BRK-B", "JPM")]
+        results = fetch_with_fallback(router, requests)
+        for outcome, tried in results.values():
+            outputs.append(repr(tried))
+            if outcome.error is not None:
+                outputs.append(str(outcome.error))
+                outputs.append("".join(traceback.format_exception(outcome.error)))
+            else:
+                outputs.append(outcome.result.raw_payload.decode("utf-8", "replace"))
+                outputs.extend(outcome.result.notes)
+        for name in priority:
+            outputs.append(json.dumps(router.provider(name).health.summary(), default=str))
+        outputs.append(json.dumps(router.not_entitled))
+        router.close()
+    assert any("unknown API key ***" in text for text in outputs), "the fake must echo the key for this test to bite"
+
+    # 2. The runbook's test line, entitled and refused.
+    server.clear_faults()
+    for cls in (YahooDataProvider, PolygonDataProvider, AlpacaDataProvider):
+        outputs.append(cls(settings=fast_settings()).test())
+    server.fault("polygon", "SPY", "401")
+    server.fault("alpaca", "SPY", "403")
+    outputs.append(PolygonDataProvider(settings=fast_settings()).test())
+    outputs.append(AlpacaDataProvider(settings=fast_settings()).test())
+    assert "HTTP 401" in outputs[-2] and "HTTP 403" in outputs[-1]
+
+    # 3. Logs (every logger at DEBUG, exceptions formatted) and the process streams.
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    outputs.extend(formatter.format(record) for record in caplog.records)
+    captured = capfd.readouterr()
+    outputs += [captured.out, captured.err]
+
+    text = "\n".join(outputs)
+    assert len(caplog.records) > 10 and len(text) > 10_000
+    for canary in CANARIES:
+        assert canary not in text

@@ -1,0 +1,36 @@
+"""Shared constants and helpers of the vendor tests (imported by tests and
+by bench/providers.py)."""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+
+from ops.settings import DEFAULTS, Settings
+
+CANARY_POLYGON = "canary-polygon-7Hq2ZkP0"
+CANARY_ALPACA_KEY = "canary-alpaca-key-Xv93Lm"
+CANARY_ALPACA_SECRET = "canary-alpaca-secret-Qe81Rt"
+CANARIES = (CANARY_POLYGON, CANARY_ALPACA_KEY, CANARY_ALPACA_SECRET)
+
+# Test quirks: short deadline and backoffs, no client-side rate limit.
+FAST = {
+    "deadline_seconds": 0.4,
+    "backoff_initial_seconds": 0.01,
+    "backoff_max_seconds": 0.05,
+    "rate_limit_retries": 3,
+    "unavailable_retries": 2,
+    "rate_limits": [],
+    "workers": 2,
+}
+
+WINDOW = (dt.date(2024, 1, 2), dt.date(2024, 2, 26))   # 40 XNYS sessions
+
+
+def fast_settings(priority=None, **per_vendor) -> Settings:
+    """Default settings with FAST quirks for every vendor (plus overrides)."""
+    data = copy.deepcopy(DEFAULTS)
+    for name in ("yahoo", "polygon", "alpaca"):
+        data["providers"][name] = {**data["providers"].get(name, {}), **FAST, **per_vendor.get(name, {})}
+    if priority is not None:
+        data["providers"]["priority"] = list(priority)
+    return Settings(data=data, source="test")
