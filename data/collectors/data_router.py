@@ -203,6 +203,21 @@ class DataRouter:
         with self._lock:
             self.not_entitled[name] = why
 
+    def record_outcome(self, name: str, error: ProviderError | None) -> None:
+        """What one outcome does to ``name``'s state for the rest of the run
+        (the single rule every fallback loop uses): a success resets the
+        circuit breaker; 400/401/403 mark the provider not entitled;
+        unavailability, schema drift, unparseable payloads and crashes count
+        toward the breaker.  A 429 (slow down, not broken), no data and a
+        wrong-symbol payload (about the symbol, not the provider) do not."""
+        if error is None:
+            self.record_result(name, True)
+        elif isinstance(error, EntitlementError):
+            self.mark_not_entitled(name, f"{error.code}: {error}")
+        elif isinstance(error, _BREAKER_FAILURES) or type(error) is MalformedDataError \
+                or getattr(error, "code", None) == "PROVIDER_CRASH":
+            self.record_result(name, False)
+
     def record_result(self, name: str, ok: bool) -> None:
         """Feed the circuit breaker: N consecutive failures open it for the run."""
         with self._lock:
@@ -291,18 +306,14 @@ def fetch_with_fallback(router: DataRouter, requests: Sequence[FetchRequest]
                 if entry is None or not entry["candidates"] or entry["candidates"][0] != name:
                     continue   # an outcome for a symbol we did not ask this provider for
                 error = outcome.error
+                router.record_outcome(name, error)
                 if error is None:
-                    router.record_result(name, True)
                     results[outcome.request.symbol] = (outcome, entry["tried"])
                     del pending[outcome.request.symbol]
                     continue
                 entry["tried"].append((name, error.code))
                 entry["last"] = outcome
                 entry["candidates"].pop(0)
-                if isinstance(error, EntitlementError) and "nothing sent" not in str(error):
-                    router.mark_not_entitled(name, f"{error.code}: {error}")
-                elif isinstance(error, _BREAKER_FAILURES) or type(error) is MalformedDataError:
-                    router.record_result(name, False)
     return results
 
 

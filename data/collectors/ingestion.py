@@ -33,8 +33,8 @@ import pandas as pd
 from data import calendar as cal
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter, ProviderNotInstalled
 from data.governance.governance_agent import ACTIVE, GovernanceReport, govern_symbols
-from data.providers.base import (EntitlementError, FetchOutcome, FetchRequest, NoDataError, Provider,
-                                 ProviderError, RateLimitError)
+from data.providers.base import (FetchOutcome, FetchRequest, NoDataError, Provider,
+                                 ProviderError)
 from data.quality import assess_quality
 from data.quality.assessment import QualityConfig, QualityReport
 from data.quality.drift import DriftResult, close_drift
@@ -549,8 +549,8 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
             if stats is not None:
                 stats.record(name, outcome)
             error = outcome.error
+            router.record_outcome(name, error)
             if error is None:
-                router.record_result(name, True)
                 pending.tried.append({"provider": name, "outcome": SUCCESS, "attempts": outcome.attempts})
                 result = outcome.result
                 raw = next((n[4:] for n in result.notes if n.startswith("raw:")), None)
@@ -567,10 +567,6 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
                 continue
             code = getattr(error, "code", "PROVIDER_ERROR")
             message = redact(str(error))
-            if isinstance(error, EntitlementError):
-                router.mark_not_entitled(name, code)
-            if not isinstance(error, RateLimitError):
-                router.record_result(name, False)
             pending.tried.append({"provider": name, "outcome": FAILED, "error_code": code,
                                   "error": message, "attempts": outcome.attempts})
             trail.append("provider_failed", level="WARNING", symbol=symbol, provider=name,
