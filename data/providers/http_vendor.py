@@ -51,6 +51,7 @@ from data.providers.base import (PRICE_COLUMNS, CapabilityError, EntitlementErro
                                  FetchRequest, FetchResult, MalformedDataError, NoDataError, ProviderError,
                                  ProviderUnavailable, RateLimitError, SchemaError, chunks, normalise_bars)
 from data.symbols import classify_symbol
+from ops.redaction import MASK, register_secret
 from ops.settings import Settings, load_settings
 
 # Generic defaults; ops/settings.py DEFAULTS carries each vendor's published
@@ -117,12 +118,17 @@ def resolve_quirks(name: str, vendor_quirks: Mapping[str, Any], overrides: Mappi
 
 # ---------------------------------------------------------------- secrets
 class SecretSet:
-    """The key values one provider holds; ``redact`` masks them in any text."""
+    """The key values one provider holds; ``redact`` masks them in any text,
+    bytes or exception chain.  Each value is also registered with
+    ``ops.redaction`` so the audit trail, logs and alerts mask it even when
+    the key reached the provider through an explicit ``env`` mapping."""
 
-    MASK = "***"
+    MASK = MASK
 
     def __init__(self, values: Iterable[str | None] = ()):
         self._values = sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
+        for value in self._values:
+            register_secret(value)
 
     def redact(self, text: str) -> str:
         for value in self._values:
