@@ -936,7 +936,6 @@ def _print_report(report: RunReport, *, db_path: str, as_json: bool) -> None:
         print(json.dumps({**report.to_dict(), "db": db_path}, default=str, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
     console = Console(highlight=False, soft_wrap=True)
     failed = report.failed
@@ -945,12 +944,19 @@ def _print_report(report: RunReport, *, db_path: str, as_json: bool) -> None:
                   f"elapsed={report.elapsed_s:.1f}s")
     console.print(f"providers used: {', '.join(f'{k}={v}' for k, v in sorted(report.providers_used.items())) or 'none'}"
                   f"  db: {db_path}  raw: {report.raw_dir or '-'}")
+    if report.verification is not None:
+        v = report.verification
+        states = ", ".join(f"{k} {n}" for k, n in v.governance.counts.items())
+        console.print(f"governance: {states}; price health {v.freshness['price_health']}; "
+                      f"verification {v.verification}")
+        for problem in v.problems:
+            console.print(f"  {problem}", markup=False)
     if failed:
-        table = Table(title="symbols that failed", show_lines=False)
-        for col in ("symbol", "outcome", "error code", "message"):
-            table.add_column(col)
+        # One line per symbol (not a table): the message names the file and
+        # line or the vendor's answer, and an operator greps these lines.
+        console.print(f"{len(failed)} symbol(s) failed:")
         for res in failed[:50]:
-            table.add_row(res.symbol, res.outcome, res.error_code or "", (res.error_message or "")[:120])
-        console.print(table)
+            console.print(f"  {res.symbol}  {res.outcome}  {res.error_code or '-'}  {res.error_message or ''}",
+                          markup=False)
         if len(failed) > 50:
             console.print(f"... and {len(failed) - 50} more (see --json or ingestion_audit)")

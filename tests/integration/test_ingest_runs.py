@@ -141,3 +141,23 @@ def test_synthetic_never_mixes_with_vendor_data(runtime, tmp_path):
     assert "holds synthetic data" in result.stderr
     with Database(runtime.db) as db:
         assert db.content_hash(include_provenance=True) == before
+
+
+def test_a_csv_with_a_garbage_row_names_file_and_line_and_writes_nothing_of_it(runtime, tmp_path):
+    csv_dir = tmp_path / "dumps"
+    csv_dir.mkdir()
+    header = "Date,Open,High,Low,Close,Adj Close,Volume\n"
+    good = "".join(f"2026-11-{d:02d},10,11,9,10.5,10.5,1000\n" for d in (16, 17, 18, 19))
+    (csv_dir / "AAPL.csv").write_text(header + good)
+    (csv_dir / "MSFT.csv").write_text(header + good.replace("2026-11-18,10,11,9,10.5", "2026-11-18,10,11,9,abc"))
+    universe = small_universe(tmp_path, ["AAPL", "MSFT"])
+    result = CliRunner().invoke(ingest_history.main, ["--universe", universe, "--provider", "file", "--data-dir",
+                                                      str(csv_dir), "--as-of", AS_OF, "--start", "2026-11-16",
+                                                      "--end", AS_OF])
+    assert result.exit_code == 1
+    line = next(l for l in result.stdout.splitlines() if "MSFT" in l and "MALFORMED_DATA" in l)
+    assert "MSFT.csv" in line and "line 4" in line and "abc" in line
+    with Database(runtime.db) as db:
+        assert db.history_summary(["AAPL", "MSFT"]) == {
+            "AAPL": {"rows": 4, "first_date": "2026-11-16", "last_date": "2026-11-19"},
+            "MSFT": {"rows": 0, "first_date": None, "last_date": None}}
