@@ -443,19 +443,8 @@ class Database:
              json.dumps(detail, sort_keys=True, default=str) if detail is not None else None))
 
     def events(self, limit: int = 50, symbol: str | None = None, event: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM governance_events"
-        clauses, params = [], []
-        if symbol:
-            clauses.append("symbol = ?")
-            params.append(symbol)
-        if event:
-            clauses.append("event = ?")
-            params.append(event)
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(limit)
-        return self._dicts(sql, params)
+        where, params = _where(symbol=symbol, event=event)
+        return self._dicts(f"SELECT * FROM governance_events{where} ORDER BY id DESC LIMIT ?", [*params, limit])
 
     # -------------------------------------------------- dead letters / health
     def mark_dead_letters(self, threshold: int, ts: str, fingerprints: Mapping[str, str]) -> list[str]:
@@ -756,17 +745,8 @@ class Database:
         return order_id
 
     def paper_orders(self, session: str | None = None, mode: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM orders"
-        clauses, params = [], []
-        if session:
-            clauses.append("session = ?")
-            params.append(session)
-        if mode:
-            clauses.append("mode = ?")
-            params.append(mode)
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        return self._dicts(sql + " ORDER BY id", params)
+        where, params = _where(session=session, mode=mode)
+        return self._dicts(f"SELECT * FROM orders{where} ORDER BY id", params)
 
     def paper_fills(self, before_session: str | None = None) -> list[dict[str, Any]]:
         """Fills in id order; with ``before_session`` only those of earlier sessions."""
@@ -785,6 +765,15 @@ class Database:
                 "INSERT INTO trading_state(key, value, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                 (key, json.dumps(value, sort_keys=True, default=str), ts or utc_now()))
+
+
+def _where(**equals: Any) -> tuple[str, list[Any]]:
+    """`` WHERE a = ? AND b = ?`` for the filters given (None: no filter).
+    Column names come from our own keyword arguments, never from input."""
+    used = [(column, value) for column, value in equals.items() if value is not None and value != ""]
+    if not used:
+        return "", []
+    return " WHERE " + " AND ".join(f"{column} = ?" for column, _ in used), [value for _, value in used]
 
 
 def _sql_value(value: Any) -> Any:

@@ -38,6 +38,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 import pandas as pd
 
+from data.symbols import classify_symbol
+
 VENDORS = ("yahoo", "polygon", "alpaca")
 
 STATUS_FAULTS = ("401", "403", "429", "500", "502", "503", "stall")
@@ -70,14 +72,7 @@ class RequestRecord:
     service_s: float = 0.0         # arrival to answer: latency + work
 
 
-def _asset_class(symbol: str) -> str:
-    if symbol.endswith("=X"):
-        return "fx"
-    if symbol.endswith("=F"):
-        return "commodities"
-    if "-USD" in symbol:
-        return "crypto"
-    return "stocks"
+_asset_class = classify_symbol   # the runbook's rule; the fake shapes each class as its vendor does
 
 
 def wire_symbol(vendor: str, symbol: str) -> str:
