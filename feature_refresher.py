@@ -20,6 +20,11 @@ from trading.cli_support import open_store_and_universe
 @db_option
 @json_option
 def main(tickers, force, universe_path, db_path, as_json):
+    """Rebuild the alpha-model features from the stored bars (a no-op when the
+    price data is unchanged, unless --force); written under the runtime dir.
+
+    Exit codes: 0 ok, 1 failure, 64/65/66 input errors.
+    """
     from trading.model_pipeline import refresh_feature_store
 
     db, entries, paths = open_store_and_universe(db_path, universe_path, tickers)

@@ -26,6 +26,19 @@ from trading.stage2 import Stage2Options, parse_tickers, run_stage2, show_status
 @db_option
 @json_option
 def main(mode, run_once, tickers, status_only, confirm_live, universe_path, db_path, as_json):
+    """Stage 2: trade the governed universe (ACTIVE symbols; DEGRADED may only
+    reduce; QUARANTINED gets no order) from the database only.
+
+    Refuses to start while any universe symbol lacks its 1260 rows (prints the
+    [DATA_GOVERNANCE] block, appends it to runtime/governance_halt.log) or while
+    runtime/KILL_SWITCH exists. --run-once makes one cycle and writes
+    runtime/tickets/<session>.md/.json. Live mode needs credentials,
+    --confirm-live (or LIVE_TRADING_CONFIRMED=yes) and a verified Stage 1.
+
+    Exit codes: 0 ok, 1 failure, 2 live-mode gate refused, 3 halted (missing
+    history or kill switch), 64 bad flag, 65 malformed universe/settings, 66
+    missing database or universe.
+    """
     opts = Stage2Options(mode=mode, run_once=run_once, tickers=parse_tickers(tickers), confirm_live=confirm_live,
                          db_path=db_path, universe_path=universe_path, as_json=as_json)
     if status_only:

@@ -28,6 +28,16 @@ from trading.stage2 import Stage2Options, parse_tickers, run_stage2
 @json_option
 def main(mode, data_refresh, tick_interval, heartbeat_seconds, tickers, confirm_live, universe_path, db_path,
          as_json):
+    """The 24/7 Stage 2 loop: a decision cycle every tick, the kill switch
+    checked every tick (no order after runtime/KILL_SWITCH appears; removing it
+    resumes), a heartbeat every 5 s to the console and logs/live.jsonl, and an
+    incremental ingest + re-governance every --data-refresh minutes. SIGTERM
+    stops it gracefully. Safe mode (x0.1 exposure) after more than 5
+    consecutive loop errors or a critical data gap.
+
+    Exit codes: 0 stopped, 3 refused at start (missing history or kill
+    switch), 64/65/66 input errors.
+    """
     return run_stage2(Stage2Options(mode=mode, tickers=parse_tickers(tickers), confirm_live=confirm_live,
                                     db_path=db_path, universe_path=universe_path, as_json=as_json,
                                     tick_interval=tick_interval, data_refresh_minutes=data_refresh,

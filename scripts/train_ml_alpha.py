@@ -24,6 +24,12 @@ from trading.cli_support import open_store_and_universe  # noqa: E402
 @db_option
 @json_option
 def main(ridge_lambda, tickers, universe_path, db_path, as_json):
+    """Train the ridge alpha model on the refreshed features and save it under
+    $RUNTIME_DIR/models/; the next Stage 2 cycle (or the daemon's next data
+    refresh) uses it.
+
+    Exit codes: 0 ok, 1 failure, 64/65/66 input errors.
+    """
     from trading.alpha_model import AlphaModelError
     from trading.model_pipeline import train_alpha_model
 
