@@ -3,8 +3,9 @@
 Providers are registered by name (``PROVIDER_REGISTRY``: name -> "module:Class")
 and imported on first use, so a vendor is one module added.  For each symbol
 the router answers the ordered list of providers that may serve its window,
-and why each other provider was passed over; the ingestion run walks that
-list, falling back on failure.  No candidate -> ``NO_VALID_PROVIDER``.
+and why each other provider was passed over; the ingestion run
+(``data.collectors.ingestion.fetch_symbols``) walks that list, falling back
+on failure.  No candidate -> ``NO_VALID_PROVIDER``.
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
-from data.providers.base import (EntitlementError, FetchOutcome, FetchRequest, MalformedDataError, NoDataError,
-                                 Provider, ProviderError, ProviderUnavailable, SchemaError)
+from data.providers.base import (EntitlementError, FetchRequest, MalformedDataError, Provider, ProviderError,
+                                 ProviderUnavailable, SchemaError)
 from ops.settings import Settings
 
 NO_VALID_PROVIDER = "NO_VALID_PROVIDER"
@@ -259,81 +260,3 @@ class NoValidProviderError(ProviderError):
 # A 429 that outlived its retries only slows the run; NO_DATA, WRONG_SYMBOL
 # and CAPABILITY are about the symbol, not the provider.
 _BREAKER_FAILURES = (ProviderUnavailable, SchemaError)
-
-
-def fetch_with_fallback(router: DataRouter, requests: Sequence[FetchRequest]
-                        ) -> dict[str, tuple[FetchOutcome, list[tuple[str, str]]]]:
-    """Fetch every request, walking each symbol down its candidate providers
-    (``router.candidates``) until one serves it or none is left.
-
-    Returns ``{symbol: (outcome, tried)}`` where ``outcome`` is the serving
-    provider's outcome (or the last error; ``NO_VALID_PROVIDER`` when no
-    provider could be asked) and ``tried`` lists ``(provider, error_code)``
-    of the providers that failed it, in order.  Feeds the router's run
-    state: 400/401/403 mark the provider not entitled, unavailability and
-    schema drift count toward its circuit breaker, a success resets it.
-    Providers are asked in rounds, one batch per provider per round, so a
-    provider sees its symbols together (Alpaca batches them per request).
-    """
-    results: dict[str, tuple[FetchOutcome, list[tuple[str, str]]]] = {}
-    pending: dict[str, dict[str, Any]] = {}
-    for request in requests:
-        cands = router.candidates(request)
-        if not cands.providers:
-            error = NoValidProviderError(cands.decision or "no provider in the priority list",
-                                         symbol=request.symbol)
-            results[request.symbol] = (FetchOutcome(request, error=error, attempts=0), [])
-            continue
-        pending[request.symbol] = {"request": request, "candidates": list(cands.providers), "tried": [],
-                                   "last": None}
-    while pending:
-        batches: dict[str, list[FetchRequest]] = {}
-        for symbol in list(pending):
-            entry = pending[symbol]
-            cands = entry["candidates"]
-            while cands and not router.still_usable(cands[0], entry["request"]):
-                cands.pop(0)
-            if not cands:
-                last = entry["last"] or FetchOutcome(entry["request"], attempts=0, error=NoValidProviderError(
-                    "every candidate became unusable during the run", symbol=symbol))
-                results[symbol] = (last, entry["tried"])
-                del pending[symbol]
-                continue
-            batches.setdefault(cands[0], []).append(entry["request"])
-        for name, batch in batches.items():
-            for outcome in _provider_outcomes(router, name, batch):
-                entry = pending.get(outcome.request.symbol)
-                if entry is None or not entry["candidates"] or entry["candidates"][0] != name:
-                    continue   # an outcome for a symbol we did not ask this provider for
-                error = outcome.error
-                router.record_outcome(name, error)
-                if error is None:
-                    results[outcome.request.symbol] = (outcome, entry["tried"])
-                    del pending[outcome.request.symbol]
-                    continue
-                entry["tried"].append((name, error.code))
-                entry["last"] = outcome
-                entry["candidates"].pop(0)
-    return results
-
-
-def _provider_outcomes(router: DataRouter, name: str, batch: Sequence[FetchRequest]) -> list[FetchOutcome]:
-    """One outcome per request of ``batch`` from provider ``name``; whatever
-    goes wrong around the provider becomes an error outcome, never a raise."""
-    try:
-        outcomes = list(router.provider(name).fetch(batch))
-    except ProviderError as exc:
-        outcomes = [FetchOutcome(r, error=exc) for r in batch]
-    except Exception as exc:  # a provider bug must not lose the batch: record it and fall back
-        logger.exception("provider %s crashed on a batch of %d", name, len(batch))
-        outcomes = []
-        for r in batch:
-            err = ProviderError(f"provider crashed: {type(exc).__name__}: {exc}", provider=name, symbol=r.symbol)
-            err.code = "PROVIDER_CRASH"
-            outcomes.append(FetchOutcome(r, error=err))
-    asked = {r.symbol: r for r in batch}
-    seen = {o.request.symbol for o in outcomes}
-    for symbol in asked.keys() - seen:   # a provider that forgets a symbol is never silent
-        outcomes.append(FetchOutcome(asked[symbol], error=NoDataError(
-            "provider returned no outcome for the symbol", provider=name, symbol=symbol)))
-    return outcomes

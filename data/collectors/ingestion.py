@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from data import calendar as cal
-from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter, ProviderNotInstalled
+from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter, NoValidProviderError, ProviderNotInstalled
 from data.governance.governance_agent import ACTIVE, GovernanceReport, govern_symbols
 from data.providers.base import (FetchOutcome, FetchRequest, NoDataError, Provider,
                                  ProviderError)
@@ -313,7 +313,10 @@ def _prepare(name: str, outcome: FetchOutcome, prep: _Prep) -> _Fetched:
         with gzip.open(path, "wb", compresslevel=prep.compresslevel) as fh:
             fh.write(result.raw_payload)
         result.notes.append(f"raw:{path}")
-    result.raw_payload = None  # free memory early (and nothing to send back from a worker process)
+        # Archived: free memory early (and nothing to send back from a worker
+        # process).  Unarchived (a dry run, the test adapter) the payload stays
+        # on the result: it is the only copy of what the vendor answered.
+        result.raw_payload = None
     request = outcome.request
     frame, received, dups = prepare_frame(result.frame, request)
     if frame.empty:
@@ -468,6 +471,10 @@ class SymbolFetch:
     audit: dict[str, Any] | None = None
     quality: QualityReport | None = None
     skipped: dict[str, str] | None = None     # NO_VALID_PROVIDER: why each provider was passed over
+    # The final provider outcome: the serving one, the last error, or a
+    # NoValidProviderError (attempts=0) when no provider could be asked;
+    # None for a plan with a pre-decided outcome (nothing fetched).
+    outcome: FetchOutcome | None = None
 
 
 class ProviderStats:
@@ -512,12 +519,17 @@ class ProviderStats:
 
 
 def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: Settings,
-                  raw_dir: Path | None, trail: AuditTrail, scorer: PayloadScorer | None = None,
+                  raw_dir: Path | None, trail: AuditTrail | None, scorer: PayloadScorer | None = None,
                   stats: ProviderStats | None = None) -> Iterable[SymbolFetch]:
     """Fetch every plan through the router, falling back provider by
     provider, and yield each symbol once as it resolves.  Nothing is written
     to the store here; raw payloads are archived under ``raw_dir`` (None: not
-    archived, as in a dry run)."""
+    archived, as in a dry run, and left on the outcome's result).  ``trail``
+    None: no audit-trail events."""
+    def event(name: str, **fields: Any) -> None:
+        if trail is not None:
+            trail.append(name, **fields)
+
     pool = _FetchPool(router, raw_dir, int(settings.get("providers.fetch_workers", 2)),
                       int(settings.get("ingest.raw_archive_compresslevel", 1)), scorer,
                       settings.get("providers.process_workers"))
@@ -533,8 +545,10 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
             if not cands.providers:
                 res = SymbolResult(symbol, NO_VALID_PROVIDER, error_code=NO_VALID_PROVIDER,
                                    error_message=cands.decision)
-                trail.append("no_valid_provider", level="ERROR", symbol=symbol, skipped=cands.skipped)
-                yield SymbolFetch(plan, res, audit=_audit_row(plan, res), skipped=cands.skipped)
+                event("no_valid_provider", level="ERROR", symbol=symbol, skipped=cands.skipped)
+                error = NoValidProviderError(cands.decision or "no provider in the priority list", symbol=symbol)
+                yield SymbolFetch(plan, res, audit=_audit_row(plan, res), skipped=cands.skipped,
+                                  outcome=FetchOutcome(plan.request, error=error, attempts=0))
                 continue
             by_provider[cands.providers[0]].append(_Pending(plan, cands.providers, cands.skipped))
         for name, items in by_provider.items():
@@ -563,23 +577,43 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
                 res = SymbolResult(symbol, SUCCESS, provider=name, rows_received=fetched.received,
                                    duplicate_rows=fetched.duplicates, tried=pending.tried)
                 yield SymbolFetch(plan, res, write=SymbolWrite(symbol, name, fetched.frame, audit),
-                                  quality=fetched.quality)
+                                  quality=fetched.quality, outcome=outcome)
                 continue
             code = getattr(error, "code", "PROVIDER_ERROR")
             message = redact(str(error))
             pending.tried.append({"provider": name, "outcome": FAILED, "error_code": code,
                                   "error": message, "attempts": outcome.attempts})
-            trail.append("provider_failed", level="WARNING", symbol=symbol, provider=name,
-                         error_code=code, error=message)
+            event("provider_failed", level="WARNING", symbol=symbol, provider=name, error_code=code, error=message)
             pending.candidates = [p for p in pending.candidates[1:] if router.still_usable(p, plan.request)]
             if pending.candidates:
                 pool.submit(pending.candidates[0], [pending])
             else:
                 res = SymbolResult(symbol, FAILED, error_code=code, error_message=message, tried=pending.tried)
                 yield SymbolFetch(plan, res, audit=_audit_row(plan, res, tried=pending.tried,
-                                                              latency=pending.latency_ms))
+                                                              latency=pending.latency_ms), outcome=outcome)
     finally:
         pool.close()
+
+
+def fetch_with_fallback(router: DataRouter, requests: Sequence[FetchRequest], *, raw_dir: Path | None = None
+                        ) -> dict[str, tuple[FetchOutcome, list[tuple[str, str]]]]:
+    """``fetch_symbols`` for bare requests, without a store or a trail: the
+    fallback loop the runs use, for the vendor tests and the fault matrix.
+
+    Returns ``{symbol: (outcome, tried)}`` in request order: ``outcome`` is
+    the serving provider's outcome (its frame trimmed, deduplicated and
+    sorted as a run would write it), the last error, or ``NO_VALID_PROVIDER``
+    (attempts=0) when no provider could be asked; ``tried`` lists
+    ``(provider, error_code)`` of the providers that failed it, in order.
+    Raw payloads are archived under ``raw_dir`` when given, else left on the
+    results.  Feeds the router's run state (``DataRouter.record_outcome``)."""
+    plans = [SymbolPlan(UniverseEntry(r.symbol, r.asset_class, calendar=r.calendar), r.calendar, r, 0)
+             for r in requests]
+    resolved: dict[str, tuple[FetchOutcome, list[tuple[str, str]]]] = {}
+    for fetched in fetch_symbols(router, plans, settings=router.settings, raw_dir=raw_dir, trail=None):
+        tried = [(t["provider"], t["error_code"]) for t in fetched.result.tried if t["outcome"] == FAILED]
+        resolved[fetched.result.symbol] = (fetched.outcome, tried)
+    return {r.symbol: resolved[r.symbol] for r in requests}
 
 
 # ---------------------------------------------------------------------- run

@@ -2,10 +2,12 @@
 
 For each vendor V and each fault, a fresh router (priority: V first, then
 the others in runbook order) fetches AAPL (faulted at V) and MSFT (clean)
-through ``fetch_with_fallback`` from the loopback server.  Each cell records
-what V answered (typed error code or served), its attempts, the HTTP
-requests V received for AAPL, which provider finally served AAPL, and the
-trace (notes) a served frame carries.
+through ``fetch_with_fallback`` (the ingestion run's own fallback loop,
+``fetch_symbols``) from the loopback server.  Each cell records what V
+answered (typed error code or served), its attempts, the HTTP requests V
+received for AAPL, which provider finally served AAPL, and the trace (notes)
+a served frame carries.  A served frame is the one the run would write:
+trimmed to the window, one row per date, sorted.
 
 ``render_markdown`` turns the cells into the table of docs/providers.md;
 ``python -m tests.providers.fault_matrix --write`` regenerates that section
@@ -23,7 +25,8 @@ from typing import Iterator
 
 import pandas as pd
 
-from data.collectors.data_router import DataRouter, fetch_with_fallback
+from data.collectors.data_router import DataRouter
+from data.collectors.ingestion import fetch_with_fallback
 from data.providers.base import FetchRequest
 from ops.settings import REPO_ROOT
 from tests.fakes.vendor_server import VendorServer, sample_frame
@@ -152,7 +155,10 @@ def run_cell(server: VendorServer, vendor: str, scenario: Scenario, workdir: Pat
         frame = outcome.result.frame
         want = server.frames["AAPL"]
         want = want[(want["date"] >= pd.Timestamp(start)) & (want["date"] <= pd.Timestamp(end))]
-        cell.dates_ok = set(frame["date"]) == set(want["date"])
+        # The run writes one row per session in date order, whatever the
+        # vendor sent (duplicates collapse, unsorted rows are sorted).
+        cell.dates_ok = set(frame["date"]) == set(want["date"]) and frame["date"].is_unique \
+            and frame["date"].is_monotonic_increasing
         cell.notes = [n for n in outcome.result.notes if "carry no dividends" not in n]
     msft, _ = results["MSFT"]
     cell.msft_served_by = msft.result.provider if msft.result is not None else None

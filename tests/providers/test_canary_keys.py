@@ -4,13 +4,15 @@ planted, the fake vendors echo them back in their 401/403 bodies, and every
 output is searched for them."""
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import traceback
 
 import pytest
 
-from data.collectors.data_router import DataRouter, fetch_with_fallback
+from data.collectors.data_router import DataRouter
+from data.collectors.ingestion import fetch_with_fallback
 from data.providers.alpaca import AlpacaDataProvider
 from data.providers.base import FetchRequest
 from data.providers.polygon import PolygonDataProvider
@@ -20,7 +22,7 @@ from tests.providers.vendor_setup import CANARIES, WINDOW, fast_settings
 pytestmark = pytest.mark.filterwarnings("ignore:.*inplace keyword")
 
 
-def test_canary_keys_appear_in_no_output(vendor_runtime, server, point_env_at, caplog, capfd):
+def test_canary_keys_appear_in_no_output(vendor_runtime, server, point_env_at, caplog, capfd, tmp_path):
     caplog.set_level(logging.DEBUG)
     point_env_at(server)
     outputs: list[str] = []
@@ -32,23 +34,33 @@ def test_canary_keys_appear_in_no_output(vendor_runtime, server, point_env_at, c
     for vendor, by_symbol in faults.items():
         for symbol, fault in by_symbol.items():
             server.fault(vendor, symbol, fault, times=None)
+    archives = 0
     for priority in (["polygon", "alpaca", "yahoo"], ["alpaca", "polygon", "yahoo"], ["yahoo", "polygon", "alpaca"]):
         router = DataRouter(fast_settings(priority=priority), provider_options={})
-        requests = [FetchRequest(s, "stocks", *WINDOW) for s in ("AAPL", "MSFT", "BRK-B", "JPM")]
-        results = fetch_with_fallback(router, requests)
+        # EURUSD=X is never faulted: some payload is served and archived every time.
+        requests = [FetchRequest(s, "stocks", *WINDOW) for s in ("AAPL", "MSFT", "BRK-B", "JPM")] \
+            + [FetchRequest("EURUSD=X", "fx", *WINDOW)]
+        raw_dir = tmp_path / "raw" / priority[0]
+        results = fetch_with_fallback(router, requests, raw_dir=raw_dir)
         for outcome, tried in results.values():
             outputs.append(repr(tried))
             if outcome.error is not None:
                 outputs.append(str(outcome.error))
                 outputs.append("".join(traceback.format_exception(outcome.error)))
             else:
-                outputs.append(outcome.result.raw_payload.decode("utf-8", "replace"))
+                # As in a run: the payload went to the archive, not kept in memory.
+                assert outcome.result.raw_payload is None
                 outputs.extend(outcome.result.notes)
+        # The raw archive is what an operator keeps: it must hold no key either.
+        for path in sorted(raw_dir.glob("*.gz")):
+            outputs.append(gzip.decompress(path.read_bytes()).decode("utf-8", "replace"))
+            archives += 1
         for name in priority:
             outputs.append(json.dumps(router.provider(name).health.summary(), default=str))
         outputs.append(json.dumps(router.not_entitled))
         router.close()
     assert any("unknown API key ***" in text for text in outputs), "the fake must echo the key for this test to bite"
+    assert archives >= 3, "every ordering serves EURUSD=X: its payload must be archived and searched"
 
     # 2. The runbook's test line, entitled and refused.
     server.clear_faults()

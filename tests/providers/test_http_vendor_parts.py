@@ -7,7 +7,8 @@ import email.utils
 import pandas as pd
 import pytest
 
-from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter, fetch_with_fallback
+from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter
+from data.collectors.ingestion import fetch_with_fallback
 from data.providers.base import (EntitlementError, FetchRequest, NoDataError, ProviderUnavailable,
                                  RateLimitError)
 from data.providers.http_vendor import (SecretSet, http_status_error, nearest_midnight_dates, parse_retry_after,

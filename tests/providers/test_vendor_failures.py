@@ -7,7 +7,8 @@ import datetime as dt
 
 import pytest
 
-from data.collectors.data_router import DataRouter, fetch_with_fallback
+from data.collectors.data_router import DataRouter
+from data.collectors.ingestion import fetch_with_fallback
 from data.providers.alpaca import AlpacaDataProvider
 from data.providers.base import (EntitlementError, FetchRequest, NoDataError, ProviderUnavailable,
                                  RateLimitError)
@@ -185,3 +186,28 @@ def test_no_symbol_is_lost_when_another_provider_can_serve_it(vendor_runtime, se
     assert results["EURUSD=X"][1][-1] == ("polygon", "PROVIDER_UNAVAILABLE")
     # Yahoo's circuit opened after its consecutive failures: not asked again.
     assert "yahoo" in router.circuit_open
+
+
+def test_fallback_adapter_hands_back_what_the_run_would_write(vendor_runtime, server, point_env_at, tmp_path):
+    # fetch_with_fallback is the run's own loop (fetch_symbols): the served
+    # frame is deduplicated and sorted, the payload archived when a raw_dir is
+    # given (and then dropped from memory), else left on the result.
+    point_env_at(server)
+    server.fault("polygon", "MSFT", "duplicate_timestamps", times=None)
+    server.fault("polygon", "AAPL", "unsorted_timestamps", times=None)
+    router = DataRouter(fast_settings(priority=["polygon", "yahoo", "alpaca"]), provider_options={})
+    kept = fetch_with_fallback(router, reqs("AAPL", "MSFT"))
+    archived = fetch_with_fallback(router, reqs("AAPL", "MSFT"), raw_dir=tmp_path / "raw")
+    router.close()
+    assert list(kept) == ["AAPL", "MSFT"]
+    for symbol in ("AAPL", "MSFT"):
+        outcome, tried = kept[symbol]
+        assert outcome.error is None and outcome.result.provider == "polygon" and tried == []
+        dates = outcome.result.frame["date"]
+        assert dates.is_unique and dates.is_monotonic_increasing
+        assert outcome.result.raw_payload
+        outcome, _ = archived[symbol]
+        assert outcome.result.raw_payload is None
+        assert any(n.startswith("raw:") for n in outcome.result.notes)
+    assert len(list((tmp_path / "raw").glob("polygon__*.gz"))) == 2
+    assert any("duplicate date" in n for n in kept["MSFT"][0].result.notes)
