@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from ops.settings import Settings
 
 NO_VALID_PROVIDER = "NO_VALID_PROVIDER"
 
-logger = logging.getLogger(__name__)
 
 PROVIDER_REGISTRY: dict[str, str] = {
     "yahoo": "data.providers.yahoo:YahooDataProvider",
