@@ -30,7 +30,7 @@ from ops import exit_codes
 from ops.inputs import load_inputs
 from ops.cli import DataInputError, InputError, MissingInputError
 from ops.runtime import RuntimePaths
-from ops.settings import REPO_ROOT, SettingsError, load_settings
+from ops.settings import SettingsError, load_settings
 from ops.structured_log import StructuredLog
 from trading.agent import KillSwitchEngaged, TradingAgent
 from trading.brokers import LiveAlpacaBroker, PaperBroker
@@ -42,7 +42,6 @@ from trading.guard import HistoryGuard
 from trading.status import portfolio_status, render_status
 from trading.ticket import build_ticket, render_json, write_ticket
 
-DEFAULT_UNIVERSE = REPO_ROOT / "configs" / "universe.json"
 
 
 @dataclass
