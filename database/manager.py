@@ -356,18 +356,29 @@ class Database:
                                  (symbol, start, end)).fetchone()[0]
 
     def history_summary(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-        """rows / first / last date per symbol (one GROUP BY for all)."""
-        sql = "SELECT symbol, COUNT(*), MIN(date), MAX(date) FROM price_history"
-        params: tuple = ()
-        if symbols is not None:
-            symbols = list(symbols)
-            if len(symbols) <= 500:
-                sql += f" WHERE symbol IN ({', '.join('?' * len(symbols))})"
-                params = tuple(symbols)
-        sql += " GROUP BY symbol"
-        out = {r[0]: {"rows": r[1], "first_date": r[2], "last_date": r[3]} for r in self.conn.execute(sql, params)}
-        if symbols is not None:
-            out = {s: out.get(s, {"rows": 0, "first_date": None, "last_date": None}) for s in symbols}
+        """rows / first / last date per symbol (all stored symbols, or those
+        named, with zeros for a symbol holding nothing).  One ``GROUP BY``
+        that only counts (MIN/MAX over text dates in the same scan double its
+        cost), then two primary-key seeks per symbol for the first and last
+        date; a few named symbols of a large store are counted by seeks."""
+        named = list(symbols) if symbols is not None else None
+        if named is not None and len(named) <= 500:
+            counts = dict(self.conn.execute(
+                f"SELECT symbol, COUNT(*) FROM price_history WHERE symbol IN ({', '.join('?' * len(named))}) "
+                "GROUP BY symbol", named).fetchall()) if named else {}
+        else:
+            counts = dict(self.conn.execute("SELECT symbol, COUNT(*) FROM price_history GROUP BY symbol").fetchall())
+        out = {}
+        for s in (named if named is not None else sorted(counts)):
+            rows = counts.get(s, 0)
+            if rows:
+                out[s] = {"rows": rows,
+                          "first_date": self.conn.execute("SELECT MIN(date) FROM price_history WHERE symbol = ?",
+                                                          (s,)).fetchone()[0],
+                          "last_date": self.conn.execute("SELECT MAX(date) FROM price_history WHERE symbol = ?",
+                                                         (s,)).fetchone()[0]}
+            else:
+                out[s] = {"rows": 0, "first_date": None, "last_date": None}
         return out
 
     def read_bars(self, symbol: str, start: str | None = None, end: str | None = None, *,
@@ -594,30 +605,6 @@ class Database:
         if symbols is None:
             return out
         return {s: out[s] for s in symbols if s in out}
-
-    def history_overview(self, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """rows / first / last date per symbol, as :meth:`history_summary`
-        gives them, cheaper on a large store: one ``GROUP BY`` that only
-        counts (MIN/MAX over text dates in the same scan double its cost),
-        then two primary-key seeks per symbol for the first and last date."""
-        symbols = list(symbols)
-        if len(symbols) <= 500:   # a few symbols of a large store: seek, don't scan
-            counts = dict(self.conn.execute(
-                f"SELECT symbol, COUNT(*) FROM price_history WHERE symbol IN ({', '.join('?' * len(symbols))}) "
-                "GROUP BY symbol", symbols).fetchall())
-        else:
-            counts = dict(self.conn.execute("SELECT symbol, COUNT(*) FROM price_history GROUP BY symbol").fetchall())
-        first_sql = "SELECT MIN(date) FROM price_history WHERE symbol = ?"
-        last_sql = "SELECT MAX(date) FROM price_history WHERE symbol = ?"
-        out = {}
-        for s in symbols:
-            rows = counts.get(s, 0)
-            if rows:
-                out[s] = {"rows": rows, "first_date": self.conn.execute(first_sql, (s,)).fetchone()[0],
-                          "last_date": self.conn.execute(last_sql, (s,)).fetchone()[0]}
-            else:
-                out[s] = {"rows": 0, "first_date": None, "last_date": None}
-        return out
 
     def corporate_actions_by_symbol(self, symbols: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
         """Stored corporate actions grouped by symbol (one query for all);

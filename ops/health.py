@@ -61,7 +61,7 @@ def backfill_compliance(db: Database, universe: Universe, settings: Settings) ->
     entries = universe.enabled
     symbols = [e.symbol for e in entries]
     states = db.governance_states()
-    history = db.history_overview(symbols)
+    history = db.history_summary(symbols)
     failing, counts = [], {"ACTIVE": 0, "DEGRADED": 0, "QUARANTINED": 0, UNGOVERNED: 0}
     for symbol in symbols:
         gov = states.get(symbol)
@@ -106,7 +106,7 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
     # one counts rows (sqlite releases the GIL, and the machine has 2+ cores).
     integrity = _integrity_in_background(db.path) if "integrity" in chosen else None
     needs_history = {"history", "freshness"} & set(chosen)
-    history = db.history_overview(symbols) if needs_history else {}
+    history = db.history_summary(symbols) if needs_history else {}
     states = db.governance_states() if {"quality", "governance"} & set(chosen) else {}
     out: dict[str, Any] = {"database": str(db.path), "universe": universe.path, "as_of": str(as_of),
                            "symbols": len(symbols)}
@@ -218,7 +218,7 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
     ``health.freshness_yellow_sessions`` (2), YELLOW up to
     ``health.freshness_red_sessions`` (7), RED beyond or with no bars.  The
     whole universe's health is its worst symbol's.  ``history`` is
-    ``Database.history_overview`` or ``history_summary`` (symbol -> last_date).
+    ``Database.history_summary`` or ``history_summary`` (symbol -> last_date).
     """
     yellow = int(settings.get("health.freshness_yellow_sessions", 2))
     red = int(settings.get("health.freshness_red_sessions", 7))

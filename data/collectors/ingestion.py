@@ -840,7 +840,7 @@ def govern_and_verify(db: Database, universe: Universe, settings: Settings, path
     gov = govern_symbols(db, universe_entries=universe.entries, run_id=run_id, as_of=as_of, settings=settings,
                          payload_duplicates=payload_duplicates, critical=critical, symbols=symbols,
                          precomputed=precomputed, extra_findings=extra_findings)
-    fresh = freshness(universe.enabled, db.history_overview(universe.symbols), settings, as_of, now)
+    fresh = freshness(universe.enabled, db.history_summary(universe.symbols), settings, as_of, now)
     problems = []
     if fetch_failures:
         problems.append(f"{len(fetch_failures)} symbol(s) failed to fetch: {', '.join(list(fetch_failures)[:10])}")

@@ -258,11 +258,6 @@ def _to_session_dates(values: pd.Series, provider: str, symbol: str) -> np.ndarr
     return dates.dt.normalize().to_numpy(dtype="datetime64[ns]")
 
 
-def empty_bars() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "date" else
-                                      ("Int64" if c == "volume" else "float64")) for c in BAR_COLUMNS})
-
-
 def chunks(items: Sequence, size: int) -> Iterable[Sequence]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
