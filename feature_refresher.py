@@ -9,8 +9,8 @@ import json
 
 import click
 
-from ops.cli import OperatorCommand, db_option, json_option
-from trading.cli_support import open_store_and_universe
+from cli.command import OperatorCommand, db_option, json_option
+from cli.trading_support import open_store_and_universe
 
 
 @click.command(cls=OperatorCommand)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from data.collectors.ingestion import MODES, IngestOptions, ingest_command
-from ops.cli import OperatorCommand, db_option, json_option
+from cli.command import OperatorCommand, db_option, json_option
 
 
 @click.command(cls=OperatorCommand, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,7 +11,7 @@ history or kill switch), 64-66 bad input.
 """
 import click
 
-from ops.cli import OperatorCommand, db_option, json_option
+from cli.command import OperatorCommand, db_option, json_option
 from trading.stage2 import Stage2Options, parse_tickers, run_stage2, show_status
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from data.collectors.repair import repair_command
-from ops.cli import OperatorCommand, db_option, json_option
+from cli.command import OperatorCommand, db_option, json_option
 
 DATE = click.DateTime(["%Y-%m-%d"])
 

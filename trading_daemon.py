@@ -9,7 +9,7 @@ logs/live_trading.log, logs/live.jsonl, logs/errors.jsonl.
 """
 import click
 
-from ops.cli import OperatorCommand, db_option, json_option
+from cli.command import OperatorCommand, db_option, json_option
 from trading.stage2 import Stage2Options, parse_tickers, run_stage2
 
 

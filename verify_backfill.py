@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import click
 
-from ops.cli import OperatorCommand, db_option, json_option
-from ops.health_report import default_universe, verify_backfill
+from cli.command import OperatorCommand, db_option, json_option
+from cli.health_report import default_universe, verify_backfill
 
 
 @click.command(cls=OperatorCommand, help=__doc__.split("\n\n")[0])

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import click
 
-from ops.cli import OperatorCommand, db_option, json_option
-from ops.health_report import default_universe, parse_as_of, verify_db_status
+from cli.command import OperatorCommand, db_option, json_option
+from cli.health_report import default_universe, parse_as_of, verify_db_status
 
 SECTION_FLAGS = ("history", "quality", "governance", "freshness", "integrity", "last_ingest", "providers")
 

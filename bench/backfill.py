@@ -28,7 +28,7 @@ import pyarrow.csv as pacsv
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from data.calendar import backfill_window, expected_sessions  # noqa: E402
+from core.calendar import backfill_window, expected_sessions  # noqa: E402
 from database.manager import Database  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 19)   # a Thursday: the incremental adds Friday 2026-11-20

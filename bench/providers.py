@@ -44,8 +44,8 @@ if str(REPO) not in sys.path:
 import pandas as pd  # noqa: E402
 
 from data.providers.base import FetchRequest  # noqa: E402
-from data.universe import load_universe  # noqa: E402
-from ops.settings import load_settings  # noqa: E402
+from core.universe import load_universe  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 from tests.fakes.vendor_server import VendorServer, sample_frame  # noqa: E402
 
 VENDORS = ("yahoo", "polygon", "alpaca")

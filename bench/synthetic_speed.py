@@ -9,7 +9,7 @@ import datetime as dt
 import sys
 import time
 
-from data.calendar import backfill_window
+from core.calendar import backfill_window
 from data.providers.base import FetchRequest
 from data.providers.synthetic import SyntheticDataProvider
 

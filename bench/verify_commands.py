@@ -28,11 +28,11 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from data.calendar import backfill_window, expected_sessions  # noqa: E402
+from core.calendar import backfill_window, expected_sessions  # noqa: E402
 from data.governance.governance_agent import govern_symbols  # noqa: E402
-from data.universe import load_universe  # noqa: E402
+from core.universe import load_universe  # noqa: E402
 from database.manager import Database, SymbolWrite  # noqa: E402
-from ops.settings import load_settings  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 20)
 INGESTED_AT = "2026-11-22T00:00:00.000000Z"
@@ -115,7 +115,7 @@ def main() -> int:
     common = ["--db", str(db_path), "--universe", str(universe_path), "--json"]
     result["verify_backfill"] = timed([python, "verify_backfill.py", "--strict", *common])
     result["verify_db_status"] = timed([python, "verify_db_status.py", "--as-of", str(AS_OF), *common])
-    result["interpreter_start"] = timed([python, "-c", "import ops.health_report"])
+    result["interpreter_start"] = timed([python, "-c", "import cli.health_report"])
     print(json.dumps(result, indent=2))
     return 0
 

@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 
 import click  # noqa: E402
 
-from ops.cli import OperatorCommand, db_option, json_option  # noqa: E402
-from trading.cli_support import open_store_and_universe  # noqa: E402
+from cli.command import OperatorCommand, db_option, json_option  # noqa: E402
+from cli.trading_support import open_store_and_universe  # noqa: E402
 
 
 @click.command(cls=OperatorCommand)

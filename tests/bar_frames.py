@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data.calendar import backfill_window, expected_sessions
+from core.calendar import backfill_window, expected_sessions
 
 AS_OF = pd.Timestamp("2024-06-28").date()   # a Friday; XNYS session
 

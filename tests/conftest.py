@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from database.manager import Database
-from ops.runtime import RuntimePaths
-from ops.settings import load_settings
+from core.runtime import RuntimePaths
+from core.settings import load_settings
 
 
 @pytest.fixture

@@ -24,11 +24,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from data.calendar import backfill_window
+from core.calendar import backfill_window
 from data.providers.base import FetchRequest
 from data.providers.synthetic import SyntheticDataProvider
 from data.quality import assess_quality, checks, components
-from ops.settings import DEFAULTS, Settings
+from core.settings import DEFAULTS, Settings
 from tests import bar_frames as B
 
 FIXTURE = Path(__file__).parent / "fixtures" / "quality_reports.json"

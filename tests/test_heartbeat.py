@@ -8,7 +8,7 @@ import re
 
 from rich.console import Console
 
-from ops.structured_log import StructuredLog
+from core.structured_log import StructuredLog
 from tests.trading.agent_builder import DaemonThread, wait_for
 from tests.trading.conftest import desk, live_broker_explodes, no_network, seeded  # noqa: F401  (shared fixtures)
 from tests.trading.scripted_models import ScriptedForecaster

@@ -32,9 +32,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-from data.universe import UniverseEntry
+from core.universe import UniverseEntry
 from database.manager import SYNTHETIC_PROVIDER, Database, utc_now
-from ops.runtime import RuntimePaths
+from core.runtime import RuntimePaths
 from trading.alpha_model import SafePredictor
 from trading.brokers import BUY, SELL, Book, Broker, OrderRequest, OrderResult
 from trading.config import TradingConfig

@@ -1,6 +1,6 @@
 """Stage 2 configuration: the ``[trading]`` table of the settings file.
 
-Defaults live here (not in ``ops/settings.py``) so Stage 2 is one package;
+Defaults live here (not in ``core/settings.py``) so Stage 2 is one package;
 ``configs/settings.toml`` may override any key under ``[trading]``.
 
 Live credentials are part of the config only in live mode: loading the
@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from ops.settings import Settings
+from core.settings import Settings
 
 LIVE_KEY_ENV = "ALPACA_API_KEY"
 LIVE_SECRET_ENV = "ALPACA_SECRET_KEY"

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ops.runtime import RuntimePaths
+from core.runtime import RuntimePaths
 from trading.agent import KillSwitchEngaged, TradingAgent
 from trading.gate import append_halt_log, kill_switch_engaged, kill_switch_message
 from trading.guard import GuardViolation, HistoryGuard

@@ -16,7 +16,7 @@ from typing import Sequence
 import pandas as pd
 
 from database.manager import Database
-from ops.runtime import RuntimePaths
+from core.runtime import RuntimePaths
 from trading.alpha_model import AlphaModel, save_model, train_ridge
 from trading.features import FeatureStore, build_feature_table, price_data_hash
 

@@ -24,14 +24,14 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
-from data.universe import UniverseError
+from core.universe import UniverseError
 from database.manager import Database, StoreError
-from ops import exit_codes
-from ops.inputs import load_inputs
-from ops.cli import DataInputError, InputError, MissingInputError
-from ops.runtime import RuntimePaths
-from ops.settings import SettingsError, load_settings
-from ops.structured_log import StructuredLog
+from core import exit_codes
+from core.inputs import load_inputs
+from cli.command import DataInputError, InputError, MissingInputError
+from core.runtime import RuntimePaths
+from core.settings import SettingsError, load_settings
+from core.structured_log import StructuredLog
 from trading.agent import KillSwitchEngaged, TradingAgent
 from trading.brokers import LiveAlpacaBroker, PaperBroker
 from trading.config import ConfigError, load_trading_config

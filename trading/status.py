@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from database.manager import Database
-from ops.runtime import RuntimePaths
+from core.runtime import RuntimePaths
 from trading.agent import SAFE_MODE_STATE_KEY
 from trading.config import TradingConfig
 from trading.risk import exposure, historical_var_cvar

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from data.providers.base import (EntitlementError, FetchRequest, MalformedDataError, Provider, ProviderError,
                                  ProviderUnavailable, SchemaError)
-from ops.settings import Settings
+from core.settings import Settings
 
 NO_VALID_PROVIDER = "NO_VALID_PROVIDER"
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from data import calendar as cal
+from core import calendar as cal
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter, NoValidProviderError, ProviderNotInstalled
 from data.governance.governance_agent import ACTIVE, GovernanceReport, govern_symbols
 from data.providers.base import (FetchOutcome, FetchRequest, NoDataError, Provider,
@@ -38,16 +38,16 @@ from data.providers.base import (FetchOutcome, FetchRequest, NoDataError, Provid
 from data.quality import assess_quality
 from data.quality.assessment import QualityConfig, QualityReport
 from data.quality.drift import DriftResult, close_drift
-from data.symbols import filename_for
-from data.universe import Universe, UniverseEntry
+from core.symbols import filename_for
+from core.universe import Universe, UniverseEntry
 from database.manager import Database, MixedOriginError, SymbolWrite
-from ops import exit_codes
-from ops.alerts import Alerter, AlertMessage
-from ops.audit_trail import AuditTrail
-from ops.health import freshness
-from ops.redaction import redact
-from ops.runtime import RuntimePaths
-from ops.settings import Settings
+from core import exit_codes
+from core.alerts import Alerter, AlertMessage
+from core.audit_trail import AuditTrail
+from reports.health import freshness
+from core.redaction import redact
+from core.runtime import RuntimePaths
+from core.settings import Settings
 
 MODES = ("deep_backfill", "incremental", "verify", "range", "repair")
 
@@ -918,12 +918,12 @@ def ingest_command(options: IngestOptions, *, db_path: str | None, universe_path
                    settings: Settings | None = None) -> int:
     """What ``ingest_history.py`` does: validate input, open the store, run,
     print the report (JSON on stdout with --json), return the exit code.
-    Input problems raise ``ops.errors`` exceptions before anything is written."""
-    from data.symbols import InvalidSymbolError, normalise_symbol
-    from data.universe import UniverseError
-    from ops.console import progress_bar
-    from ops.errors import InputError, MissingInputError
-    from ops.inputs import load_inputs
+    Input problems raise ``core.errors`` exceptions before anything is written."""
+    from core.symbols import InvalidSymbolError, normalise_symbol
+    from core.universe import UniverseError
+    from cli.console import progress_bar
+    from core.errors import InputError, MissingInputError
+    from core.inputs import load_inputs
 
     universe, loaded_settings = load_inputs(universe_path)
     settings = settings or loaded_settings

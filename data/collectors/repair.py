@@ -16,17 +16,17 @@ from typing import Any
 
 import pandas as pd
 
-from data import calendar as cal
+from core import calendar as cal
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import (SUCCESS, IngestionError, SymbolPlan, fetch_symbols, govern_and_verify,
                                        new_run_id)
 from data.providers.base import FetchRequest
-from data.universe import Universe
+from core.universe import Universe
 from database.manager import Database, MixedOriginError, utc_now
-from ops import exit_codes
-from ops.audit_trail import AuditTrail
-from ops.runtime import RuntimePaths
-from ops.settings import Settings
+from core import exit_codes
+from core.audit_trail import AuditTrail
+from core.runtime import RuntimePaths
+from core.settings import Settings
 
 COMPARED = ("open", "high", "low", "close", "adj_close", "volume")
 
@@ -204,9 +204,9 @@ def repair_command(*, symbol: str | None, start: dt.date | None, end: dt.date | 
     import json
     from pathlib import Path
 
-    from data.symbols import InvalidSymbolError, normalise_symbol
-    from ops.errors import InputError, MissingInputError
-    from ops.health import load_inputs
+    from core.symbols import InvalidSymbolError, normalise_symbol
+    from core.errors import InputError, MissingInputError
+    from reports.health import load_inputs
 
     universe, settings = load_inputs(universe_path)
     if undo is None:

@@ -29,15 +29,15 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from data.calendar import backfill_window, expected_sessions
+from core.calendar import backfill_window, expected_sessions
 from data.quality import assess_quality
 from data.quality import findings as F
 from data.quality.assessment import QualityConfig, QualityReport
 from data.quality.findings import Finding
-from data.universe import UniverseEntry
+from core.universe import UniverseEntry
 from database.manager import Database, utc_now
-from ops.alerts import AlertMessage
-from ops.settings import Settings
+from core.alerts import AlertMessage
+from core.settings import Settings
 
 ACTIVE = "ACTIVE"
 DEGRADED = "DEGRADED"

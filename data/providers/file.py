@@ -3,7 +3,7 @@
 Two layouts are served from one directory (``FileDataProvider(directory)``):
 
 * per-symbol files named by the symbol in any case or by
-  :func:`data.symbols.filename_for` (``AAPL.csv``, ``aapl.csv``,
+  :func:`core.symbols.filename_for` (``AAPL.csv``, ``aapl.csv``,
   ``EURUSD=X.csv``, ``EURUSD_X.csv``, ``BRK-B.parquet``, ``_GSPC.csv.gz``);
 * long-format files: any CSV/Parquet with a ``ticker``/``symbol`` column
   holding rows of many symbols (a Kaggle dump, a vendor's yearly file).  A
@@ -62,7 +62,7 @@ from data.providers.base import (
     SchemaError,
     SingleSymbolProvider,
 )
-from data.symbols import filename_for
+from core.symbols import filename_for
 
 # Longest suffix first so that ``x.csv.gz`` is not taken for ``x.csv`` + ``.gz``.
 DATA_SUFFIXES = (".csv.gz", ".csv", ".parquet")

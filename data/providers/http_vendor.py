@@ -50,11 +50,11 @@ from tenacity import Retrying, retry_if_exception
 from data.providers.base import (PRICE_COLUMNS, CapabilityError, EntitlementError, FetchOutcome,
                                  FetchRequest, FetchResult, MalformedDataError, NoDataError, ProviderError,
                                  ProviderUnavailable, RateLimitError, SchemaError, chunks, normalise_bars)
-from data.symbols import classify_symbol
-from ops.redaction import MASK, register_secret
-from ops.settings import Settings, load_settings
+from core.symbols import classify_symbol
+from core.redaction import MASK, register_secret
+from core.settings import Settings, load_settings
 
-# Generic defaults; ops/settings.py DEFAULTS carries each vendor's published
+# Generic defaults; core/settings.py DEFAULTS carries each vendor's published
 # numbers, the vendor modules carry their wire facts (default base URL).
 BASE_QUIRKS: dict[str, Any] = {
     "base_url": None,
@@ -120,7 +120,7 @@ def resolve_quirks(name: str, vendor_quirks: Mapping[str, Any], overrides: Mappi
 class SecretSet:
     """The key values one provider holds; ``redact`` masks them in any text,
     bytes or exception chain.  Each value is also registered with
-    ``ops.redaction`` so the audit trail, logs and alerts mask it even when
+    ``core.redaction`` so the audit trail, logs and alerts mask it even when
     the key reached the provider through an explicit ``env`` mapping."""
 
     MASK = MASK

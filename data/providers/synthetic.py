@@ -96,10 +96,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from data.calendar import expected_sessions
+from core.calendar import expected_sessions
 from data.providers.base import (ADJ_VENDOR, FetchRequest, FetchResult, NoDataError, ProviderUnavailable,
                                  SingleSymbolProvider)
-from data.symbols import ASSET_CLASSES, classify_symbol
+from core.symbols import ASSET_CLASSES, classify_symbol
 
 NAME = "synthetic"
 ENV_VAR = "SYNTHETIC_DEFECTS"

@@ -49,7 +49,7 @@ from data.providers.base import (ADJ_UNADJUSTED, ADJ_VENDOR, FetchRequest, Fetch
                                  WrongSymbolError)
 from data.providers.http_vendor import (CapturedResponse, HttpVendorProvider, decode_json, frame_notes,
                                         http_status_error, parse_retry_after, payload_error, result_frame)
-from ops.runtime import RuntimePaths
+from core.runtime import RuntimePaths
 
 DEFAULT_BASE_URL = "https://query2.finance.yahoo.com"
 CHART_PATH = "/v8/finance/chart/"

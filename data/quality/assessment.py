@@ -16,7 +16,7 @@ import pandas as pd
 from data.quality import checks, components
 from data.quality import findings as F
 from data.quality.findings import Finding, sample_dates
-from ops.settings import DEFAULTS, Settings
+from core.settings import DEFAULTS, Settings
 
 
 @dataclass(frozen=True)

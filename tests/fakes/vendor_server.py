@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 import pandas as pd
 
-from data.symbols import classify_symbol
+from core.symbols import classify_symbol
 
 VENDORS = ("yahoo", "polygon", "alpaca")
 

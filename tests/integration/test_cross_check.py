@@ -4,13 +4,13 @@ that agrees stays ACTIVE.  Two file directories play the two vendors."""
 import datetime as dt
 import json
 
-from data.calendar import backfill_window
+from core.calendar import backfill_window
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import IngestOptions, run_ingestion
 from data.providers.base import FetchRequest
 from data.providers.file import FileDataProvider, write_yahoo_csv
 from data.providers.synthetic import SyntheticDataProvider
-from data.universe import load_universe
+from core.universe import load_universe
 from database.manager import Database
 
 AS_OF = dt.date(2026, 11, 19)

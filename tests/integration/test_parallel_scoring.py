@@ -5,9 +5,9 @@ import json
 
 from data.collectors.ingestion import IngestOptions, run_ingestion
 from data.governance.governance_agent import govern_symbols
-from data.universe import load_universe
+from core.universe import load_universe
 from database.manager import Database
-from ops.settings import Settings
+from core.settings import Settings
 
 AS_OF = dt.date(2026, 11, 19)
 

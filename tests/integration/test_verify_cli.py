@@ -11,11 +11,11 @@ from click.testing import CliRunner
 import verify_backfill
 import verify_db_status
 from data.governance.governance_agent import govern_symbols
-from data.universe import load_universe
+from core.universe import load_universe
 from database.manager import Database
-from ops import health
-from ops.runtime import DB_FILENAME
-from ops.settings import Settings
+from reports import health
+from core.runtime import DB_FILENAME
+from core.settings import Settings
 from tests import bar_frames as B
 from tests.store_seed import seed_store
 

@@ -28,7 +28,7 @@ import pandas as pd
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import fetch_with_fallback
 from data.providers.base import FetchRequest
-from ops.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 from tests.fakes.vendor_server import VendorServer, sample_frame
 from tests.providers.vendor_setup import (CANARY_ALPACA_KEY, CANARY_ALPACA_SECRET, CANARY_POLYGON, WINDOW,
                                           fast_settings)

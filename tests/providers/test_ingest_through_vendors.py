@@ -11,7 +11,7 @@ import sqlite3
 from click.testing import CliRunner
 
 import ingest_history
-from data.calendar import backfill_window
+from core.calendar import backfill_window
 from data.providers.base import FetchRequest
 from data.providers.synthetic import SyntheticDataProvider
 from database.manager import Database

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 
-from ops.settings import DEFAULTS, Settings
+from core.settings import DEFAULTS, Settings
 
 CANARY_POLYGON = "canary-polygon-7Hq2ZkP0"
 CANARY_ALPACA_KEY = "canary-alpaca-key-Xv93Lm"

@@ -7,10 +7,10 @@ import threading
 import time
 from typing import Callable
 
-from data.universe import load_universe
+from core.universe import load_universe
 from database.manager import Database
-from ops.settings import load_settings
-from ops.structured_log import StructuredLog
+from core.settings import load_settings
+from core.structured_log import StructuredLog
 from trading.agent import TradingAgent
 from trading.brokers import PaperBroker
 from trading.config import load_trading_config

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.runtime import RuntimePaths
+from core.runtime import RuntimePaths
 from tests.trading.market_frames import seed_store, write_settings, write_universe
 
 SYMBOLS = ("AAA", "BBB", "CCC")

@@ -173,7 +173,7 @@ def test_sigterm_stops_the_daemon_gracefully(seeded, tmp_path):
     import subprocess
     import sys
 
-    from ops.settings import REPO_ROOT
+    from core.settings import REPO_ROOT
 
     env = dict(os.environ)
     proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "trading_daemon.py"), "--tick-interval", "0.05",

@@ -7,7 +7,7 @@ import pytest
 
 from data.collectors.data_router import DataRouter
 from data.providers.base import FetchOutcome, FetchRequest
-from ops.settings import load_settings
+from core.settings import load_settings
 from trading.guard import GuardedProvider, GuardViolation, HistoryGuard, guard_router
 
 
@@ -79,8 +79,8 @@ def test_refresh_surfaces_a_violation_that_ingestion_would_swallow(tmp_path):
     daemon's refresh still fails loudly and logs GUARD_VIOLATION."""
     import json
 
-    from ops.runtime import RuntimePaths
-    from ops.structured_log import StructuredLog
+    from core.runtime import RuntimePaths
+    from core.structured_log import StructuredLog
     from trading.daemon import ingestion_refresh
 
     log = StructuredLog(tmp_path, run_id="g", console=None)

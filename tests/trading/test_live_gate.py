@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from database.manager import Database
-from ops.settings import load_settings
+from core.settings import load_settings
 from tests.trading.fake_alpaca_trading import FakeAlpacaTrading
 from tests.trading.market_frames import seed_store
 from trading.brokers import LiveAlpacaBroker

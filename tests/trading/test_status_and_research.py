@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from ops.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 import feature_refresher
 import main as main_cli

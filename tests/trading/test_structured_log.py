@@ -6,9 +6,9 @@ import json
 
 from rich.console import Console
 
-from ops.redaction import redact_value as redact
-from ops.redaction import secret_values
-from ops.structured_log import REDACTED, StructuredLog
+from core.redaction import redact_value as redact
+from core.redaction import secret_values
+from core.structured_log import REDACTED, StructuredLog
 
 CANARY = "canary-9f8e7d6c5b4a"
 

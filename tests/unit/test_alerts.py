@@ -8,12 +8,12 @@ import threading
 import pytest
 
 from data.governance.governance_agent import govern_symbols
-from data.universe import UniverseEntry
+from core.universe import UniverseEntry
 from database.manager import Database
-from ops import alerts as A
-from ops.alerts import AlertMessage, Alerter
-from ops.runtime import RuntimePaths
-from ops.settings import Settings
+from core import alerts as A
+from core.alerts import AlertMessage, Alerter
+from core.runtime import RuntimePaths
+from core.settings import Settings
 from tests import bar_frames as B
 from tests.store_seed import seed_store
 

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from data.calendar import (CalendarError, backfill_window, expected_sessions, last_complete_session,
+from core.calendar import (CalendarError, backfill_window, expected_sessions, last_complete_session,
                            next_session)
 
 UTC = dt.timezone.utc

@@ -9,9 +9,9 @@ from data.governance import governance_agent as G
 from data.governance.governance_agent import ACTIVE, DEGRADED, QUARANTINED, decide_state, govern_symbols
 from data.quality import findings as F
 from data.quality.findings import Finding
-from data.universe import UniverseEntry
+from core.universe import UniverseEntry
 from database.manager import Database
-from ops.settings import Settings
+from core.settings import Settings
 from tests import bar_frames as B
 from tests.store_seed import seed_store
 

@@ -10,7 +10,7 @@ import pytest
 from data.quality import assess_quality, components
 from data.quality import findings as F
 from data.quality.assessment import QualityConfig
-from ops.settings import DEFAULTS, REPO_ROOT, Settings, load_settings
+from core.settings import DEFAULTS, REPO_ROOT, Settings, load_settings
 from tests import bar_frames as B
 
 SESSIONS = B.window_sessions()

@@ -2,7 +2,7 @@ import datetime as dt
 
 from data.collectors.data_router import DataRouter, provider_entitled
 from data.providers.base import FetchRequest
-from ops.settings import PROVIDER_CAPABILITIES
+from core.settings import PROVIDER_CAPABILITIES
 
 DEEP = (dt.date(2021, 11, 15), dt.date(2026, 11, 20))
 DAYS = (dt.date(2026, 11, 18), dt.date(2026, 11, 20))

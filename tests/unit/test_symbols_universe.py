@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from data.calendar import known_calendar_names
-from data.symbols import InvalidSymbolError, classify_symbol, filename_for, normalise_symbol
-from data.universe import UniverseError, load_universe
+from core.calendar import known_calendar_names
+from core.symbols import InvalidSymbolError, classify_symbol, filename_for, normalise_symbol
+from core.universe import UniverseError, load_universe
 
 
 @pytest.mark.parametrize("symbol,expected", [

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.calendar import backfill_window, expected_sessions
+from core.calendar import backfill_window, expected_sessions
 from data.providers.base import (ADJ_VENDOR, FetchRequest, NoDataError, Provider, ProviderUnavailable,
                                  normalise_bars)
 from data.providers.synthetic import (DEFECTS, ENV_VAR, EPOCH, SyntheticDataProvider, frame_from_payload,

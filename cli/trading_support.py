@@ -4,9 +4,9 @@ from __future__ import annotations
 
 
 from database.manager import Database
-from ops.inputs import load_inputs
-from ops.cli import MissingInputError
-from ops.runtime import RuntimePaths
+from core.inputs import load_inputs
+from cli.command import MissingInputError
+from core.runtime import RuntimePaths
 from trading.stage2 import parse_tickers, select_entries
 
 

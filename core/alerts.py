@@ -16,7 +16,7 @@ whitespace), e.g. ``slack://T000/B000/XXXX``, ``discord://id/token``,
   recorded in the ``alerts`` table (when a database is given) and in the audit
   trail (when one is given), and returned in the :class:`AlertResult`.
 * Alerts never carry secrets: title, body and details pass through
-  :func:`ops.redaction.redact`, and the alert URLs' own credentials are masked
+  :func:`core.redaction.redact`, and the alert URLs' own credentials are masked
   too.  URLs are never stored or shown, only their service (``slack#1``).
 """
 from __future__ import annotations
@@ -35,9 +35,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import apprise
 
-from ops.redaction import MASK, redact
-from ops.runtime import RuntimePaths
-from ops.settings import DEFAULTS, Settings
+from core.redaction import MASK, redact
+from core.runtime import RuntimePaths
+from core.settings import DEFAULTS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ BELOW_SEVERITY = "BELOW_SEVERITY"  # under min_severity
 
 
 class AuditSink(Protocol):
-    """Anything with ``append(event, level, **fields)`` (``ops.audit_trail.AuditTrail``)."""
+    """Anything with ``append(event, level, **fields)`` (``core.audit_trail.AuditTrail``)."""
 
     def append(self, event: str, level: str = "INFO", **fields: Any) -> None: ...
 

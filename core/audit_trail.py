@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ops.redaction import redact
+from core.redaction import redact
 
 
 class AuditTrail:

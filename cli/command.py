@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from ops import exit_codes
-from ops.errors import DataInputError, InputError, MissingInputError  # noqa: F401 (re-exported)
+from core import exit_codes
+from core.errors import DataInputError, InputError, MissingInputError  # noqa: F401 (re-exported)
 
 
 class OperatorCommand(click.Command):

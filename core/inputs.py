@@ -1,17 +1,17 @@
 """The operator's input files, loaded once and validated the same way by
 every command: the universe (``--universe``, ``UNIVERSE_FILE`` or
 ``configs/universe.json``) and the settings.  Problems become one-line
-``ops.errors`` exceptions (exit 65 malformed, 66 missing)."""
+``core.errors`` exceptions (exit 65 malformed, 66 missing)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import Mapping
 
-from data.calendar import known_calendar_names
-from data.universe import Universe, UniverseError, load_universe
-from ops.errors import DataInputError, MissingInputError
-from ops.settings import REPO_ROOT, Settings, SettingsError, load_settings
+from core.calendar import known_calendar_names
+from core.universe import Universe, UniverseError, load_universe
+from core.errors import DataInputError, MissingInputError
+from core.settings import REPO_ROOT, Settings, SettingsError, load_settings
 
 DEFAULT_UNIVERSE = REPO_ROOT / "configs" / "universe.json"
 

@@ -23,7 +23,7 @@ import threading
 import traceback
 from pathlib import Path
 
-from ops.redaction import MASK, redact_value, secret_values
+from core.redaction import MASK, redact_value, secret_values
 from typing import Any, Mapping
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

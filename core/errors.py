@@ -1,9 +1,9 @@
 """Operator-input errors, carrying the exit code the CLI should use.
 
-They live outside ``ops.cli`` so that library code can raise them without
+They live outside ``cli.command`` so that library code can raise them without
 importing click.  Messages are one line naming the file, flag or symbol.
 """
-from ops import exit_codes
+from core import exit_codes
 
 
 class InputError(Exception):

@@ -5,7 +5,7 @@ They read the scores and states written at ingest (``symbol_governance``,
 ``data_quality``), one ``GROUP BY symbol`` over ``price_history`` and
 ``PRAGMA quick_check``; they never recompute statistics over the bars, so a
 6,000 x 1,260 store answers in seconds.  Rendering (rich tables on a
-terminal, plain text otherwise) lives in ``ops.health_report``.
+terminal, plain text otherwise) lives in ``cli.health_report``.
 """
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from data.calendar import CalendarError, last_complete_session, sessions_between
-from data.universe import Universe, UniverseEntry
+from core.calendar import CalendarError, last_complete_session, sessions_between
+from core.universe import Universe, UniverseEntry
 from database.manager import SCHEMA_VERSION, Database, StoreError
-from ops import exit_codes
-from ops.errors import DataInputError, MissingInputError
-from ops.inputs import DEFAULT_UNIVERSE, load_inputs  # noqa: F401 (re-exported for the CLIs)
-from ops.runtime import RuntimePaths
-from ops.settings import Settings
+from core import exit_codes
+from core.errors import DataInputError, MissingInputError
+from core.inputs import DEFAULT_UNIVERSE, load_inputs  # noqa: F401 (re-exported for the CLIs)
+from core.runtime import RuntimePaths
+from core.settings import Settings
 
 SECTIONS = ("history", "quality", "governance", "freshness", "integrity", "last_ingest", "providers")
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"

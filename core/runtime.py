@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 DB_FILENAME = "institutional_trading.db"
 

@@ -1,4 +1,4 @@
-"""The two verify commands: compute (``ops.health``), print, exit code.
+"""The two verify commands: compute (``reports.health``), print, exit code.
 
 Human output is a rich report on a terminal and plain aligned text
 otherwise (pipes, CI logs); ``--json`` prints only the JSON document on
@@ -17,7 +17,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ops import exit_codes, health
+from core import exit_codes
+from reports import health
 
 _HUMAN_LIMIT = 25   # rows per table in human output (JSON carries them all)
 _STATUS_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "GREEN": "green",

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.symbols import ASSET_CLASSES, InvalidSymbolError, classify_symbol, normalise_symbol
+from core.symbols import ASSET_CLASSES, InvalidSymbolError, classify_symbol, normalise_symbol
 
 ALLOWED_FIELDS = {"symbol", "asset_class", "calendar", "enabled", "name"}
 TOP_LEVEL_FIELDS = {"version", "symbols", "description"}
