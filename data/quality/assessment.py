@@ -17,6 +17,7 @@ from data.quality import checks, components
 from data.quality import findings as F
 from data.quality.findings import Finding, sample_dates
 from core.settings import DEFAULTS, Settings
+from data.governance.rules import quality_score
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
         "zero_negative_flag": 1.0 if (nonpositive.any() or negative_volume.any()) else 0.0,
         "extreme_spike_flag": 1.0 if len(moves.spikes) else 0.0,
     }
-    score = components.quality_score(comps, cfg.weights)
+    score = quality_score(comps, cfg.weights)
 
     found: list[Finding] = []
     if len(bars) == 0:

@@ -4,8 +4,8 @@
                  + zero_negative_flag * 0.2 + extreme_spike_flag * 0.3)
 
 Every component is a fraction in [0, 1] (the two flags are 0 or 1), so the
-score is in [0, 1].  The weights come from settings
-(``quality.weights``); the defaults are the runbook's.  Pure functions:
+score is in [0, 1].  The formula and its weights are a governance rule
+(:func:`data.governance.rules.quality_score`).  Pure functions:
 frames in, numbers (and the dates behind them) out.
 
 :func:`bar_arrays` turns a frame into numpy arrays once;
@@ -23,8 +23,6 @@ import pandas as pd
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
 COMPONENTS = ("missing_dates_pct", "duplicate_pct", "zero_negative_flag", "extreme_spike_flag")
-RUNBOOK_WEIGHTS = {"missing_dates_pct": 0.3, "duplicate_pct": 0.2,
-                   "zero_negative_flag": 0.2, "extreme_spike_flag": 0.3}
 _NS = np.dtype("datetime64[ns]")
 _NAT = np.iinfo(np.int64).min    # NaT as int64
 
@@ -414,12 +412,3 @@ def extreme_spike_flag(frame: pd.DataFrame, threshold: float,
                        corporate_actions: pd.DataFrame | None = None) -> float:
     """1.0 when any move beyond ``threshold`` is left unexplained, else 0.0."""
     return 1.0 if len(scan_moves(frame, threshold, corporate_actions).spikes) else 0.0
-
-
-def quality_score(components: Mapping[str, float], weights: Mapping[str, float] | None = None) -> float:
-    """``1 - sum(weight * component)``, in the runbook's order of terms."""
-    weights = RUNBOOK_WEIGHTS if weights is None else weights
-    penalty = 0.0
-    for name in COMPONENTS:
-        penalty += float(components[name]) * float(weights[name])
-    return 1.0 - penalty

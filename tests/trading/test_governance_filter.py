@@ -7,7 +7,7 @@ from database.manager import Database
 from tests.trading.agent_builder import build_agent
 from tests.trading.market_frames import set_states
 from tests.trading.scripted_models import ScriptedForecaster
-from trading.agent import governed_quantity
+from data.governance.rules import governed_quantity
 
 
 @pytest.mark.parametrize("state,target,held,expected", [

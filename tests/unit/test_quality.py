@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from data.governance.rules import quality_score
+
 from data.quality import assess_quality, components
 from data.quality import findings as F
 from data.quality.assessment import QualityConfig
@@ -59,8 +61,7 @@ def test_exact_score_for_a_known_case():
 def test_quality_score_is_the_runbook_formula_term_by_term():
     comps = {"missing_dates_pct": 0.37, "duplicate_pct": 0.11, "zero_negative_flag": 1.0, "extreme_spike_flag": 1.0}
     expected = 1.0 - (0.37 * 0.3 + 0.11 * 0.2 + 1.0 * 0.2 + 1.0 * 0.3)
-    assert components.quality_score(comps) == expected
-    assert components.quality_score(comps, DEFAULTS["quality"]["weights"]) == expected
+    assert quality_score(comps, DEFAULTS["quality"]["weights"]) == expected
 
 
 def test_missing_sessions_are_counted_against_the_calendar():
