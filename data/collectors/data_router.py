@@ -9,6 +9,11 @@ on failure.  No candidate -> ``NO_VALID_PROVIDER``.  The rules themselves
 (entitlement, capability, not entitled for the run, circuit breaker) are the
 provider policy of ``data.providers.policy``; the router keeps one run state
 per provider name.
+
+A router built with a ``guard`` (``data.providers.guard.FetchGuard``; Stage 2
+passes its history guard) hands it to every provider it builds, including
+the specs that rebuild providers in worker processes, and reports every
+violation that comes back as an outcome to the guard.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from data.providers.base import FetchRequest, Provider, ProviderError
+from data.providers.guard import FetchGuard, GuardedProvider, GuardViolation
 from data.providers.policy import ProviderRunState, capability_refusal, provider_entitled
 from core.settings import Settings
 
@@ -53,8 +59,9 @@ class DataRouter:
                  only: str | None = None, data_dir: str | None = None,
                  factories: Mapping[str, Callable[[], Provider]] | None = None,
                  provider_options: Mapping[str, Mapping[str, Any]] | None = None,
-                 exclude: tuple[str, ...] = ()):
+                 exclude: tuple[str, ...] = (), guard: FetchGuard | None = None):
         self.settings = settings
+        self.guard = guard
         self.env = dict(os.environ if env is None else env)
         self.capabilities = settings.capabilities
         self.data_dir = data_dir or self.env.get("FILE_PROVIDER_DIR") or None
@@ -123,7 +130,7 @@ class DataRouter:
 
     def _build(self, name: str) -> Provider:
         if name in self._factories:
-            return self._factories[name]()
+            return self._guarded(self._factories[name]())
         target = PROVIDER_REGISTRY[name]
         module_name, _, cls_name = target.partition(":")
         try:
@@ -133,25 +140,39 @@ class DataRouter:
                 raise ProviderNotInstalled(f"provider {name!r}: module {module_name} is not available") from exc
             raise
         cls = getattr(module, cls_name)
-        options = dict(self._options.get(name, {}))
-        if name == "file":
-            options.setdefault("directory", self.data_dir)
+        options = self._constructor_options(name, cls)
         if "settings" in inspect.signature(cls).parameters:
             # The vendors read their quirks ([providers.<name>]) from the
             # router's settings, not from a second load of the file.
             options.setdefault("settings", self.settings)
-        return cls(**options)
+        inst = cls(**options)
+        return inst if "guard" in options else self._guarded(inst)
+
+    def _constructor_options(self, name: str, cls: type) -> dict[str, Any]:
+        """Options for ``cls(...)``: the caller's, the data directory for
+        ``file``, and the guard where the constructor takes one."""
+        options = dict(self._options.get(name, {}))
+        if name == "file":
+            options.setdefault("directory", self.data_dir)
+        if self.guard is not None and "guard" in inspect.signature(cls).parameters:
+            options["guard"] = self.guard
+        return options
+
+    def _guarded(self, inst: Provider) -> Provider:
+        return inst if self.guard is None else GuardedProvider(inst, self.guard)
 
     def second_opinion(self, primary: str) -> "DataRouter":
         """A router over the same configuration that never picks ``primary``
         and ignores ``--provider`` (the cross-source check's second vendor)."""
         return DataRouter(self.settings, env=self.env, data_dir=self.data_dir, factories=self._factories,
-                          provider_options=self._options, exclude=(primary,))
+                          provider_options=self._options, exclude=(primary,), guard=self.guard)
 
     def process_spec(self, name: str) -> tuple[str, dict[str, Any]] | None:
         """("module:Class", constructor options) when ``name`` declares
         ``parallelism = "process"`` and can be rebuilt in a worker process
-        (registered by name, not injected as a factory); else None."""
+        (registered by name, not injected as a factory); else None.  Under a
+        guard only a provider that takes the guard itself may leave the
+        process (the guard is then one of its options)."""
         if name in self._factories or name not in PROVIDER_REGISTRY:
             return None
         module_name, _, cls_name = PROVIDER_REGISTRY[name].partition(":")
@@ -161,9 +182,9 @@ class DataRouter:
             return None
         if getattr(cls, "parallelism", "thread") != "process":
             return None
-        options = dict(self._options.get(name, {}))
-        if name == "file":
-            options.setdefault("directory", self.data_dir)
+        options = self._constructor_options(name, cls)
+        if self.guard is not None and "guard" not in options:
+            return None
         return PROVIDER_REGISTRY[name], options
 
     # ------------------------------------------------------------ run state
@@ -191,8 +212,11 @@ class DataRouter:
     def record_outcome(self, name: str, error: ProviderError | None) -> None:
         """What one outcome does to ``name``'s state for the rest of the run:
         the provider policy's one rule (``ProviderRunState.record``), which
-        every fallback loop uses."""
+        every fallback loop uses.  A guard violation is also reported to the
+        guard, wherever the provider ran."""
         self.run_state(name).record(error)
+        if self.guard is not None and isinstance(error, GuardViolation):
+            self.guard.record(error)
 
     def health_summary(self, name: str) -> dict[str, Any]:
         """The provider's own health numbers (vendors keep HTTP-level ones)

@@ -26,6 +26,7 @@ from data.providers.file.csv_format import CsvLayout, batchable_rows, csv_layout
 from data.providers.file.directory import (DATA_SUFFIXES, DirectoryIndex, find_long_files, per_symbol_paths,
                                            read_payload, require_data_directory, scan_directory, unreadable)
 from data.providers.file.parquet_format import parse_parquet
+from data.providers.guard import FetchGuard, checked
 from core.symbols import filename_for
 
 @dataclass
@@ -49,10 +50,12 @@ class FileDataProvider(SingleSymbolProvider):
     batch_size = 50
     parallelism = "process"   # parsing is CPU-bound: keep it off the writer's GIL
 
-    def __init__(self, directory: os.PathLike | str | None, *, long_cache_size: int = 2):
+    def __init__(self, directory: os.PathLike | str | None, *, long_cache_size: int = 2,
+                 guard: FetchGuard | None = None):
         # Nothing is read here: the router builds providers before it knows
         # whether this one will be asked, so the index is built on first use.
         self.directory = Path(directory) if directory not in (None, "") else None
+        self.guard = guard
         self._index: DirectoryIndex | None = None
         self._lock = threading.Lock()
         # Parsed long files, grouped by symbol; a long file is parsed once and
@@ -80,8 +83,13 @@ class FileDataProvider(SingleSymbolProvider):
         are parsed in one arrow call (see :func:`parse_csv_group`); Parquet,
         long files and any file the joint parse cannot take go one by one.
 
-        A missing directory raises :class:`DataDirectoryNotFound` out of the
-        generator: the whole provider failed, not one symbol."""
+        A batch the guard refuses raises :class:`GuardViolation` here, before
+        any file is read.  A missing directory raises
+        :class:`DataDirectoryNotFound` out of the generator: the whole
+        provider failed, not one symbol."""
+        return self._fetch_batch(checked(self.guard, requests))
+
+    def _fetch_batch(self, requests: list[FetchRequest]) -> Iterator[FetchOutcome]:
         index = self._build_index()
         staged: list[_Staged] = []
         alone: list[FetchRequest] = []

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from core.symbols import ASSET_CLASSES, classify_symbol
-from data.providers.base import (ADJ_VENDOR, FetchRequest, FetchResult, NoDataError, ProviderUnavailable,
-                                 SingleSymbolProvider)
+from data.providers.base import (ADJ_VENDOR, FetchOutcome, FetchRequest, FetchResult, NoDataError,
+                                 ProviderUnavailable, SingleSymbolProvider)
+from data.providers.guard import FetchGuard, checked
 from data.providers.synthetic.defects import (ENV_VAR, SPECIAL_DIVIDEND_AT, SPLIT_AT, DefectPlan, apply_value_defects,
                                               at_fraction, parse_defect_spec, row_order)
 from data.providers.synthetic.payload import bars_frame, build_payload
@@ -24,7 +25,9 @@ class SyntheticDataProvider(SingleSymbolProvider):
     batch_size = 200  # generation is local and fast: big batches, few thread hops
     parallelism = "process"   # generation is CPU-bound: keep it off the writer's GIL
 
-    def __init__(self, defects: Mapping[str, Sequence[str]] | None = None, seed: int = 0):
+    def __init__(self, defects: Mapping[str, Sequence[str]] | None = None, seed: int = 0, *,
+                 guard: FetchGuard | None = None):
+        self.guard = guard
         if defects is None:
             defects = parse_defect_spec(os.environ.get(ENV_VAR, ""))
         if not isinstance(seed, int) or seed < 0:
@@ -42,6 +45,11 @@ class SyntheticDataProvider(SingleSymbolProvider):
         where = ", ".join(f"{s}({','.join(p.text)})" for s, p in sorted(self.defects.items()))
         return (f"{NAME}: ok, offline deterministic market (seed {self.seed}, model v{MODEL_VERSION}); "
                 f"defects: {where or 'none'}")
+
+    def fetch(self, requests: Sequence[FetchRequest]) -> Iterator[FetchOutcome]:
+        """One outcome per request; a batch the guard refuses raises
+        :class:`GuardViolation` here, before anything is generated."""
+        return super().fetch(checked(self.guard, requests))
 
     def fetch_one(self, request: FetchRequest) -> FetchResult:
         """The bars of one request, with its symbol's defects applied."""
