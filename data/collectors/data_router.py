@@ -40,6 +40,7 @@ PROVIDER_REGISTRY: dict[str, str] = {
     "synthetic": "data.providers.synthetic:SyntheticDataProvider",
 }
 
+
 @dataclass
 class Candidates:
     """Providers for one request, in the order to try, plus skip reasons."""

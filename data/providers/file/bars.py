@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from data.providers.base import ADJ_COMPUTED, ADJ_UNADJUSTED, ADJ_VENDOR, BAR_COLUMNS, FetchRequest, NoDataError
 from data.providers.file.columns import NUMERIC_COLUMNS
 
+
 @dataclass
 class ParsedBars:
     """One file's bars in file order: dates (int64 ns) and float64 columns."""

@@ -54,6 +54,7 @@ DATE_PATTERNS = {
 # Plain decimal / scientific numbers plus the nan/inf spellings arrow accepts.
 NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf|infinity)$", re.IGNORECASE)
 
+
 def column_key(name: str) -> str:
     return re.sub(r"[\s_.<>\-]", "", str(name)).lower()
 

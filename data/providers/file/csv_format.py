@@ -23,6 +23,7 @@ from data.providers.file.columns import (ISO_DATE, NULL_VALUES, NUMBER_RE, NUMER
                                          date_problem, detect_date_format, map_columns, require_columns,
                                          session_dates)
 
+
 @dataclass(frozen=True)
 class CsvLayout:
     """What the header says: names, canonical mapping, date format, arrow types."""

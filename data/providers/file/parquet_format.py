@@ -13,6 +13,7 @@ from data.providers.file.bars import ParsedBars, bars_from_table
 from data.providers.file.columns import (ISO_DATE, NULL_VALUES, NUMERIC_COLUMNS, date_problem, detect_date_format,
                                          map_columns, require_columns, session_dates)
 
+
 def parse_parquet(data: bytes, path: Path) -> ParsedBars:
     try:
         names = list(pq.read_schema(pa.BufferReader(data)).names)

@@ -29,6 +29,7 @@ from data.providers.file.parquet_format import parse_parquet
 from data.providers.guard import FetchGuard, checked
 from core.symbols import filename_for
 
+
 @dataclass
 class _Staged:
     """A per-symbol CSV read and its header understood, waiting to be parsed."""

@@ -16,6 +16,7 @@ import pandas as pd
 from data.providers.base import (PRICE_COLUMNS, EntitlementError, MalformedDataError, NoDataError, ProviderError,
                                  ProviderUnavailable, RateLimitError, normalise_bars)
 
+
 def http_status_error(status: int, *, provider: str, symbol: str | None, detail: str,
                       retry_after: float | None = None) -> ProviderError:
     """The typed error for an HTTP status (what the router should do next)."""

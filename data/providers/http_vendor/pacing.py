@@ -11,6 +11,7 @@ from typing import Sequence
 
 from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
 
+
 class RequestPacer:
     """One rate limiter per provider, a cap on requests in flight, and a
     provider-wide pause after a 429.

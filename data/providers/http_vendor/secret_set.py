@@ -5,6 +5,7 @@ from typing import Iterable
 
 from core.redaction import MASK, register_secret
 
+
 class SecretSet:
     """The key values one provider holds; ``redact`` masks them in any text,
     bytes or exception chain.  Each value is also registered with

@@ -18,6 +18,7 @@ from data.providers.synthetic.series import (EPOCH, MODEL_VERSION, apply_events,
 
 NAME = "synthetic"
 
+
 class SyntheticDataProvider(SingleSymbolProvider):
     """Deterministic seeded market; see the package docstring."""
 

@@ -65,6 +65,7 @@ BLOCK = 252                 # sessions per block of random draws
 DIVIDEND_PERIOD = 63        # sessions between quarterly ex-dates
 _FAR_FUTURE = dt.date(2200, 1, 1)
 
+
 @dataclass(frozen=True)
 class _ClassProfile:
     """How one asset class behaves (ranges are per-symbol draws)."""
