@@ -9,8 +9,8 @@ Start-up order (each step can end the run):
    ``[DATA_GOVERNANCE]`` block, ``runtime/governance_halt.log``, exit 3;
 4. kill switch - present: refuse, exit 3;
 5. live only: Stage 1 verified;
-6. the history guard is installed for the rest of the process, then one
-   cycle (``--run-once``: decision, orders, ticket) or the daemon loop.
+6. one cycle (``--run-once``: decision, orders, ticket) or the daemon loop,
+   whose data refresh fetches through a router given the history guard.
 """
 from __future__ import annotations
 
@@ -153,19 +153,18 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
             broker = (live_broker_factory or LiveAlpacaBroker)(config.live_credentials, db)
         else:
             broker = PaperBroker(db, config)
-        with HistoryGuard(config.guard_max_days).installed() as guard:
-            agent = TradingAgent(db, config, broker, entries, paths, log=log, **dict(agent_kwargs or {}))
-            if opts.run_once:
-                return _run_once(opts, agent, paths, log)
-            if refresh is None:
-                refresh = ingestion_refresh(db, universe, settings, paths, log, guard)
-            daemon = TradingDaemon(agent, paths, log, tick_interval=opts.tick_interval,
-                                   data_refresh_minutes=opts.data_refresh_minutes,
-                                   heartbeat_seconds=config.heartbeat_seconds, refresh=refresh)
-            if daemon_hook is not None:
-                daemon_hook(daemon)
-            with _stop_on_signals(daemon):
-                return daemon.run()
+        agent = TradingAgent(db, config, broker, entries, paths, log=log, **dict(agent_kwargs or {}))
+        if opts.run_once:
+            return _run_once(opts, agent, paths, log)
+        if refresh is None:
+            refresh = ingestion_refresh(db, universe, settings, paths, log, HistoryGuard(config.guard_max_days))
+        daemon = TradingDaemon(agent, paths, log, tick_interval=opts.tick_interval,
+                               data_refresh_minutes=opts.data_refresh_minutes,
+                               heartbeat_seconds=config.heartbeat_seconds, refresh=refresh)
+        if daemon_hook is not None:
+            daemon_hook(daemon)
+        with _stop_on_signals(daemon):
+            return daemon.run()
     finally:
         db.close()
 
