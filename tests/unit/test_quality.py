@@ -1,6 +1,7 @@
 """Quality components, score and QA checks on hand-built frames."""
 from __future__ import annotations
 
+import json
 import tomllib
 
 import numpy as np
@@ -289,7 +290,10 @@ def test_report_round_trips_to_json_types():
     report = assess(B.with_spike(CLEAN, 500, 2.0))
     as_dict = report.to_dict()
     assert as_dict["extreme_spike_flag"] == 1.0
-    assert F.Finding.from_dict(as_dict["findings"][0]) == report.findings[0]
+    assert json.loads(json.dumps(as_dict)) == as_dict
+    first = as_dict["findings"][0]      # every field of the finding, as JSON types
+    assert F.Finding(first["code"], first["severity"], first["message"], first["count"],
+                     tuple(first["sample_dates"])) == report.findings[0]
 
 
 def test_quality_config_reads_overrides():
