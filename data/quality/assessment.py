@@ -88,12 +88,6 @@ class QualityReport:
     def critical(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == F.CRITICAL]
 
-    def at_least(self, severity: str) -> list[Finding]:
-        return [f for f in self.findings if f.at_least(severity)]
-
-    def finding(self, code: str) -> Finding | None:
-        return next((f for f in self.findings if f.code == code), None)
-
     def to_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "expected_rows": self.expected_rows, **self.components,
                 "quality_score": self.score, "payload_duplicates": self.payload_duplicates,
