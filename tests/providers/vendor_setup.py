@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from typing import Iterable, Sequence
 
 from core.settings import DEFAULTS, Settings
+from core.universe import UniverseEntry
+from data.collectors.ingestion import FAILED, SymbolFetch, SymbolPlan
+from data.providers.base import FetchRequest
 
 CANARY_POLYGON = "canary-polygon-7Hq2ZkP0"
 CANARY_ALPACA_KEY = "canary-alpaca-key-Xv93Lm"
@@ -34,3 +38,27 @@ def fast_settings(priority=None, **per_vendor) -> Settings:
     if priority is not None:
         data["providers"]["priority"] = list(priority)
     return Settings(data=data, source="test")
+
+
+def plans_for(requests: Sequence[FetchRequest]) -> list[SymbolPlan]:
+    """Bare requests planned as a run plans them, for ``fetch_symbols``
+    (the run's fallback loop) without a store or a universe file."""
+    return [SymbolPlan(UniverseEntry(r.symbol, r.asset_class, calendar=r.calendar), r.calendar, r, 0)
+            for r in requests]
+
+
+def by_symbol(fetches: Iterable[SymbolFetch], requests: Sequence[FetchRequest]) -> dict[str, SymbolFetch]:
+    """``fetch_symbols``' output keyed by symbol in request order; every
+    requested symbol must come out exactly once."""
+    resolved: dict[str, SymbolFetch] = {}
+    for fetched in fetches:
+        assert fetched.result.symbol not in resolved, f"{fetched.result.symbol} resolved twice"
+        resolved[fetched.result.symbol] = fetched
+    assert sorted(resolved) == sorted(r.symbol for r in requests)
+    return {r.symbol: resolved[r.symbol] for r in requests}
+
+
+def failed_tries(fetched: SymbolFetch) -> list[tuple[str, str]]:
+    """(provider, error_code) of the providers that failed the symbol, in
+    the order they were asked (what the audit row's providers_tried says)."""
+    return [(t["provider"], t["error_code"]) for t in fetched.result.tried if t["outcome"] == FAILED]
