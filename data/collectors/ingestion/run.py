@@ -162,8 +162,9 @@ def _revive(ctx: RunContext, options: IngestOptions, plan: RunPlan, started_at: 
     for symbol in ctx.db.revive_dead_letters(options.revive, started_at):
         ctx.db.record_event("REVIVED", run_id=ctx.run_id, symbol=symbol, reason="OPERATOR")
         ctx.trail.append("dead_letter_revived", symbol=symbol, by="operator")
-    for symbol in ctx.db.revive_dead_letters(plan.entry_changed, utc_text()):
-        ctx.db.record_event("REVIVED", symbol=symbol, reason="UNIVERSE_ENTRY_CHANGED")
+    if plan.entry_changed:
+        for symbol in ctx.db.revive_dead_letters(plan.entry_changed, utc_text()):
+            ctx.db.record_event("REVIVED", symbol=symbol, reason="UNIVERSE_ENTRY_CHANGED")
 
 
 class _FetchRun:

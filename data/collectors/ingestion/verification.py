@@ -14,8 +14,8 @@ from data.quality.assessment import QualityReport
 from data.quality.findings import Finding
 from reports.health import freshness
 
-PASSED = "PASSED"
-FAILED = "FAILED"
+VERIFICATION_PASSED = "PASSED"
+VERIFICATION_FAILED = "FAILED"
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Verification:
 
     @property
     def passed(self) -> bool:
-        return self.verification == PASSED
+        return self.verification == VERIFICATION_PASSED
 
     def to_dict(self) -> dict[str, Any]:
         gov = self.governance
@@ -70,7 +70,7 @@ def govern_and_verify(ctx: RunContext, found: RunFindings) -> Verification:
     fresh = freshness(ctx.universe.enabled, db.history_summary(ctx.universe.symbols), ctx.settings, ctx.as_of,
                       ctx.now)
     problems = verification_problems(gov, fresh, found.fetch_failures)
-    verification = FAILED if problems else PASSED
+    verification = VERIFICATION_FAILED if problems else VERIFICATION_PASSED
     event = "INGEST_SUCCESS" if not problems else "INGEST_VERIFICATION_FAILED"
     db.record_event(event, run_id=ctx.run_id, reason=verification,
                     detail={"states": gov.counts, "problems": problems, "price_health": fresh["price_health"],
