@@ -8,6 +8,7 @@ state, and is refused the same way.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def validated(options: IngestOptions, universe: Universe, settings: Settings) ->
     if unknown:
         raise InputError(f"--revive: not in the universe: {', '.join(unknown)}")
     mode = "range" if (options.start or options.end) else options.mode
-    return IngestOptions(**{**options.__dict__, "mode": mode, "tickers": tickers, "revive": revive})
+    return dataclasses.replace(options, mode=mode, tickers=tickers, revive=revive)
 
 
 def exit_code(report: RunReport, *, fail_on_quality: bool = False) -> int:

@@ -27,8 +27,9 @@ MODES = ("deep_backfill", "incremental", "verify", "range")
 class IngestionError(Exception):
     """The run cannot start (bad range, mixed data origins, unknown provider).
 
-    Raised before the run changes any state; the edge reports it as a usage
-    error (exit 64)."""
+    Raised before the run changes any state, except mixed data origins found
+    only at the first write (no --provider named), after which the run's row
+    is closed as FAILED.  The edge reports it as a usage error (exit 64)."""
 
 
 @dataclass(frozen=True)

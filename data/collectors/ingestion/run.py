@@ -121,7 +121,8 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
                   run_id: str | None = None) -> RunReport:
     """Run one Stage 1 ingestion and return its report.  Never raises for a
     symbol's failure; raises IngestionError (or ``core.calendar.CalendarError``)
-    when the run cannot start, before it changes any state."""
+    when the run cannot start, before it changes any state (see
+    IngestionError for the one exception)."""
     if options.mode not in MODES:
         raise IngestionError(f"unknown mode {options.mode!r}; expected one of {', '.join(MODES)}")
     t0 = time.perf_counter()
