@@ -9,10 +9,12 @@ from typing import Any, Mapping, Sequence
 
 from core.alerts import Alerter, AlertMessage
 from data.collectors.ingestion.options import RunContext
-from data.governance.governance_agent import ACTIVE, GovernanceReport, govern_symbols
+from data.governance.governance_agent import GovernanceReport, govern_symbols
+from data.governance.rules import RED, Stage1Verdict
 from data.quality.assessment import QualityReport
 from data.quality.findings import Finding
 from reports.health import freshness
+from reports.stage1 import judge_store
 
 VERIFICATION_PASSED = "PASSED"
 VERIFICATION_FAILED = "FAILED"
@@ -69,7 +71,10 @@ def govern_and_verify(ctx: RunContext, found: RunFindings) -> Verification:
                          extra_findings=found.drift_findings)
     fresh = freshness(ctx.universe.enabled, db.history_summary(ctx.universe.symbols), ctx.settings, ctx.as_of,
                       ctx.now)
-    problems = verification_problems(gov, fresh, found.fetch_failures)
+    governed = set(found.symbols)
+    stage1 = judge_store(db, [e for e in ctx.universe.enabled if e.symbol in governed], ctx.settings, ctx.as_of,
+                         ctx.now)
+    problems = verification_problems(stage1, fresh, found.fetch_failures)
     verification = VERIFICATION_FAILED if problems else VERIFICATION_PASSED
     event = "INGEST_SUCCESS" if not problems else "INGEST_VERIFICATION_FAILED"
     db.record_event(event, run_id=ctx.run_id, reason=verification,
@@ -85,18 +90,19 @@ def govern_and_verify(ctx: RunContext, found: RunFindings) -> Verification:
     return Verification(gov, fresh, verification, problems, alerts)
 
 
-def verification_problems(gov: GovernanceReport, fresh: Mapping[str, Any],
+def verification_problems(stage1: Stage1Verdict, fresh: Mapping[str, Any],
                           fetch_failures: Sequence[str]) -> list[str]:
     """Why a run fails verification, one line each: symbols that failed to
-    fetch, symbols not ACTIVE, price health RED.  Empty: it passed."""
+    fetch, governed symbols that do not pass Stage 1 (the rules' one
+    definition: ACTIVE, their rows, fresh), universe price health RED.
+    Empty: it passed."""
     problems = []
     if fetch_failures:
         problems.append(f"{len(fetch_failures)} symbol(s) failed to fetch: {', '.join(list(fetch_failures)[:10])}")
-    not_active = [v for v in gov.verdicts if v.state != ACTIVE]
-    if not_active:
-        problems.append(f"{len(not_active)} symbol(s) not ACTIVE: "
-                        + ", ".join(f"{v.symbol} {v.state} {v.reason}" for v in not_active[:10]))
-    if fresh["price_health"] == "RED":
+    if stage1.failing:
+        problems.append(f"{len(stage1.failing)} symbol(s) do not pass Stage 1: "
+                        + ", ".join(f"{f['symbol']} {f['state']} {f['reason']}" for f in stage1.failing[:10]))
+    if fresh["price_health"] == RED:
         stale = [s["symbol"] for s in fresh["stale_symbols"] if s["health"] == "RED"]
         problems.append(f"price health RED: {len(stale)} symbol(s) stale or empty: {', '.join(stale[:10])}")
     return problems
