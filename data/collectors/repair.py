@@ -108,7 +108,7 @@ def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: R
                              f"repairs never add symbols")
     if start > end:
         raise IngestionError(f"--from {start} is after --to {end}")
-    calendar = entry.calendar or settings.calendar_for(entry.asset_class)
+    calendar = entry.calendar or settings.history.calendar_for(entry.asset_class)
     window = cal.range_window(calendar, start, end)
     if window.sessions == 0:
         raise IngestionError(f"no {calendar} sessions between {start} and {end}")
@@ -218,8 +218,9 @@ def repair_command(*, symbol: str | None, start: dt.date | None, end: dt.date | 
             raise InputError(f"--symbol: {exc}") from exc
     if data_dir and not Path(data_dir).is_dir():
         raise MissingInputError(f"--data-dir {data_dir}: directory not found")
-    if provider and provider not in settings.capabilities:
-        raise InputError(f"--provider {provider!r}: unknown; known: {', '.join(sorted(settings.capabilities))}")
+    capabilities = settings.providers.capabilities
+    if provider and provider not in capabilities:
+        raise InputError(f"--provider {provider!r}: unknown; known: {', '.join(sorted(capabilities))}")
     paths = RuntimePaths.resolve(db_path)
     if not paths.db.exists():
         raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")
