@@ -44,7 +44,7 @@ class HistorySettings(Table):
     # Calendar per asset class (exchange_calendars names).  Commodities
     # follow CME Globex (CMES): futures settle on CME's holiday schedule.
     calendars: Mapping[str, str] = setting({"stocks": "XNYS", "fx": "24/5", "crypto": "24/7",
-                                             "commodities": "CMES"})
+                                            "commodities": "CMES"})
 
     def calendar_for(self, asset_class: str) -> str:
         """The calendar of a symbol of ``asset_class`` without its own."""
@@ -86,8 +86,8 @@ class ProvidersSettings(Table):
     # Consecutive failed requests (after retries; 429s excluded) that open
     # a provider's circuit for the rest of the run.
     circuit_breaker_failures: int = setting(5, ge=1)
-    # Per-vendor quirks, merged over data/providers/http_vendor.py's
-    # defaults (which check their keys); constructor keywords override them.
+    # Per-vendor quirks, merged over data/providers/http_vendor/quirks.py's
+    # BASE_QUIRKS (which check their keys); constructor keywords override them.
     # rate_limits: [[requests, seconds], ...], every window enforced.
     yahoo: Mapping[str, Any] = setting({
         # Yahoo publishes no limit: 2,000 requests/hour per IP is the
@@ -139,7 +139,7 @@ class FalseTickSettings(Table):
     scale_window: int = setting(63, ge=1)
     mad_z: float = setting(8.0, gt=0)
     min_move: Mapping[str, float] = setting({"stocks": 0.05, "fx": 0.02, "crypto": 0.10, "commodities": 0.05},
-                                             ge=0)
+                                            ge=0)
 
 
 @dataclass(frozen=True)
@@ -150,9 +150,9 @@ class QualitySettings(Table):
     TABLE: ClassVar[str] = "quality"
     accept_threshold: float = setting(0.6, ge=0, le=1)
     weights: Mapping[str, float] = setting({"missing_dates_pct": 0.3, "duplicate_pct": 0.2,
-                                             "zero_negative_flag": 0.2, "extreme_spike_flag": 0.3}, ge=0)
+                                            "zero_negative_flag": 0.2, "extreme_spike_flag": 0.3}, ge=0)
     spike_threshold: Mapping[str, float] = setting({"stocks": 0.5, "fx": 0.15, "crypto": 0.8,
-                                                     "commodities": 0.4}, gt=0)
+                                                    "commodities": 0.4}, gt=0)
     universe_reject_alert_pct: float = setting(5.0, ge=0, le=100)
     false_tick: FalseTickSettings = field(default_factory=FalseTickSettings)
     stale_warn_sessions: int = setting(1, ge=1)
@@ -198,7 +198,8 @@ class IngestSettings(Table):
     # gzip level for the raw archive: 1 keeps a 7.56 M-row backfill I/O bound.
     raw_archive_compresslevel: int = setting(1, ge=0, le=9)
     # Consecutive runs in which no provider served a symbol before it is
-    # dead-lettered (skipped until its universe entry changes).
+    # dead-lettered (incremental runs skip it until --revive or an edit of
+    # its universe entry).
     dead_letter_after_failures: int = setting(3, ge=1)
 
 
