@@ -2,11 +2,10 @@
 by bench/providers.py)."""
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from typing import Iterable, Sequence
 
-from core.settings import DEFAULTS, Settings
+from core.settings import Settings
 from core.universe import UniverseEntry
 from data.collectors.ingestion import FAILED, SymbolFetch, SymbolPlan
 from data.providers.base import FetchRequest
@@ -32,12 +31,10 @@ WINDOW = (dt.date(2024, 1, 2), dt.date(2024, 2, 26))   # 40 XNYS sessions
 
 def fast_settings(priority=None, **per_vendor) -> Settings:
     """Default settings with FAST quirks for every vendor (plus overrides)."""
-    data = copy.deepcopy(DEFAULTS)
-    for name in ("yahoo", "polygon", "alpaca"):
-        data["providers"][name] = {**data["providers"].get(name, {}), **FAST, **per_vendor.get(name, {})}
+    providers = {name: {**FAST, **per_vendor.get(name, {})} for name in ("yahoo", "polygon", "alpaca")}
     if priority is not None:
-        data["providers"]["priority"] = list(priority)
-    return Settings(data=data, source="test")
+        providers["priority"] = list(priority)
+    return Settings().with_overrides({"providers": providers}, source="test")
 
 
 def plans_for(requests: Sequence[FetchRequest]) -> list[SymbolPlan]:
