@@ -46,8 +46,8 @@ def validated(options: IngestOptions, universe: Universe, settings: Settings) ->
         raise InputError(str(exc)) from exc
     if options.data_dir and not Path(options.data_dir).is_dir():
         raise MissingInputError(f"--data-dir {options.data_dir}: directory not found")
-    if options.provider and options.provider not in settings.capabilities:
-        raise InputError(f"--provider {options.provider!r}: unknown; known: {', '.join(sorted(settings.capabilities))}")
+    if options.provider and options.provider not in settings.providers.capabilities:
+        raise InputError(f"--provider {options.provider!r}: unknown; known: {', '.join(sorted(settings.providers.capabilities))}")
     if (options.start or options.end) and options.mode != "deep_backfill":
         raise InputError(f"--start/--end go with --mode=deep_backfill (the default), not --mode={options.mode}")
     if options.start and options.end and options.start > options.end:

@@ -45,8 +45,8 @@ def run_command(*, symbol: str | None, start: dt.date | None, end: dt.date | Non
             raise InputError(f"--from {start} is after --to {end}")
     if data_dir and not Path(data_dir).is_dir():
         raise MissingInputError(f"--data-dir {data_dir}: directory not found")
-    if provider and provider not in settings.capabilities:
-        raise InputError(f"--provider {provider!r}: unknown; known: {', '.join(sorted(settings.capabilities))}")
+    if provider and provider not in settings.providers.capabilities:
+        raise InputError(f"--provider {provider!r}: unknown; known: {', '.join(sorted(settings.providers.capabilities))}")
     paths = RuntimePaths.resolve(db_path)
     if not paths.db.exists():
         raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import tomllib
 import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -302,48 +302,6 @@ class Settings:
             return replace(self, source=source, **changes)
         except SettingsError as exc:
             raise SettingsError(f"{source}: {exc}") from None
-
-    # ------------------------------------------------------------ transitional
-    def get(self, dotted: str, *_ignored_default: Any) -> Any:
-        """Transitional: removed once ingestion/providers call the typed attributes.
-
-        The value at ``dotted`` (``"providers.fetch_workers"``).  An unknown
-        path raises KeyError; a default argument is accepted for the old
-        call sites but never used, so a typo cannot fall back silently."""
-        node: Any = self
-        for part in dotted.split("."):
-            if isinstance(node, Table) and part in {f.name for f in fields(node)}:
-                node = getattr(node, part)
-            elif isinstance(node, Mapping) and part in node:
-                node = node[part]
-            elif node is self and part in _SECTIONS:
-                node = getattr(self, part)
-            else:
-                raise KeyError(dotted)
-        return node
-
-    @property
-    def required_sessions(self) -> int:
-        """Transitional: removed once ingestion/providers call the typed attributes
-        (``history.required_sessions``)."""
-        return self.history.required_sessions
-
-    @property
-    def capabilities(self) -> Mapping[str, Mapping[str, Any]]:
-        """Transitional: removed once ingestion/providers call the typed attributes
-        (``providers.capabilities``)."""
-        return self.providers.capabilities
-
-    @property
-    def priority(self) -> list[str]:
-        """Transitional: removed once ingestion/providers call the typed attributes
-        (``providers.priority``)."""
-        return list(self.providers.priority)
-
-    def calendar_for(self, asset_class: str) -> str:
-        """Transitional: removed once ingestion/providers call the typed attributes
-        (``history.calendar_for``)."""
-        return self.history.calendar_for(asset_class)
 
 
 # Table name -> its class: the fields of Settings, but ``source``.

@@ -205,17 +205,6 @@ def test_a_malformed_settings_file_is_exit_65_at_the_cli(tmp_path, runtime, monk
     assert f"{path}: unknown setting [quality] acept_threshold" in result.output
 
 
-def test_transitional_get_reads_the_typed_tree_and_never_defaults():
-    s = Settings()
-    assert s.get("providers.fetch_workers") == 2
-    assert s.get("providers.yahoo.rate_limits") == [[2, 1.0], [2000, 3600.0]]
-    assert s.get("providers.file_fallback", False) is True     # a default argument is not honoured
-    with pytest.raises(KeyError):
-        s.get("providers.fetch_workerz", 2)
-    with pytest.raises(KeyError):
-        s.get("quality.acept_threshold")
-
-
 # ------------------------------------------------------ over the schema
 def fixed_tables() -> list[tuple[tuple[str, ...], set[str]]]:
     """Every table whose keys are fixed, with its keys (the root's are the tables)."""

@@ -49,9 +49,9 @@ def cross_check(router: DataRouter, tails: Tails, settings: Settings, trail: Aud
                     continue
                 result = close_drift(tails[symbol][2], fetched.payload.frame, primary_name=primary,
                                      secondary_name=fetched.result.provider,
-                                     warn_pct=float(settings.get("cross_check.warn_pct", 1.0)),
-                                     error_pct=float(settings.get("cross_check.error_pct", 2.5)),
-                                     min_overlap=int(settings.get("cross_check.min_overlap", 20)))
+                                     warn_pct=settings.cross_check.warn_pct,
+                                     error_pct=settings.cross_check.error_pct,
+                                     min_overlap=settings.cross_check.min_overlap)
                 out[symbol] = result
                 detail = result.to_dict()
                 trail.append("cross_check", level="WARNING" if result.finding else "INFO", symbol=symbol,

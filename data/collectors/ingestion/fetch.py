@@ -149,9 +149,9 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
         if trail is not None:
             trail.append(name, **fields)
 
-    prep = PayloadPrep(raw_dir, int(settings.get("ingest.raw_archive_compresslevel", 1)), scorer)
-    pool = FetchPool(router, prep, int(settings.get("providers.fetch_workers", 2)),
-                     settings.get("providers.process_workers"))
+    prep = PayloadPrep(raw_dir, settings.ingest.raw_archive_compresslevel, scorer)
+    pool = FetchPool(router, prep, settings.providers.fetch_workers,
+                     settings.providers.process_workers or None)
     try:
         by_provider: dict[str, list[Pending]] = collections.defaultdict(list)
         for plan in plans:

@@ -42,7 +42,7 @@ class PayloadScorer:
 
     def __init__(self, settings: Settings, as_of: dt.date):
         self.config = QualityConfig.from_settings(settings)
-        self.required = settings.required_sessions
+        self.required = settings.history.required_sessions
         self.as_of = as_of
         self._windows: dict[str, tuple[cal.Window, pd.DatetimeIndex]] = {}
 

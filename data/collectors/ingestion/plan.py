@@ -60,7 +60,7 @@ def plan_symbols(db: Database, entries: Sequence[UniverseEntry], settings: Setti
     operator revives (``options.revive``) and dead letters whose universe
     entry changed are planned as live.  Raises IngestionError (a start after
     the end) or ``core.calendar.CalendarError``; writes nothing."""
-    required = settings.required_sessions
+    required = settings.history.required_sessions
     last_dates = db.last_bar_dates(e.symbol for e in entries) if options.mode == "incremental" else {}
     dead = {s: st for s, st in db.fetch_states().items() if st.get("dead_letter") and s not in options.revive}
     changed = [e.symbol for e in entries if e.symbol in dead and dead[e.symbol].get("dead_letter_entry")
@@ -69,7 +69,7 @@ def plan_symbols(db: Database, entries: Sequence[UniverseEntry], settings: Setti
         dead.pop(symbol)
     plans = []
     for entry in entries:
-        calendar = entry.calendar or settings.calendar_for(entry.asset_class)
+        calendar = entry.calendar or settings.history.calendar_for(entry.asset_class)
         if entry.symbol in dead and options.mode == "incremental":
             plans.append(SymbolPlan(entry, calendar, None, 0, SKIPPED_DEAD_LETTER,
                                     "dead-lettered after repeated failures"))

@@ -176,7 +176,7 @@ class _FetchRun:
         self.raw_dir = ctx.paths.raw_dir(ctx.run_id)
         self.results: dict[str, SymbolResult] = {}
         self.writer = _BatchWriter(ctx.db, ctx.run_id, started_at,
-                                   int(ctx.settings.get("ingest.symbols_per_transaction", 100)))
+                                   ctx.settings.ingest.symbols_per_transaction)
         self.providers_used: collections.Counter[str] = collections.Counter()
         self.duplicates: dict[str, int] = {}
         self.critical: dict[str, str] = {}
@@ -192,8 +192,8 @@ class _FetchRun:
                      provider=options.provider, priority=router.priority)
         scorer = PayloadScorer(settings, ctx.as_of) if options.mode == "deep_backfill" else None
         stats = ProviderStats()
-        cross_checking = options.cross_check or bool(settings.get("cross_check.enabled", False))
-        sample_sessions = int(settings.get("cross_check.sample_sessions", 60))
+        cross_checking = options.cross_check or settings.cross_check.enabled
+        sample_sessions = settings.cross_check.sample_sessions
         tails: dict[str, tuple[str, SymbolPlan, pd.DataFrame]] = {}
         try:
             for done, fetched in enumerate(fetch_symbols(router, plans, settings=settings, raw_dir=self.raw_dir,
@@ -267,7 +267,7 @@ def _record_provider_health(ctx: RunContext, rows: list[dict[str, Any]]) -> None
 
 def _mark_dead_letters(ctx: RunContext, entries: Sequence[UniverseEntry], started_at: str) -> list[str]:
     """Dead-letter the symbols no provider served in enough consecutive runs."""
-    threshold = int(ctx.settings.get("ingest.dead_letter_after_failures", 3))
+    threshold = ctx.settings.ingest.dead_letter_after_failures
     fingerprints = {e.symbol: entry_fingerprint(e) for e in entries}
     dead_lettered = ctx.db.mark_dead_letters(threshold, started_at, fingerprints)
     for symbol in dead_lettered:
