@@ -9,21 +9,23 @@ import json
 
 import click
 
-from cli.command import OperatorCommand, db_option, json_option
+from cli.command import OperatorCommand
+from cli.options import db_option, json_option, tickers_option, universe_option
 from cli.trading_support import open_store_and_universe
 
 
 @click.command(cls=OperatorCommand)
-@click.option("--tickers", default=None, help="Comma-separated subset of the universe.")
+@tickers_option()
 @click.option("--force", is_flag=True, help="Rebuild even when the price data is unchanged.")
-@click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=None)
+@universe_option
 @db_option
 @json_option
 def main(tickers, force, universe_path, db_path, as_json):
     """Rebuild the alpha-model features from the stored bars (a no-op when the
     price data is unchanged, unless --force); written under the runtime dir.
 
-    Exit codes: 0 ok, 1 failure, 64/65/66 input errors.
+    Exit codes: 0 ok, 1 failure, 64 bad flag or a symbol outside the universe,
+    65 malformed universe/settings, 66 missing database or universe.
     """
     from trading.model_pipeline import refresh_feature_store
 

@@ -19,23 +19,28 @@ from __future__ import annotations
 
 import click
 
-from cli.command import OperatorCommand, db_option, json_option
-from cli.health_report import default_universe, parse_as_of, verify_backfill
+from cli.command import OperatorCommand
+from cli.health_report import verify_backfill
+from cli.options import as_of_option, db_option, json_option, universe_option
 
 
-@click.command(cls=OperatorCommand, help=__doc__.split("\n\n")[0])
+@click.command(cls=OperatorCommand)
 @db_option
-@click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=str(default_universe()),
-              show_default=True, help="Universe file (the only source of symbols).")
+@universe_option
 @click.option("--symbols", "show_symbols", is_flag=True, help="List failing symbols with rows, score and reason.")
 @click.option("--strict", is_flag=True, help="Exit 2 unless every enabled symbol complies.")
-@click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD",
-              help="Judge freshness as of this date (default: now).")
+@as_of_option("Judge freshness as of this date (default: now).")
 @json_option
-def main(db_path: str | None, universe_path: str, show_symbols: bool, strict: bool, as_of: str | None,
-         as_json: bool) -> int:
-    return verify_backfill(db_path, universe_path, show_symbols=show_symbols, strict=strict,
-                           as_of=parse_as_of(as_of), as_json=as_json)
+def main(db_path: str | None, universe_path: str | None, show_symbols: bool, strict: bool, as_of, as_json: bool) -> int:
+    """Backfill verification: the share of the enabled universe that passes
+    Stage 1 at --as-of (ACTIVE, its required rows, fresh against its
+    calendar's last complete session).
+
+    Exit codes: 0 ok (or not --strict), 2 not compliant under --strict, 64 bad
+    flag, 65 malformed universe/settings, 66 database or universe not found.
+    """
+    return verify_backfill(db_path, universe_path, show_symbols=show_symbols, strict=strict, as_of=as_of,
+                           as_json=as_json)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,27 @@
-"""Click plumbing shared by the thin CLI scripts.
+"""The click command class every operator command uses.
 
-``OperatorCommand`` maps click's usage errors to exit 64 (click would use 2,
-which is our quality-gate code) and our typed input errors to 64/65/66, as a
-single line on stderr naming the flag, file or symbol.
+``OperatorCommand`` answers ``-h`` as well as ``--help``, maps click's usage
+errors to exit 64 (click would use 2, which is our quality-gate code) and
+every typed error of the product to its exit code through the one table in
+``cli.exit_codes``, as a single line on stderr naming the flag, file or
+symbol.  A command's own return value (an int) is its exit code.
 """
 from __future__ import annotations
 
-import sqlite3
 import sys
 
 import click
 
-from core import exit_codes
-from core.errors import DataInputError, InputError, MissingInputError  # noqa: F401 (re-exported)
+from cli.exit_codes import FAILURE, OK, USAGE, error_line, exit_code_for
+from core.errors import GovernedTradingError
+
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 
 class OperatorCommand(click.Command):
+    def __init__(self, *args, context_settings=None, **kwargs):
+        super().__init__(*args, context_settings={**HELP_OPTIONS, **(context_settings or {})}, **kwargs)
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
@@ -24,28 +30,14 @@ class OperatorCommand(click.Command):
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
-            sys.exit(exit_codes.FAILURE)
+            sys.exit(FAILURE)
         except click.UsageError as exc:
             hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
             click.echo(f"error: {exc.format_message()}{hint}", err=True)
-            sys.exit(exit_codes.USAGE)
-        except InputError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except sqlite3.DatabaseError as exc:
-            # A malformed or locked store: one line and the procedure to follow.
-            click.echo(f"error: database error: {exc} (see docs/runbook.md, 'Database corruption')", err=True)
-            sys.exit(exit_codes.FAILURE)
+            sys.exit(USAGE)
+        except GovernedTradingError as exc:
+            click.echo(error_line(exc), err=True)
+            sys.exit(exit_code_for(exc))
         if isinstance(rv, int):
             sys.exit(rv)
-        sys.exit(exit_codes.OK)
-
-
-def db_option(fn):
-    return click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
-                        help="SQLite database (default: $RUNTIME_DIR/institutional_trading.db).")(fn)
-
-
-def json_option(fn):
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Machine-readable JSON on stdout; human output suppressed.")(fn)
+        sys.exit(OK)

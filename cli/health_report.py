@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from core import exit_codes
+from cli import exit_codes
+from core.inputs import load_inputs
 from reports import health
 
 _HUMAN_LIMIT = 25   # rows per table in human output (JSON carries them all)
@@ -29,7 +29,7 @@ def verify_backfill(db_path: str | None, universe_path: str | None, *, show_symb
                     strict: bool = False, as_of: dt.date | None = None, as_json: bool = False) -> int:
     """``verify_backfill.py``: print compliance at ``as_of`` (default: now);
     with ``strict`` exit 2 unless every enabled universe symbol complies."""
-    universe, settings = health.load_inputs(universe_path)
+    universe, settings = load_inputs(universe_path)
     with health.open_store(db_path) as db:
         result = health.backfill_compliance(db, universe, settings, as_of=as_of)
     if as_json:
@@ -45,14 +45,23 @@ def verify_db_status(db_path: str | None, universe_path: str | None, *, sections
                      as_of: dt.date | None = None, as_json: bool = False) -> int:
     """``verify_db_status.py``: the chosen sections (all by default); exit 0
     when every check passes, 2 when one fails, 1 when integrity fails."""
-    universe, settings = health.load_inputs(universe_path)
+    universe, settings = load_inputs(universe_path)
     with health.open_store(db_path) as db:
         status = health.db_status(db, universe, settings, as_of=as_of, sections=sections or None)
     if as_json:
         click.echo(json.dumps(status, indent=2, default=str))
     else:
         _Printer().status(status)
-    return health.status_exit_code(status)
+    return status_exit_code(status)
+
+
+def status_exit_code(status: Mapping[str, Any]) -> int:
+    """0 when every check passes; 1 when the database itself is damaged
+    (integrity); 2 when a history/quality/governance/freshness/ingest check fails."""
+    checks = status.get("checks", {})
+    if checks.get("integrity") == health.FAIL:
+        return exit_codes.FAILURE
+    return exit_codes.OK if status.get("passed") else exit_codes.GATE_FAILED
 
 
 class _Printer:
@@ -236,16 +245,3 @@ def _cell(value: Any) -> str:
         return f"{value:.4f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.1f}"
     return str(value)
 
-
-def parse_as_of(value: str | None) -> dt.date | None:
-    """``--as-of YYYY-MM-DD`` (None: today)."""
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--as-of") from exc
-
-
-def default_universe() -> Path:
-    return health.DEFAULT_UNIVERSE

@@ -3,8 +3,9 @@ the run, its rendering and its exit code.
 
 Everything a flag can get wrong is refused here (exit 64/65/66) before the
 store is opened; what only the run can find out (mixed data origins, a range
-with no sessions) comes back as ``IngestionError`` before the run changes any
-state, and is refused the same way.
+with no sessions, a missing data directory) comes back as a typed input
+error (``IngestionError``, ``DataDirectoryNotFound``) before the run changes
+any state, and is refused the same way (``cli.exit_codes``).
 """
 from __future__ import annotations
 
@@ -15,17 +16,17 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from cli.command import OperatorCommand, db_option, json_option
+from cli import exit_codes
+from cli.command import OperatorCommand
 from cli.console import progress_bar
+from cli.options import ISO_DATE, SYMBOLS, as_of_option, db_option, json_option, tickers_option, universe_option
 from core import calendar as cal
-from core import exit_codes
-from core.errors import InputError, MissingInputError
+from core.errors import MissingInputError, UsageError
 from core.inputs import load_inputs
 from core.runtime import RuntimePaths
 from core.settings import Settings
-from core.symbols import InvalidSymbolError, normalise_symbol
-from core.universe import Universe, UniverseError
-from data.collectors.ingestion import IngestionError, IngestOptions, RunReport, run_ingestion
+from core.universe import Universe
+from data.collectors.ingestion import IngestOptions, RunReport, run_ingestion
 from database.manager import Database
 
 # The runbook's modes; a custom range is asked for with --start/--end (the
@@ -34,33 +35,23 @@ OPERATOR_MODES = ("deep_backfill", "incremental", "verify")
 
 
 def validated(options: IngestOptions, universe: Universe, settings: Settings) -> IngestOptions:
-    """The options as the run takes them (symbols normalised, the range form
-    labelled), or InputError/MissingInputError naming the flag."""
-    try:
-        tickers = tuple(normalise_symbol(t) for t in options.tickers)
-    except InvalidSymbolError as exc:
-        raise InputError(f"--tickers: {exc}") from exc
-    try:
-        universe.select(list(tickers) or None)
-    except UniverseError as exc:
-        raise InputError(str(exc)) from exc
+    """The options as the run takes them (the range form labelled), or a
+    UsageError/MissingInputError naming the flag.  ``tickers`` and
+    ``revive`` come normalised from their option (``cli.options``)."""
+    universe.select(list(options.tickers) or None)
     if options.data_dir and not Path(options.data_dir).is_dir():
         raise MissingInputError(f"--data-dir {options.data_dir}: directory not found")
     if options.provider and options.provider not in settings.providers.capabilities:
-        raise InputError(f"--provider {options.provider!r}: unknown; known: {', '.join(sorted(settings.providers.capabilities))}")
+        raise UsageError(f"--provider {options.provider!r}: unknown; known: {', '.join(sorted(settings.providers.capabilities))}")
     if (options.start or options.end) and options.mode != "deep_backfill":
-        raise InputError(f"--start/--end go with --mode=deep_backfill (the default), not --mode={options.mode}")
+        raise UsageError(f"--start/--end go with --mode=deep_backfill (the default), not --mode={options.mode}")
     if options.start and options.end and options.start > options.end:
-        raise InputError(f"--start {options.start} is after --end {options.end}")
-    try:
-        revive = tuple(normalise_symbol(t) for t in options.revive)
-    except InvalidSymbolError as exc:
-        raise InputError(f"--revive: {exc}") from exc
-    unknown = [t for t in revive if universe.get(t) is None]
+        raise UsageError(f"--start {options.start} is after --end {options.end}")
+    unknown = [t for t in options.revive if universe.get(t) is None]
     if unknown:
-        raise InputError(f"--revive: not in the universe: {', '.join(unknown)}")
+        raise UsageError(f"--revive: not in the universe: {', '.join(unknown)}")
     mode = "range" if (options.start or options.end) else options.mode
-    return dataclasses.replace(options, mode=mode, tickers=tickers, revive=revive)
+    return dataclasses.replace(options, mode=mode)
 
 
 def exit_code(report: RunReport, *, fail_on_quality: bool = False) -> int:
@@ -86,10 +77,8 @@ def run_command(options: IngestOptions, *, db_path: str | None, universe_path: s
         try:
             with progress_bar(f"{options.mode}", enabled=not as_json) as progress:
                 report = run_ingestion(db, universe, settings, paths, options, progress=progress)
-        except IngestionError as exc:
-            raise InputError(str(exc)) from exc
         except cal.CalendarError as exc:
-            raise InputError(f"--as-of/--start/--end: {exc}") from exc
+            raise cal.CalendarError(f"--as-of/--start/--end: {exc}") from exc
     code = exit_code(report, fail_on_quality=fail_on_quality)
     if as_json:
         click.echo(json.dumps(json_document(report, code, str(paths.db)), default=str, indent=2))
@@ -135,27 +124,23 @@ def render(report: RunReport, *, db_path: str) -> None:
             console.print(f"... and {len(failed) - 50} more (see --json or ingestion_audit)")
 
 
-def _symbols(text: str | None) -> tuple[str, ...]:
-    return tuple(t for t in (text or "").split(",") if t.strip())
-
-
-@click.command(cls=OperatorCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OperatorCommand)
 @click.option("--mode", type=click.Choice(OPERATOR_MODES), default="deep_backfill", show_default=True,
               help="deep_backfill: the trailing 1260 sessions per symbol (or --start/--end); incremental: from "
                    "the last stored session + 1; verify: fetch nothing, re-check what is stored.")
-@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="Custom range start (YYYY-MM-DD).")
-@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Custom range end (YYYY-MM-DD).")
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="As-of date (default: today).")
-@click.option("--tickers", help="Comma-separated symbols; each must be in the universe.")
+@click.option("--start", type=ISO_DATE, help="Custom range start (YYYY-MM-DD).")
+@click.option("--end", type=ISO_DATE, help="Custom range end (YYYY-MM-DD).")
+@as_of_option("As-of date: the window ends at the last complete session on or before it (default: today).")
+@tickers_option("Comma-separated symbols; each must be an enabled symbol of the universe (default: all).")
 @click.option("--provider", help="Use only this provider (yahoo, polygon, alpaca, file, synthetic).")
 @click.option("--data-dir", type=click.Path(), envvar="FILE_PROVIDER_DIR",
               help="Directory of per-symbol CSV/Parquet files for the 'file' provider [env FILE_PROVIDER_DIR].")
-@click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=None,
-              help="Universe file (default: configs/universe.json).")
+@universe_option
 @click.option("--fail-on-quality", is_flag=True, help="Exit 2 when an error-severity quality finding exists.")
 @click.option("--cross-check", "cross_check", is_flag=True,
               help="Compare recent closes with a second entitled provider; drift degrades (settings [cross_check]).")
-@click.option("--revive", help="Comma-separated dead-lettered symbols to try again (see verify_db_status.py).")
+@click.option("--revive", type=SYMBOLS, default=(),
+              help="Comma-separated dead-lettered symbols to try again (see verify_db_status.py).")
 @db_option
 @json_option
 def main(mode, start, end, as_of, tickers, provider, data_dir, universe_path, fail_on_quality, cross_check, revive,
@@ -167,9 +152,8 @@ def main(mode, start, end, as_of, tickers, provider, data_dir, universe_path, fa
     failed (--fail-on-quality), 64 bad flag, 65 malformed universe or data
     file, 66 missing file or directory.
     """
-    options = IngestOptions(mode=mode, as_of=as_of.date() if as_of else None,
-                            start=start.date() if start else None, end=end.date() if end else None,
-                            tickers=_symbols(tickers), provider=provider.strip().lower() if provider else None,
-                            data_dir=data_dir, revive=_symbols(revive), cross_check=cross_check)
+    options = IngestOptions(mode=mode, as_of=as_of, start=start, end=end, tickers=tickers,
+                            provider=provider.strip().lower() if provider else None,
+                            data_dir=data_dir, revive=revive, cross_check=cross_check)
     return run_command(options, db_path=db_path, universe_path=universe_path, fail_on_quality=fail_on_quality,
                        as_json=as_json)

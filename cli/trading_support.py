@@ -1,19 +1,18 @@
 """What the research CLIs share: open the store and select the universe,
-turning missing or malformed inputs into the operator's exit codes."""
+turning missing or malformed inputs into typed input errors."""
 from __future__ import annotations
 
-
-from database.manager import Database
+from core.errors import MissingInputError
 from core.inputs import load_inputs
-from cli.command import MissingInputError
 from core.runtime import RuntimePaths
-from trading.stage2 import parse_tickers, select_entries
+from database.manager import Database
+from trading.stage2 import select_entries
 
 
-def open_store_and_universe(db_path: str | None, universe_path: str | None, tickers: str | None):
+def open_store_and_universe(db_path: str | None, universe_path: str | None, tickers: tuple[str, ...]):
     """(Database, selected universe entries, RuntimePaths)."""
     paths = RuntimePaths.resolve(db_path)
     if not paths.db.exists():
         raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")
     universe, _ = load_inputs(universe_path)
-    return Database(paths.db), select_entries(universe, parse_tickers(tickers)), paths
+    return Database(paths.db), select_entries(universe, tickers), paths

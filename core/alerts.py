@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import re
-import sqlite3
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
@@ -35,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import apprise
 
+from core.errors import StoreError
 from core.redaction import MASK, redact
 from core.runtime import RuntimePaths
 from core.settings import ALERT_SEVERITIES, AlertsSettings, Settings
@@ -65,7 +65,8 @@ class AuditSink(Protocol):
 
 
 class AlertStore(Protocol):
-    """Where alerts are recorded (``database.manager.Database``)."""
+    """Where alerts are recorded (``database.manager.Database``); a failure
+    to record raises ``core.errors.StoreError``."""
 
     def record_alert(self, alert: Mapping[str, Any]) -> int: ...
 
@@ -287,7 +288,7 @@ class Alerter:
         if self.store is not None:
             try:
                 result.alert_id = self.store.record_alert({"run_id": self.run_id, "body": m.body, **fields})
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 log.warning("alert %r could not be recorded in the database: %s", m.title, exc)
         if self.audit is not None:
             try:

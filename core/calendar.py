@@ -14,13 +14,16 @@ from functools import lru_cache
 import exchange_calendars as xcals
 import pandas as pd
 
+from core.errors import UsageError
+
 # exchange_calendars builds 20 years back by default; ask for more so that a
 # custom --start in the past still resolves.
 _CAL_START = pd.Timestamp("1995-01-01")
 
 
-class CalendarError(ValueError):
-    """Unknown calendar, or a date the calendar does not cover."""
+class CalendarError(UsageError):
+    """An unknown calendar, or a date the calendar does not cover: the
+    caller names the flag (``--as-of``, ``--start``) it came from."""
 
 
 @dataclass(frozen=True)

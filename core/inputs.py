@@ -1,7 +1,8 @@
 """The operator's input files, loaded once and validated the same way by
 every command: the universe (``--universe``, ``UNIVERSE_FILE`` or
 ``configs/universe.json``) and the settings.  Problems become one-line
-``core.errors`` exceptions (exit 65 malformed, 66 missing)."""
+``core.errors`` exceptions: ``MalformedInputError`` (``UniverseError``,
+``SettingsError``) or ``MissingInputError``."""
 from __future__ import annotations
 
 import os
@@ -9,9 +10,9 @@ from pathlib import Path
 from typing import Mapping
 
 from core.calendar import known_calendar_names
-from core.universe import Universe, UniverseError, load_universe
-from core.errors import DataInputError, MissingInputError
-from core.settings import REPO_ROOT, Settings, SettingsError, load_settings
+from core.errors import MissingInputError
+from core.settings import REPO_ROOT, Settings, load_settings
+from core.universe import Universe, load_universe
 
 DEFAULT_UNIVERSE = REPO_ROOT / "configs" / "universe.json"
 
@@ -23,16 +24,10 @@ def universe_path(path: str | os.PathLike | None = None, env: Mapping[str, str] 
 
 def load_inputs(path: str | os.PathLike | None = None,
                 env: Mapping[str, str] | None = None) -> tuple[Universe, Settings]:
-    """Universe and settings, or a DataInputError / MissingInputError."""
+    """Universe and settings; a missing universe file is a
+    MissingInputError, a malformed one a UniverseError, a bad settings file
+    a SettingsError."""
     chosen = universe_path(path, env)
     if not chosen.exists():
         raise MissingInputError(f"{chosen}: universe file not found")
-    try:
-        universe = load_universe(chosen, known_calendar_names())
-    except UniverseError as exc:
-        raise DataInputError(str(exc)) from exc
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise DataInputError(str(exc)) from exc
-    return universe, settings
+    return load_universe(chosen, known_calendar_names()), load_settings()

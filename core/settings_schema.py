@@ -18,12 +18,15 @@ from dataclasses import field, fields, replace
 from functools import lru_cache
 from typing import Any, ClassVar, Mapping, NewType
 
+from core.errors import MalformedInputError
+
 IsoDate = NewType("IsoDate", str)          # a calendar date, "YYYY-MM-DD"
 
 
-class SettingsError(ValueError):
+class SettingsError(MalformedInputError):
     """The settings file cannot be read, or holds an unknown key, a value of
-    the wrong type or an invalid number (one line naming the key and file)."""
+    the wrong type or an invalid number (one line naming the key and file):
+    fix the file."""
 
 
 def setting(default: Any, **rules: Any) -> Any:

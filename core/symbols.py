@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+from core.errors import UsageError
+
 ASSET_CLASSES = ("stocks", "fx", "crypto", "commodities")
 
 # Plausible ticker text: letters/digits first, then letters, digits and the
@@ -10,8 +12,9 @@ ASSET_CLASSES = ("stocks", "fx", "crypto", "commodities")
 _TICKER_RE = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-=/]{0,19}$")
 
 
-class InvalidSymbolError(ValueError):
-    """Symbol text that cannot be a ticker."""
+class InvalidSymbolError(UsageError):
+    """Symbol text that cannot be a ticker: fix the flag (the universe
+    loader reports it as a malformed universe entry)."""
 
 
 def classify_symbol(symbol: str) -> str:

@@ -21,15 +21,22 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import MalformedInputError, UsageError
 from core.symbols import ASSET_CLASSES, InvalidSymbolError, classify_symbol, normalise_symbol
 
 ALLOWED_FIELDS = {"symbol", "asset_class", "calendar", "enabled", "name"}
 TOP_LEVEL_FIELDS = {"version", "symbols", "description"}
 
 
-class UniverseError(ValueError):
-    """The universe file is missing or malformed.  The message is one line
-    naming the file, the entry and the problem."""
+class UniverseError(MalformedInputError):
+    """The universe file is malformed (or missing, when loaded directly):
+    fix the file.  The message is one line naming the file, the entry and
+    the problem."""
+
+
+class NotInUniverseError(UsageError):
+    """Symbols named on the command line are not enabled symbols of the
+    universe (symbols are never invented): fix the flag, or the universe."""
 
 
 @dataclass(frozen=True)
@@ -61,17 +68,17 @@ class Universe:
         return None
 
     def select(self, tickers: list[str] | None) -> list[UniverseEntry]:
-        """Enabled entries, or the named ones; a name not in the universe is an
-        error (symbols are never invented)."""
+        """Enabled entries, or the named ones; a name not in the universe (or
+        disabled there) is a NotInUniverseError (symbols are never invented)."""
         if not tickers:
             return self.enabled
         by_symbol = {e.symbol: e for e in self.entries}
         missing = [t for t in tickers if t not in by_symbol]
         if missing:
-            raise UniverseError(f"{self.path}: not in the universe: {', '.join(missing)}")
+            raise NotInUniverseError(f"{self.path}: not in the universe: {', '.join(missing)}")
         disabled = [t for t in tickers if not by_symbol[t].enabled]
         if disabled:
-            raise UniverseError(f"{self.path}: disabled in the universe: {', '.join(disabled)}")
+            raise NotInUniverseError(f"{self.path}: disabled in the universe: {', '.join(disabled)}")
         return [by_symbol[t] for t in dict.fromkeys(tickers)]
 
 

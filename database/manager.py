@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
+import inspect
 import itertools
 import json
 import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
+
+from core.errors import StoreError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -42,12 +46,40 @@ _MAX_ROWS_PER_INSERT = (32766 - 4) // len(_ROW_COLUMNS)
 SYNTHETIC_PROVIDER = "synthetic"
 
 
-class StoreError(Exception):
-    """A store-level refusal (schema too new, data origins mixed, ...)."""
-
-
 class MixedOriginError(StoreError):
-    """Synthetic bars must never share a database with vendor bars."""
+    """Synthetic bars must never share a database with vendor bars: write
+    the other origin to a separate database (``--db`` or ``RUNTIME_DIR``)."""
+
+
+class StoreAccessError(StoreError):
+    """The database could not be read or written: locked past the busy
+    timeout, damaged, or not a database.  The message is sqlite's; the
+    operator follows the runbook's 'Database corruption' procedure."""
+
+
+_T = TypeVar("_T")
+
+
+def _translated(method: Callable[..., _T]) -> Callable[..., _T]:
+    """``method`` with sqlite3's exceptions raised as StoreAccessError (same message)."""
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreAccessError(str(exc)) from exc
+    return call
+
+
+def _sqlite_errors_translated(cls: type) -> type:
+    """Every public method of ``cls`` (and its constructor) raises
+    StoreAccessError where sqlite3 raised: no caller outside the store ever
+    sees a backend's exception class."""
+    for name, member in list(vars(cls).items()):
+        if inspect.isfunction(member) and (name == "__init__" or not name.startswith("_")) \
+                and name != "transaction":
+            setattr(cls, name, _translated(member))
+    return cls
 
 
 def utc_now() -> str:
@@ -76,8 +108,10 @@ class SymbolWrite:
     audit: dict[str, Any]         # ingestion_audit columns (run_id/symbol filled in)
 
 
+@_sqlite_errors_translated
 class Database:
-    """A connection to the store with the operations the system needs."""
+    """A connection to the store with the operations the system needs.
+    Every failure of a read or write is a ``StoreError``."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -21,10 +20,8 @@ import numpy as np
 
 from core.calendar import CalendarError, last_complete_session
 from core.universe import Universe, UniverseEntry
-from database.manager import SCHEMA_VERSION, Database, StoreError
-from core import exit_codes
-from core.errors import DataInputError, MissingInputError
-from core.inputs import DEFAULT_UNIVERSE, load_inputs  # noqa: F401 (re-exported for the CLIs)
+from database.manager import SCHEMA_VERSION, Database, StoreAccessError, StoreError
+from core.errors import MalformedInputError, MissingInputError
 from core.runtime import RuntimePaths
 from core.settings import Settings
 from data.governance.rules import ACTIVE, GREEN, RED, STATES, UNGOVERNED, YELLOW, GovernanceRules, bars_behind
@@ -45,16 +42,17 @@ def _score_bins(threshold: float) -> tuple[tuple[str, float, float], ...]:
 
 # ------------------------------------------------------------------ inputs
 def open_store(path: str | Path | None) -> Database:
-    """The store, read-only; a missing file is a one-line MissingInputError."""
+    """The store, read-only; a missing file is a one-line MissingInputError,
+    a file that is not a readable store a MalformedInputError."""
     db_path = RuntimePaths.resolve(path).db
     try:
         return Database(db_path, readonly=True)
+    except StoreAccessError as exc:
+        raise MalformedInputError(f"{db_path}: not a readable SQLite database ({exc})") from exc
     except StoreError as exc:
         if not db_path.exists():
             raise MissingInputError(f"{db_path}: database not found (run ingest_history.py first)") from exc
-        raise DataInputError(str(exc)) from exc
-    except sqlite3.DatabaseError as exc:
-        raise DataInputError(f"{db_path}: not a readable SQLite database ({exc})") from exc
+        raise MalformedInputError(str(exc)) from exc
 
 
 # -------------------------------------------------------------- compliance
@@ -126,15 +124,6 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
     out["checks"] = {name: out[name]["status"] for name in chosen}
     out["passed"] = all(status != FAIL for status in out["checks"].values())
     return out
-
-
-def status_exit_code(status: Mapping[str, Any]) -> int:
-    """0 when every check passes; 1 when the database itself is damaged
-    (integrity); 2 when a history/quality/governance/freshness/ingest check fails."""
-    checks = status.get("checks", {})
-    if checks.get("integrity") == FAIL:
-        return exit_codes.FAILURE
-    return exit_codes.OK if status.get("passed") else exit_codes.GATE_FAILED
 
 
 def _history(symbols: list[str], history: Mapping[str, Mapping[str, Any]], required: int) -> dict[str, Any]:
@@ -233,7 +222,7 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
             try:
                 ends[calendar] = last_complete_session(calendar, as_of, now)
             except CalendarError as exc:
-                raise DataInputError(f"as-of {as_of}: {exc}") from exc
+                raise MalformedInputError(f"as-of {as_of}: {exc}") from exc
         last = (history.get(entry.symbol) or {}).get("last_date")
         sessions = age(calendar, last) if last else None
         health = rules.price_health(sessions)
@@ -269,8 +258,9 @@ def _integrity_in_background(path: Path) -> Callable[[], dict[str, Any]]:
         try:
             with Database(path, readonly=True) as other:
                 box["result"] = _integrity(other)
-        except (sqlite3.Error, StoreError) as exc:
-            box["result"] = {"status": FAIL, "quick_check": f"{type(exc).__name__}: {exc}", "schema_version": None,
+        except StoreError as exc:
+            named = exc.__cause__ or exc    # the backend's own error class names the failure
+            box["result"] = {"status": FAIL, "quick_check": f"{type(named).__name__}: {exc}", "schema_version": None,
                              "code_schema_version": SCHEMA_VERSION, "data_origin": None}
 
     worker = threading.Thread(target=check, name="quick_check", daemon=True)

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Sequence
 
 from core.calendar import CalendarError
-from core.errors import DataInputError
+from core.errors import MalformedInputError
 from core.settings import Settings
 from core.universe import UniverseEntry
 from data.governance.rules import GovernanceRules, Stage1Verdict, SymbolStanding, judge_stage1
@@ -42,4 +42,4 @@ def judge_store(db: Database, entries: Sequence[UniverseEntry], settings: Settin
     try:
         return judge_stage1(rules, standings(db, [e for e in entries if e.enabled], settings), as_of, now)
     except CalendarError as exc:
-        raise DataInputError(f"as-of {as_of}: {exc}") from exc
+        raise MalformedInputError(f"as-of {as_of}: {exc}") from exc

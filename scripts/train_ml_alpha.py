@@ -13,14 +13,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file
 
 import click  # noqa: E402
 
-from cli.command import OperatorCommand, db_option, json_option  # noqa: E402
+from cli.command import OperatorCommand  # noqa: E402
+from cli.options import db_option, json_option, tickers_option, universe_option  # noqa: E402
 from cli.trading_support import open_store_and_universe  # noqa: E402
 
 
 @click.command(cls=OperatorCommand)
-@click.option("--lambda", "ridge_lambda", type=click.FloatRange(min=0), default=1.0, show_default=True)
-@click.option("--tickers", default=None, help="Comma-separated subset of the universe.")
-@click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--lambda", "ridge_lambda", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Ridge penalty.")
+@tickers_option()
+@universe_option
 @db_option
 @json_option
 def main(ridge_lambda, tickers, universe_path, db_path, as_json):
@@ -28,7 +30,9 @@ def main(ridge_lambda, tickers, universe_path, db_path, as_json):
     $RUNTIME_DIR/models/; the next Stage 2 cycle (or the daemon's next data
     refresh) uses it.
 
-    Exit codes: 0 ok, 1 failure, 64/65/66 input errors.
+    Exit codes: 0 ok, 1 failure (too few rows to train), 64 bad flag or a
+    symbol outside the universe, 65 malformed universe/settings, 66 missing
+    database or universe.
     """
     from trading.alpha_model import AlphaModelError
     from trading.model_pipeline import train_alpha_model

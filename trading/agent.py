@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
+from core.errors import TradingHalt
 from core.universe import UniverseEntry
 from data.governance.rules import ACTIVE, DEGRADED, QUARANTINED, governed_quantity
 from database.manager import SYNTHETIC_PROVIDER, Database, utc_now
@@ -43,8 +44,9 @@ from trading.signals import ArimaForecaster, Forecast, Forecaster, ForecastError
 SAFE_MODE_STATE_KEY = "safe_mode"
 
 
-class KillSwitchEngaged(RuntimeError):
-    """The kill switch appeared; no further order is sent."""
+class KillSwitchEngaged(TradingHalt):
+    """The kill switch file exists: no further order is sent; trading
+    resumes when the operator removes the file."""
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.errors import ModelError
 from trading.features import FEATURE_COLUMNS, validate_features
 from trading.signals import RunCounters
 
@@ -26,8 +27,9 @@ MODEL_FILENAME = "alpha_ridge.json"
 MODEL_KIND = "ridge"
 
 
-class AlphaModelError(ValueError):
-    """The model cannot be trained, loaded or applied."""
+class AlphaModelError(ModelError):
+    """The model cannot be trained, loaded or applied: the loop trades
+    without an alpha (counted as a model error); training fails."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,7 @@ class AlphaModel:
                         scales=tuple(map(float, body["scales"])), coef=tuple(map(float, body["coef"])),
                         intercept=float(body["intercept"]), ridge_lambda=float(body["ridge_lambda"]),
                         trained_rows=int(body["trained_rows"]), trained_on=str(body["trained_on"]))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, AlphaModelError):
-                raise
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:   # JSONDecodeError is a ValueError
             raise AlphaModelError(f"malformed model file: {exc}") from exc
         if not (len(model.features) == len(model.means) == len(model.scales) == len(model.coef)):
             raise AlphaModelError("malformed model file: feature, mean, scale and coef lengths differ")

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from core.errors import OperationFailed
 from database.manager import SYNTHETIC_PROVIDER, Database, utc_now
 from trading.config import LiveCredentials, TradingConfig
 
@@ -88,8 +89,9 @@ class Broker(Protocol):
         ...
 
 
-class BrokerError(RuntimeError):
-    """The broker could not take or report an order."""
+class BrokerError(OperationFailed):
+    """The broker could not take or report an order: the cycle fails (a
+    loop error for the daemon)."""
 
 
 class PaperBroker:

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from core.errors import UsageError
 from core.settings import Settings, TradingSettings
 
 LIVE_KEY_ENV = "ALPACA_API_KEY"
@@ -57,8 +58,8 @@ class TradingConfig(TradingSettings):
         return out
 
 
-class ConfigError(ValueError):
-    """Stage 2 was asked for a mode it does not have."""
+class ConfigError(UsageError):
+    """Stage 2 was asked for a mode it does not have: fix ``--mode``."""
 
 
 def load_trading_config(settings: Settings, mode: str, env: Mapping[str, str] | None = None,

@@ -122,8 +122,8 @@ class TradingDaemon:
                 self.log.error("HEARTBEAT_FAILED", module="trading.daemon", exc=exc)
 
     # ------------------------------------------------------------ loop
-    def run(self, max_ticks: int | None = None) -> int:
-        """Loop until stopped (or ``max_ticks``); returns the exit code (0)."""
+    def run(self, max_ticks: int | None = None) -> None:
+        """Loop until stopped (or ``max_ticks``); ``ticks`` says how far it went."""
         self.log.info("DAEMON_START", module="trading.daemon", tick_interval=self.tick_interval,
                       data_refresh_s=self.refresh_seconds, symbols=len(self.agent.symbols), mode=self.agent.config.mode)
         self.heartbeat()
@@ -141,7 +141,6 @@ class TradingDaemon:
             beat.join(timeout=5)
             self.log.info("DAEMON_STOP", module="trading.daemon", ticks=self.ticks,
                           cycles=self.agent.counters.cycles)
-        return 0
 
     def tick(self) -> None:
         self.ticks += 1

@@ -20,11 +20,13 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from core.errors import ModelError
+
 FEATURE_COLUMNS = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "zscore_20d", "volume_z_20d")
 FEATURE_LOOKBACK = 21   # rows of history the widest feature needs
 
 
-class FeatureValidationError(ValueError):
+class FeatureValidationError(ModelError):
     """A feature frame is missing columns or holds non-finite values."""
 
 

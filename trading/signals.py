@@ -18,6 +18,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from core.errors import ModelError
+
 
 @dataclass
 class RunCounters:
@@ -49,8 +51,9 @@ class Forecaster(Protocol):
         ...
 
 
-class ForecastError(ValueError):
-    """Too little usable data to forecast at all (not even the fallback)."""
+class ForecastError(ModelError):
+    """Too little usable data to forecast at all (not even the fallback):
+    the symbol gets no forecast this cycle (recorded in the snapshot)."""
 
 
 def log_returns(bars: pd.DataFrame) -> np.ndarray:
@@ -128,5 +131,6 @@ class ArimaForecaster:
         return value
 
 
-class ArimaFailed(RuntimeError):
-    """ARIMA did not give a usable forecast."""
+class ArimaFailed(ModelError):
+    """ARIMA did not give a usable forecast: the EWMA mean stands in, and
+    ``arima_fb`` counts it."""

@@ -1,4 +1,4 @@
-"""Stage 2 entry points behind ``main.py`` and ``trading_daemon.py``.
+"""Stage 2's application: behind ``main.py`` and ``trading_daemon.py``.
 
 Start-up order (each step can end the run):
 
@@ -6,101 +6,161 @@ Start-up order (each step can end the run):
 2. live gate - credentials and an explicit confirmation (no network, no DB);
 3. history gate - every enabled universe symbol has its history and is
    fresh at the as-of date (data/governance/rules.py, rule 6), or the
-   ``[DATA_GOVERNANCE]`` block, ``runtime/governance_halt.log``, exit 3;
-4. kill switch - present: refuse, exit 3;
+   ``[DATA_GOVERNANCE]`` block is appended to ``runtime/governance_halt.log``;
+4. kill switch - present: refuse (recorded in the halt log);
 5. live only: Stage 1 verified;
-6. one cycle (``--run-once``: decision, orders, ticket) or the daemon loop,
+6. one cycle (``run_once``: decision, orders, ticket) or the daemon loop,
    whose data refresh fetches through a router given the history guard.
+
+:func:`run_stage2` returns what happened as one typed outcome (or raises a
+typed ``core.errors`` error for bad input); the edge, ``cli/stage2.py``,
+renders it and maps it to an exit code.  Nothing here prints.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import signal
-import sys
 import threading
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Union
 
-from core.universe import UniverseError
-from database.manager import Database, StoreError
-from core import exit_codes
 from core.inputs import load_inputs
-from cli.command import DataInputError, InputError, MissingInputError
 from core.runtime import RuntimePaths
-from core.settings import SettingsError, load_settings
 from core.structured_log import StructuredLog
+from core.universe import NotInUniverseError
+from database.manager import Database, StoreAccessError, StoreError
+from core.errors import UsageError
 from trading.agent import KillSwitchEngaged, TradingAgent
 from trading.brokers import LiveAlpacaBroker, PaperBroker
-from trading.config import ConfigError, load_trading_config
+from trading.config import load_trading_config
 from trading.daemon import TradingDaemon, ingestion_refresh
-from trading.gate import (append_halt_log, check_history, kill_switch_engaged, kill_switch_message,
+from trading.gate import (HistoryGap, append_halt_log, check_history, kill_switch_engaged, kill_switch_message,
                           live_refusals, stage1_verified)
 from trading.guard import HistoryGuard
-from trading.status import portfolio_status, render_status
-from trading.ticket import build_ticket, render_json, write_ticket
-
+from trading.ticket import build_ticket, write_ticket
 
 
 @dataclass
 class Stage2Options:
+    """What the operator asked Stage 2 for."""
+
     mode: str = "paper"
     run_once: bool = False
-    tickers: list[str] | None = None
+    tickers: tuple[str, ...] = ()         # --tickers (normalised); empty: every enabled symbol
     confirm_live: bool = False
     db_path: str | None = None
     universe_path: str | None = None
-    as_json: bool = False
     tick_interval: float = 1.0
     data_refresh_minutes: float = 30.0
     heartbeat_seconds: float | None = None
     as_of: dt.date | None = None          # judge the store as of this date (default: today, UTC)
 
 
-def parse_tickers(text: str | None) -> list[str] | None:
-    if not text:
-        return None
-    return [t.strip().upper() for t in text.split(",") if t.strip()]
+# ------------------------------------------------------------------ outcomes
+@dataclass(frozen=True)
+class LiveRefused:
+    """Live trading may not start (credentials, confirmation, Stage 1
+    verification); nothing was sent."""
+
+    reasons: list[str]
 
 
-def select_entries(universe, tickers: list[str] | None):
+@dataclass(frozen=True)
+class HistoryHalted:
+    """The history gate stopped Stage 2: missing or stale history (the
+    runbook's block, already appended to the halt log)."""
+
+    gap: HistoryGap
+    as_of: dt.date
+
+
+@dataclass(frozen=True)
+class KillSwitchRefused:
+    """The kill switch was present at start-up (recorded in the halt log)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class CycleDone:
+    """``run_once``: the cycle ran, its orders went out, the ticket is written."""
+
+    session: str | None
+    orders: int
+    filled: int
+    gross_exposure: float
+    var: float
+    cvar: float
+    safe_mode: bool
+    safe_mode_scale: float
+    ticket: dict[str, Any]
+    ticket_md: str
+    ticket_json: str
+
+
+@dataclass(frozen=True)
+class CycleHalted:
+    """``run_once``: the kill switch appeared during the cycle; no order after it."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class CycleFailed:
+    """``run_once``: the cycle raised (a loop error, in errors.jsonl)."""
+
+    error: str                            # "ExceptionClass: message"
+
+
+@dataclass(frozen=True)
+class DaemonStopped:
+    """The daemon loop ended (SIGTERM, Ctrl-C)."""
+
+    ticks: int
+
+
+Stage2Outcome = Union[LiveRefused, HistoryHalted, KillSwitchRefused, CycleDone, CycleHalted, CycleFailed,
+                      DaemonStopped]
+
+
+# -------------------------------------------------------------------- start
+def select_entries(universe, tickers: tuple[str, ...] | list[str] | None):
     """The universe entries to trade; a ticker not in (or disabled in) the
-    universe is a bad ``--tickers`` value (exit 64), as in ingest_history.py."""
+    universe is a NotInUniverseError naming ``--tickers``."""
     try:
-        return universe.select(tickers)
-    except UniverseError as exc:
-        raise InputError(f"--tickers: {exc}") from exc
-
-
-def _say(opts: Stage2Options, text: str, payload: Mapping[str, Any] | None = None, *, err: bool = False) -> None:
-    """Human text, or under --json one JSON object on stdout."""
-    if opts.as_json:
-        if payload is not None:
-            print(json.dumps(payload, sort_keys=True, default=str))
-    else:
-        print(text, file=sys.stderr if err else sys.stdout)
+        return universe.select(list(tickers or ()) or None)
+    except NotInUniverseError as exc:
+        raise NotInUniverseError(f"--tickers: {exc}") from exc
 
 
 def _load(opts: Stage2Options, env: Mapping[str, str]):
     universe, settings = load_inputs(opts.universe_path, env)
     entries = select_entries(universe, opts.tickers)
-    try:
-        config = load_trading_config(settings, opts.mode, env)
-    except ConfigError as exc:
-        raise DataInputError(str(exc)) from exc
+    config = load_trading_config(settings, opts.mode, env)
     if opts.heartbeat_seconds is not None:
         config = replace(config, heartbeat_seconds=float(opts.heartbeat_seconds))
     return settings, universe, entries, config
 
 
+def _open_store(paths: RuntimePaths) -> Database:
+    try:
+        return Database(paths.db)
+    except StoreAccessError:
+        raise                           # a damaged store: the edge names the runbook's procedure
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
-               live_broker_factory: Callable[..., Any] | None = None,
-               refresh: Callable[[], None] | None = None, daemon_hook: Callable[[TradingDaemon], None] | None = None,
-               agent_kwargs: Mapping[str, Any] | None = None) -> int:
-    """Run Stage 2 as the CLI would; returns the exit code."""
+               live_broker_factory: Callable[..., Any] | None = None, log_console: Any = "auto") -> Stage2Outcome:
+    """Run Stage 2 as asked: the gates, then one cycle or the daemon loop.
+
+    ``log_console`` is the structured log's console (``"auto"``: rich on
+    stdout; the edge passes a stderr console under ``--json``).  Raises a
+    ``core.errors.InputError`` for bad input, before anything is written."""
     env = os.environ if env is None else env
     settings, universe, entries, config = _load(opts, env)
     paths = RuntimePaths.resolve(opts.db_path)
@@ -108,63 +168,40 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
     if opts.mode == "live":
         reasons = live_refusals(config, confirm_flag=opts.confirm_live, env=env)
         if reasons:
-            text = "live trading refused: " + "; ".join(reasons)
-            _say(opts, text, {"status": "refused", "mode": "live", "reasons": reasons}, err=True)
-            return exit_codes.GATE_FAILED
+            return LiveRefused(reasons)
 
     as_of = opts.as_of or dt.datetime.now(dt.timezone.utc).date()
     gap = check_history(paths.db, universe.entries, settings, as_of)
     if not gap.ok:
-        block = gap.block()
-        append_halt_log(paths.governance_halt_log, block, reason=gap.reason)
-        affected = gap.missing or gap.stale
-        payload = {"status": "halted", "reason": gap.reason, "symbols_affected": len(affected),
-                   "required_rows": gap.required, "symbols": affected, "message": block, "as_of": str(as_of)}
-        if not gap.missing:
-            payload.update(expected_last_session=gap.expected_last,
-                           action="python ingest_history.py --mode=incremental")
-        _say(opts, block, payload)
-        return exit_codes.HALTED
+        append_halt_log(paths.governance_halt_log, gap.block(), reason=gap.reason)
+        return HistoryHalted(gap, as_of)
 
     if kill_switch_engaged(paths.kill_switch):
         message = kill_switch_message(paths.kill_switch)
         append_halt_log(paths.governance_halt_log, f"KILL_SWITCH at start-up: {message}", reason="kill_switch")
-        _say(opts, f"refused: {message}", {"status": "halted", "reason": "kill_switch", "message": message}, err=True)
-        return exit_codes.HALTED
+        return KillSwitchRefused(message)
 
-    try:
-        db = Database(paths.db)
-    except StoreError as exc:
-        raise InputError(str(exc)) from exc
+    db = _open_store(paths)
     run_id = f"stage2-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
-    console = "auto"
-    if opts.as_json:
-        from rich.console import Console
-
-        console = Console(stderr=True, highlight=False, soft_wrap=True)
-    log = StructuredLog(paths.logs, run_id=run_id, module="trading", console=console)
+    log = StructuredLog(paths.logs, run_id=run_id, module="trading", console=log_console)
     try:
         if opts.mode == "live":
             ok, why = stage1_verified(db)
             if not ok:
-                _say(opts, f"live trading refused: Stage 1 not verified: {why}",
-                     {"status": "refused", "mode": "live", "reasons": [f"Stage 1 not verified: {why}"]}, err=True)
-                return exit_codes.GATE_FAILED
+                return LiveRefused([f"Stage 1 not verified: {why}"])
             broker = (live_broker_factory or LiveAlpacaBroker)(config.live_credentials, db)
         else:
             broker = PaperBroker(db, config)
-        agent = TradingAgent(db, config, broker, entries, paths, log=log, **dict(agent_kwargs or {}))
+        agent = TradingAgent(db, config, broker, entries, paths, log=log)
         if opts.run_once:
-            return _run_once(opts, agent, paths, log)
-        if refresh is None:
-            refresh = ingestion_refresh(db, universe, settings, paths, log, HistoryGuard(config.guard_max_days))
+            return _run_once(agent, paths, log)
+        refresh = ingestion_refresh(db, universe, settings, paths, log, HistoryGuard(config.guard_max_days))
         daemon = TradingDaemon(agent, paths, log, tick_interval=opts.tick_interval,
                                data_refresh_minutes=opts.data_refresh_minutes,
                                heartbeat_seconds=config.heartbeat_seconds, refresh=refresh)
-        if daemon_hook is not None:
-            daemon_hook(daemon)
         with _stop_on_signals(daemon):
-            return daemon.run()
+            daemon.run()
+        return DaemonStopped(daemon.ticks)
     finally:
         db.close()
 
@@ -186,48 +223,25 @@ def _stop_on_signals(daemon: TradingDaemon):
             signal.signal(sig, handler)
 
 
-def _run_once(opts: Stage2Options, agent: TradingAgent, paths: RuntimePaths, log: StructuredLog) -> int:
+def _run_once(agent: TradingAgent, paths: RuntimePaths, log: StructuredLog) -> CycleDone | CycleHalted | CycleFailed:
+    """One cycle, its orders and the ticket; a failure is a loop error."""
     try:
         report = agent.run_cycle()
     except KillSwitchEngaged as exc:
         append_halt_log(paths.governance_halt_log, f"KILL_SWITCH during run: {exc}", reason="kill_switch")
         log.warning("KILL_SWITCH_HALT", module="trading.stage2", message=str(exc))
-        _say(opts, f"halted: {exc}", {"status": "halted", "reason": "kill_switch", "message": str(exc)}, err=True)
-        return exit_codes.HALTED
-    except Exception as exc:
+        return CycleHalted(str(exc))
+    except Exception as exc:  # one cycle failing is an outcome of the run, as in the daemon loop
         agent.record_loop_error(exc)
         log.error("CYCLE_FAILED", module="trading.stage2", exc=exc)
-        _say(opts, f"error: cycle failed: {type(exc).__name__}: {exc}",
-             {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}, err=True)
-        return exit_codes.FAILURE
+        return CycleFailed(f"{type(exc).__name__}: {exc}")
     decision = report.decision
     ticket = build_ticket(decision, config_public=agent.config.public())
     md_path, json_path, _ = write_ticket(paths.tickets_dir, ticket)
     filled = sum(1 for r in report.results if r.status == "FILLED")
     log.info("RUN_ONCE_DONE", module="trading.stage2", session=decision.session, orders=len(report.results),
              filled=filled, ticket=str(json_path), safe_mode=agent.safe_mode.active)
-    text = (f"session {decision.session}: {len(report.results)} order(s) sent, {filled} filled; "
-            f"gross exposure {decision.exposure['gross']:.4f}, VaR95 {decision.var:.6f}, CVaR95 {decision.cvar:.6f}"
-            f"{'; SAFE MODE x' + format(agent.safe_mode.exposure_scale, 'g') if agent.safe_mode.active else ''}\n"
-            f"ticket: {md_path}")
-    _say(opts, text, {"status": "ok", "session": decision.session, "orders": len(report.results),
-                      "filled": filled, "ticket_md": str(md_path), "ticket_json": str(json_path),
-                      "ticket": json.loads(render_json(ticket))})
-    return exit_codes.OK
-
-
-def show_status(opts: Stage2Options, *, env: Mapping[str, str] | None = None) -> int:
-    """``main.py --status``: positions, exposure, VaR, CVaR, safe mode."""
-    env = os.environ if env is None else env
-    try:
-        settings = load_settings()
-        config = load_trading_config(settings, "paper", env)
-    except (SettingsError, ConfigError) as exc:
-        raise DataInputError(str(exc)) from exc
-    paths = RuntimePaths.resolve(opts.db_path)
-    if not paths.db.exists():
-        raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")
-    with Database(paths.db) as db:
-        status = portfolio_status(db, config, paths)
-    _say(opts, render_status(status), status)
-    return exit_codes.OK
+    return CycleDone(session=decision.session, orders=len(report.results), filled=filled,
+                     gross_exposure=decision.exposure["gross"], var=decision.var, cvar=decision.cvar,
+                     safe_mode=agent.safe_mode.active, safe_mode_scale=agent.safe_mode.exposure_scale,
+                     ticket=ticket, ticket_md=str(md_path), ticket_json=str(json_path))

@@ -6,15 +6,31 @@ safe-mode state) and the runtime directory (kill switch, latest ticket).
 from __future__ import annotations
 
 import math
-from typing import Any
+import os
+from typing import Any, Mapping
 
 import pandas as pd
 
-from database.manager import Database
+from core.errors import MissingInputError
 from core.runtime import RuntimePaths
+from core.settings import load_settings
+from database.manager import Database
 from trading.agent import SAFE_MODE_STATE_KEY
-from trading.config import TradingConfig
+from trading.config import TradingConfig, load_trading_config
 from trading.risk import exposure, historical_var_cvar
+
+
+def read_status(db_path: str | None, *, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``main.py --status``: the paper book, its risk and the desk's state,
+    read from the store at ``db_path`` (default: the runtime's).  A missing
+    store is a MissingInputError; bad settings a SettingsError."""
+    env = os.environ if env is None else env
+    config = load_trading_config(load_settings(), "paper", env)
+    paths = RuntimePaths.resolve(db_path)
+    if not paths.db.exists():
+        raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")
+    with Database(paths.db) as db:
+        return portfolio_status(db, config, paths)
 
 
 def portfolio_status(db: Database, config: TradingConfig, paths: RuntimePaths) -> dict[str, Any]:
@@ -50,27 +66,3 @@ def portfolio_status(db: Database, config: TradingConfig, paths: RuntimePaths) -
         "latest_ticket": tickets[-1].stem if tickets else None,
         "orders": db.table_count("orders"), "fills": db.table_count("fills"),
     }
-
-
-def render_status(status: dict[str, Any]) -> str:
-    e = status["exposure"]
-    sm = status["safe_mode"]
-    lines = [
-        "Portfolio & Risk",
-        f"  equity        {status['equity']:,.2f}   cash {status['cash']:,.2f}",
-        f"  exposure      gross {e['gross']:.4f}  net {e['net']:.4f}  long {e['long']:.4f}  short {e['short']:.4f}",
-        f"  VaR 1d 95%    {status['var_1d_95']:.6f}   CVaR 1d 95% {status['cvar_1d_95']:.6f}",
-        f"  safe mode     {'ON (x' + format(sm['scale'], 'g') + ')' if sm['active'] else 'off'}"
-        + (f"  reason: {sm['reason']}" if sm["reason"] else ""),
-        f"  kill switch   {'PRESENT (halted)' if status['kill_switch'] else 'absent'}",
-        f"  orders/fills  {status['orders']}/{status['fills']}   latest ticket {status['latest_ticket'] or '-'}",
-        "",
-        f"  {'symbol':<10} {'quantity':>14} {'avg price':>12} {'last close':>12} {'value':>14} {'weight':>8}",
-    ]
-    for p in status["positions"]:
-        value = p["market_value"]
-        lines.append(f"  {p['symbol']:<10} {p['quantity']:>14.4f} {p['avg_price']:>12.4f} {p['last_close']:>12.4f} "
-                     f"{(value if value is not None else float('nan')):>14,.2f} {p['weight']:>8.4f}")
-    if not status["positions"]:
-        lines.append("  (no positions)")
-    return "\n".join(lines)

@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from core.errors import UsageError
 from data.providers.base import FetchRequest, Provider, ProviderError
 from data.providers.guard import FetchGuard, GuardedProvider, GuardViolation
 from data.providers.policy import ProviderRunState, capability_refusal, provider_entitled
@@ -72,9 +73,16 @@ class DataRouter:
         priority = [p for p in priority if p not in exclude]
         if only:
             if only not in self.capabilities:
-                raise ValueError(f"unknown provider {only!r}; known: {', '.join(sorted(self.capabilities))}")
+                raise UsageError(f"unknown provider {only!r}; known: {', '.join(sorted(self.capabilities))}")
             priority = [only]
         self.priority = priority
+        if "file" in priority and (self.data_dir or only == "file"):
+            # The operator's data directory is an input: missing, it stops the
+            # command before any state changes (exit 66), never a provider
+            # failure per symbol or a governance decision.
+            from data.providers.file.directory import require_data_directory
+
+            require_data_directory(self.data_dir)
         self.only = only
         self._factories = dict(factories or {})
         self._options = {k: dict(v) for k, v in (provider_options or {}).items()}
@@ -243,8 +251,11 @@ class DataRouter:
                 closer()
 
 
-class ProviderNotInstalled(RuntimeError):
-    """The provider's module is missing from this installation."""
+class ProviderNotInstalled(ProviderError):
+    """The provider's module is missing from this installation: the symbol's
+    outcome, and the next provider is tried."""
+
+    code = "PROVIDER_NOT_INSTALLED"
 
 
 # ---------------------------------------------------------------- fallback

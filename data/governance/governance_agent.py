@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import pandas as pd
 
 from core.calendar import backfill_window, expected_sessions
+from core.errors import InvariantError
 from data.quality import assess_quality
 from data.quality import findings as F
 from data.quality.assessment import QualityConfig, QualityReport
@@ -35,8 +36,9 @@ from database.manager import Database, utc_now
 from core.alerts import AlertMessage
 from core.settings import Settings
 
-class GovernanceError(ValueError):
-    """Governance was asked about symbols outside the universe."""
+class GovernanceError(InvariantError):
+    """Governance was asked about symbols outside the universe (its callers
+    select them from the universe: a bug)."""
 
 
 @dataclass

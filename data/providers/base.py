@@ -22,7 +22,14 @@ MalformedDataError     a row that cannot be parsed (file, line)  MALFORMED_DATA
 NoDataError            the vendor answered with nothing          NO_DATA
 WrongSymbolError       payload for another symbol (malformed)    WRONG_SYMBOL
 CapabilityError        outside the capability matrix; not sent   CAPABILITY
+ProviderCrash          any other exception out of a provider: a  PROVIDER_CRASH
+                       bug in it; counted by the circuit
+                       breaker; next provider
 =====================  =======================================  ==========
+
+``ProviderError``, their base, is the provider branch of the product's error
+tree (``core.errors``): a provider's failure is a symbol's outcome, never an
+exit code.
 """
 from __future__ import annotations
 
@@ -33,6 +40,8 @@ from typing import Iterable, Iterator, Protocol, Sequence, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from core.errors import ProviderError
+
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
 BAR_COLUMNS = ("date", "open", "high", "low", "close", "adj_close", "volume")
 OPTIONAL_COLUMNS = ("dividend", "split_ratio")
@@ -41,36 +50,6 @@ OPTIONAL_COLUMNS = ("dividend", "split_ratio")
 ADJ_VENDOR = "vendor"          # the vendor's own adjusted series
 ADJ_COMPUTED = "computed"      # computed here from the vendor's split/dividend events
 ADJ_UNADJUSTED = "unadjusted"  # the source has no adjustment data: adj_close == close
-
-
-class ProviderError(Exception):
-    """Base of every provider failure; ``code`` goes into the audit row."""
-
-    code = "PROVIDER_ERROR"
-    retryable = False
-
-    def __init__(self, message: str, *, provider: str | None = None, symbol: str | None = None):
-        super().__init__(message)
-        self.provider = provider
-        self.symbol = symbol
-
-    def __str__(self) -> str:
-        where = ":".join(x for x in (self.provider, self.symbol) if x)
-        base = super().__str__()
-        return f"{where}: {base}" if where else base
-
-    def __reduce__(self):
-        # Keyword-only constructor arguments and attributes (provider, symbol,
-        # retry_after, an instance-level code) survive a trip through a
-        # worker process.
-        return (_rebuild_error, (type(self), Exception.__str__(self), dict(self.__dict__)))
-
-
-def _rebuild_error(cls: type, message: str, state: dict) -> ProviderError:
-    err = cls.__new__(cls)
-    Exception.__init__(err, message)
-    err.__dict__.update(state)
-    return err
 
 
 class EntitlementError(ProviderError):
@@ -130,6 +109,20 @@ class CapabilityError(ProviderError):
     class not served, window longer than ``max_history_days``): never sent."""
 
     code = "CAPABILITY"
+
+
+class ProviderCrash(ProviderError):
+    """Any other exception out of a provider: a bug in the provider module
+    (or its client), recorded with its message as the symbol's outcome and
+    counted by the circuit breaker; the next provider is tried."""
+
+    code = "PROVIDER_CRASH"
+
+    @classmethod
+    def wrapping(cls, exc: BaseException, *, provider: str | None = None, symbol: str | None = None,
+                 prefix: str = "") -> "ProviderCrash":
+        """The crash ``exc`` as a typed error (its class name kept in the message)."""
+        return cls(f"{prefix}{type(exc).__name__}: {exc}", provider=provider, symbol=symbol)
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from data.providers.base import (EntitlementError, FetchOutcome, FetchRequest, MalformedDataError, ProviderError,
-                                 ProviderUnavailable, SchemaError)
+from data.providers.base import (EntitlementError, FetchOutcome, FetchRequest, MalformedDataError, ProviderCrash,
+                                 ProviderError, ProviderUnavailable, SchemaError)
 
 # Keys each vendor needs in the environment (also the values its errors mask).
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
@@ -90,8 +90,7 @@ def capability_refusal(capabilities: Mapping[str, Any], request: FetchRequest) -
 # ------------------------------------------------------ run state, breaker
 def counts_toward_breaker(error: ProviderError) -> bool:
     """Whether a failure says the provider is unwell (see the table above)."""
-    return (isinstance(error, (ProviderUnavailable, SchemaError)) or type(error) is MalformedDataError
-            or getattr(error, "code", None) == "PROVIDER_CRASH")
+    return isinstance(error, (ProviderUnavailable, SchemaError, ProviderCrash)) or type(error) is MalformedDataError
 
 
 class ProviderRunState:

@@ -64,9 +64,10 @@ _CACHE_LOCK = threading.Lock()
 _cache_dir_in_use: str | None = None
 
 
-class YahooHTTPStatus(Exception):
+class YahooHTTPStatus(ProviderError):
     """A chart request answered >= 400 (raised by the transport so that
-    yfinance neither hides it nor resends it)."""
+    yfinance neither hides it nor resends it); ``_fetch_symbol`` turns it
+    into the typed error of its status at once."""
 
     def __init__(self, status: int, url: str, retry_after: float | None, body: bytes):
         super().__init__(f"HTTP {status} from {_path_of(url)}")
@@ -76,8 +77,9 @@ class YahooHTTPStatus(Exception):
         self.body = body
 
 
-class YahooTransportError(Exception):
-    """A chart request that got no answer (timeout past the deadline, refused)."""
+class YahooTransportError(ProviderError):
+    """A chart request that got no answer (timeout past the deadline,
+    refused); ``_fetch_symbol`` turns it into ProviderUnavailable at once."""
 
     def __init__(self, kind: str, url: str, detail: str):
         super().__init__(f"{kind} on {_path_of(url)}: {detail}")

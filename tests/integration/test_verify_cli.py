@@ -12,8 +12,8 @@ import verify_backfill
 import verify_db_status
 from data.governance.governance_agent import govern_symbols
 from core.universe import load_universe
+from cli.health_report import status_exit_code
 from database.manager import Database
-from reports import health
 from core.runtime import DB_FILENAME
 from core.settings import Settings
 from tests import bar_frames as B
@@ -207,9 +207,9 @@ def test_bad_flags_exit_64(desk):
 
 
 def test_status_exit_code_prefers_integrity_failure():
-    assert health.status_exit_code({"checks": {"integrity": "FAIL", "history": "FAIL"}, "passed": False}) == 1
-    assert health.status_exit_code({"checks": {"history": "FAIL"}, "passed": False}) == 2
-    assert health.status_exit_code({"checks": {"freshness": "WARN"}, "passed": True}) == 0
+    assert status_exit_code({"checks": {"integrity": "FAIL", "history": "FAIL"}, "passed": False}) == 1
+    assert status_exit_code({"checks": {"history": "FAIL"}, "passed": False}) == 2
+    assert status_exit_code({"checks": {"freshness": "WARN"}, "passed": True}) == 0
 
 
 def test_status_without_any_run_fails_last_ingest(tmp_path, monkeypatch):

@@ -8,8 +8,8 @@ import pytest
 
 from core.settings import Settings
 from data.collectors.data_router import DataRouter
-from data.providers.base import (EntitlementError, FetchRequest, MalformedDataError, NoDataError, ProviderError,
-                                 ProviderUnavailable, RateLimitError, SchemaError, WrongSymbolError)
+from data.providers.base import (EntitlementError, FetchRequest, MalformedDataError, NoDataError, ProviderCrash,
+                                 ProviderError, ProviderUnavailable, RateLimitError, SchemaError, WrongSymbolError)
 from data.providers.policy import (ProviderHealth, ProviderRunState, capability_refusal, counts_toward_breaker,
                                    entitlement_problem, latency_percentiles)
 from data.providers.polygon import PolygonDataProvider
@@ -19,9 +19,7 @@ CAPABILITIES = Settings().providers.capabilities
 
 
 def _crash() -> ProviderError:
-    err = ProviderError("unexpected KeyError: 'x'")
-    err.code = "PROVIDER_CRASH"
-    return err
+    return ProviderCrash("unexpected KeyError: 'x'")
 
 
 @pytest.mark.parametrize("error, counts", [

@@ -14,6 +14,7 @@ from tests.trading.fake_alpaca_trading import FakeAlpacaTrading
 from tests.trading.market_frames import SEEDED_AS_OF, seed_store
 from trading.brokers import LiveAlpacaBroker
 from trading.config import load_trading_config
+from cli.stage2 import run_command
 from trading.stage2 import Stage2Options, run_stage2
 
 import main as main_cli
@@ -39,7 +40,7 @@ def test_live_without_credentials_is_refused_without_network(desk):
 def test_live_without_confirmation_is_refused(seeded, monkeypatch):
     for k, v in KEYS.items():
         monkeypatch.setenv(k, v)
-    code = run_stage2(Stage2Options(mode="live", run_once=True, as_of=AS_OF), live_broker_factory=exploding_live_broker)
+    code = run_command(Stage2Options(mode="live", run_once=True, as_of=AS_OF), live_broker_factory=exploding_live_broker)
     assert code == 2
 
 
@@ -49,7 +50,7 @@ def test_confirmation_by_env_still_needs_stage1_verified(desk, monkeypatch, caps
         db.set_run_verification("seed-run", "FAILED")
     for k, v in {**KEYS, "LIVE_TRADING_CONFIRMED": "yes"}.items():
         monkeypatch.setenv(k, v)
-    code = run_stage2(Stage2Options(mode="live", run_once=True, as_of=AS_OF), live_broker_factory=exploding_live_broker)
+    code = run_command(Stage2Options(mode="live", run_once=True, as_of=AS_OF), live_broker_factory=exploding_live_broker)
     assert code == 2
     assert "Stage 1 not verified" in capsys.readouterr().err
 
@@ -60,12 +61,12 @@ def test_paper_mode_drops_live_credentials_and_never_builds_the_live_broker(seed
     assert load_trading_config(load_settings(), "paper").live_credentials is None
     live = load_trading_config(load_settings(), "live")
     assert live.live_credentials is not None and KEYS["ALPACA_SECRET_KEY"] not in repr(live)
-    code = run_stage2(Stage2Options(mode="paper", run_once=True, as_of=AS_OF), live_broker_factory=exploding_live_broker)
+    code = run_command(Stage2Options(mode="paper", run_once=True, as_of=AS_OF), live_broker_factory=exploding_live_broker)
     assert code == 0
 
 
 def _live_opts():
-    return Stage2Options(mode="live", run_once=True, as_of=AS_OF, confirm_live=True, as_json=True)
+    return Stage2Options(mode="live", run_once=True, as_of=AS_OF, confirm_live=True)
 
 
 def test_confirmed_live_run_sends_orders_through_trading_client(desk, monkeypatch, capsys):
@@ -74,10 +75,10 @@ def test_confirmed_live_run_sends_orders_through_trading_client(desk, monkeypatc
         monkeypatch.setenv(k, v)
     with FakeAlpacaTrading(cash=1_000_000) as alpaca:
         factory = lambda creds, db: LiveAlpacaBroker(creds, db, url_override=alpaca.url)  # noqa: E731
-        code = run_stage2(_live_opts(), live_broker_factory=factory)
+        code = run_command(_live_opts(), as_json=True, live_broker_factory=factory)
         assert code == 0, capsys.readouterr()
         # A re-run while those orders are still working sends nothing again.
-        assert run_stage2(_live_opts(), live_broker_factory=factory) == 0
+        assert run_command(_live_opts(), as_json=True, live_broker_factory=factory) == 0
     assert {o["symbol"] for o in alpaca.orders} == {"AAA", "BBB", "CCC"}
     assert all(o["side"] == "buy" and o["time_in_force"] == "day" for o in alpaca.orders)
     assert all(r["key"] == KEYS["ALPACA_API_KEY"] for r in alpaca.requests)
@@ -92,7 +93,7 @@ def test_live_mode_refuses_symbols_with_synthetic_data(desk, monkeypatch, capsys
     for k, v in KEYS.items():
         monkeypatch.setenv(k, v)
     with FakeAlpacaTrading() as alpaca:
-        code = run_stage2(_live_opts(), live_broker_factory=lambda creds, db: LiveAlpacaBroker(
+        code = run_command(_live_opts(), as_json=True, live_broker_factory=lambda creds, db: LiveAlpacaBroker(
             creds, db, url_override=alpaca.url))
     assert code == 0
     assert alpaca.orders == []

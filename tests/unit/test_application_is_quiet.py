@@ -1,6 +1,7 @@
-"""The application layer returns reports and raises typed errors: nothing in
-``data/collectors`` prints, exits or decides an exit code (the edge, ``cli/``,
-does), and the raw-archive path never travels inside notes."""
+"""The library returns reports and raises typed errors: nothing below the
+edge (``data``, ``reports``, ``trading``, ``database``, ``core``) prints,
+exits or decides an exit code (the edge, ``cli/``, does), and the
+raw-archive path never travels inside notes."""
 from __future__ import annotations
 
 import ast
@@ -8,6 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 APPLICATION = sorted((REPO / "data" / "collectors").rglob("*.py"))
+LIBRARY = sorted(p for pkg in ("core", "data", "database", "reports", "trading") for p in (REPO / pkg).rglob("*.py"))
 
 
 def _calls_and_imports(path: Path) -> tuple[set[str], set[str]]:
@@ -26,13 +28,15 @@ def _calls_and_imports(path: Path) -> tuple[set[str], set[str]]:
     return calls, imports
 
 
-def test_no_printing_exiting_or_exit_codes_in_the_application():
-    assert APPLICATION
-    for path in APPLICATION:
+def test_no_printing_exiting_or_exit_codes_below_the_edge():
+    assert APPLICATION and LIBRARY
+    for path in LIBRARY:
         calls, imports = _calls_and_imports(path)
         where = path.relative_to(REPO)
         assert not calls & {"print", "sys.exit", "exit", "os._exit"}, where
-        assert not any(i == "core.exit_codes" or i.startswith("core.exit_codes.") for i in imports), where
+        assert not any(i.split(".")[0] == "cli" or "exit_code" in i for i in imports), where
+        defined = {n.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef)}
+        assert not any("exit_code" in name for name in defined), where
 
 
 def test_no_path_strings_in_notes():

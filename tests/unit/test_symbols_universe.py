@@ -4,7 +4,7 @@ import pytest
 
 from core.calendar import known_calendar_names
 from core.symbols import InvalidSymbolError, classify_symbol, filename_for, normalise_symbol
-from core.universe import UniverseError, load_universe
+from core.universe import NotInUniverseError, UniverseError, load_universe
 
 
 @pytest.mark.parametrize("symbol,expected", [
@@ -67,7 +67,7 @@ def test_selection_never_invents_symbols(tmp_path):
     path = _write(tmp_path, {"symbols": ["AAPL", {"symbol": "MSFT", "enabled": False}]})
     universe = load_universe(path)
     assert [e.symbol for e in universe.select(None)] == ["AAPL"]
-    with pytest.raises(UniverseError, match="not in the universe: TSLA"):
+    with pytest.raises(NotInUniverseError, match="not in the universe: TSLA"):
         universe.select(["TSLA"])
-    with pytest.raises(UniverseError, match="disabled in the universe: MSFT"):
+    with pytest.raises(NotInUniverseError, match="disabled in the universe: MSFT"):
         universe.select(["MSFT"])

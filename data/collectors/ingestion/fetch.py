@@ -84,7 +84,7 @@ class ProviderStats:
         if outcome.error is None:
             entry["served"] += 1
         else:
-            entry["failures"][getattr(outcome.error, "code", "PROVIDER_ERROR")] += 1
+            entry["failures"][outcome.error.code] += 1
 
     def rows(self, router: DataRouter) -> list[dict[str, Any]]:
         """provider_health rows: the vendor's own request counts and
@@ -184,7 +184,7 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
             if error is None:
                 yield _served(pending, name, outcome, payload)
                 continue
-            code = getattr(error, "code", "PROVIDER_ERROR")
+            code = error.code
             message = redact(str(error))
             pending.tried.append({"provider": name, "outcome": FAILED, "error_code": code,
                                   "error": message, "attempts": outcome.attempts})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.audit_trail import AuditTrail
+from core.errors import UsageError
 from core.runtime import RuntimePaths
 from core.settings import Settings
 from core.universe import Universe
@@ -24,12 +25,14 @@ from database.manager import Database
 MODES = ("deep_backfill", "incremental", "verify", "range")
 
 
-class IngestionError(Exception):
-    """The run cannot start (bad range, mixed data origins, unknown provider).
+class IngestionError(UsageError):
+    """The run cannot start as asked (bad range, mixed data origins, a
+    repair outside the universe, an undo already undone): change the
+    command line.
 
-    Raised before the run changes any state, except mixed data origins found
-    only at the first write (no --provider named), after which the run's row
-    is closed as FAILED.  The edge reports it as a usage error (exit 64)."""
+    Raised before the run changes any state, except mixed data origins (or
+    a missing data directory) found only at the first write, after which
+    the run's row is closed as FAILED."""
 
 
 @dataclass(frozen=True)

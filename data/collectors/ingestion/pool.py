@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterable, Sequence
 from data.collectors.data_router import DataRouter, ProviderNotInstalled
 from data.collectors.ingestion.payload import Payload, PayloadPrep, prepare_payload
 from data.collectors.ingestion.plan import SymbolPlan
-from data.providers.base import FetchOutcome, FetchRequest, NoDataError, Provider, ProviderError
+from core.errors import InputError
+from data.providers.base import FetchOutcome, FetchRequest, NoDataError, Provider, ProviderCrash, ProviderError
 
 # What a worker hands back per symbol: the provider's outcome and, when it
 # served bars, the payload prepared from them.
@@ -39,27 +40,25 @@ def fetch_and_prepare(provider: Provider | Callable[[], Provider], name: str,
                       requests: Sequence[FetchRequest], prep: PayloadPrep) -> list[Answer]:
     """One provider call for a batch, then ``prepare_payload`` per symbol.
     Runs on a fetch thread or in a worker process; never raises for a
-    provider's failure (a bug in a provider is a typed PROVIDER_CRASH)."""
+    provider's failure (a bug in a provider is a typed ProviderCrash).  An
+    operator input error (a data directory gone missing) is not a provider's
+    failure: it is raised, and ends the run."""
     try:
         if callable(provider) and not hasattr(provider, "fetch"):
             provider = provider()
         outcomes = list(provider.fetch(requests))
     except ProviderNotInstalled as exc:
-        return [(FetchOutcome(r, error=provider_error(exc, name, r.symbol, "PROVIDER_NOT_INSTALLED")), None)
+        return [(FetchOutcome(r, error=ProviderNotInstalled(f"{type(exc).__name__}: {exc}", provider=name,
+                                                            symbol=r.symbol)), None)
                 for r in requests]
     except ProviderError as exc:
         return [(FetchOutcome(r, error=exc), None) for r in requests]
+    except InputError:
+        raise
     except Exception as exc:  # a provider bug must not kill the batch
-        return [(FetchOutcome(r, error=provider_error(exc, name, r.symbol, "PROVIDER_CRASH")), None)
+        return [(FetchOutcome(r, error=ProviderCrash.wrapping(exc, provider=name, symbol=r.symbol)), None)
                 for r in requests]
     return [(outcome, prepare_payload(name, outcome, prep)) for outcome in outcomes]
-
-
-def provider_error(exc: Exception, provider: str, symbol: str, code: str) -> ProviderError:
-    """An untyped exception as a typed provider error with ``code``."""
-    err = ProviderError(f"{type(exc).__name__}: {exc}", provider=provider, symbol=symbol)
-    err.code = code
-    return err
 
 
 # Worker-process state: providers rebuilt from their spec, once per process.

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from core.audit_trail import AuditTrail
+from core.errors import InputError
 from core.runtime import RuntimePaths
 from core.settings import Settings
 from core.universe import Universe, UniverseEntry
@@ -120,9 +121,10 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
                   progress: ProgressCallback | None = None,
                   run_id: str | None = None) -> RunReport:
     """Run one Stage 1 ingestion and return its report.  Never raises for a
-    symbol's failure; raises IngestionError (or ``core.calendar.CalendarError``)
-    when the run cannot start, before it changes any state (see
-    IngestionError for the one exception)."""
+    symbol's failure; raises IngestionError, ``core.calendar.CalendarError``
+    or another ``core.errors.InputError`` (an unknown provider, a missing
+    data directory) when the run cannot start, before it changes any state
+    (see IngestionError for the exceptions)."""
     if options.mode not in MODES:
         raise IngestionError(f"unknown mode {options.mode!r}; expected one of {', '.join(MODES)}")
     t0 = time.perf_counter()
@@ -143,10 +145,7 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
             raise IngestionError(str(exc)) from exc
     plan = plan_symbols(db, entries, settings, options, as_of)
     own_router = router is None
-    try:
-        router = router or DataRouter(settings, only=options.provider, data_dir=options.data_dir)
-    except ValueError as exc:
-        raise IngestionError(str(exc)) from exc
+    router = router or DataRouter(settings, only=options.provider, data_dir=options.data_dir)
     run = _FetchRun(ctx, options, plan.symbols, started_at)
     try:
         _revive(ctx, options, plan, started_at)
@@ -217,9 +216,13 @@ class _FetchRun:
                     progress(res.symbol, done, len(plans))
             self.writer.flush()
             self.drift = cross_check(router, tails, settings, trail, self.raw_dir) if cross_checking else {}
-        except MixedOriginError as exc:
+        except (MixedOriginError, InputError) as exc:
+            # Found only once the run had started (the first write, a data
+            # directory gone): the run's row is closed as FAILED.
             db.finish_run(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=len(plans),
                           rows_written=self.writer.rows_written, providers_used=dict(self.providers_used))
+            if isinstance(exc, InputError):
+                raise
             raise IngestionError(str(exc)) from exc
         finally:
             self.health_rows = stats.rows(router)

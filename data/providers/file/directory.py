@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from core.errors import MissingInputError
 from data.providers.base import MalformedDataError, ProviderError
 from core.symbols import filename_for
 from data.providers.file.columns import NULL_VALUES, csv_header, map_columns
@@ -24,18 +25,23 @@ from data.providers.file.columns import NULL_VALUES, csv_header, map_columns
 DATA_SUFFIXES = (".csv.gz", ".csv", ".parquet")
 
 
-class DataDirectoryNotFound(FileNotFoundError):
-    """The provider's directory does not exist (or is not a directory).
+class DataDirectoryNotFound(MissingInputError):
+    """The provider's directory is not set, does not exist or is not a
+    directory: point ``--data-dir`` (or ``FILE_PROVIDER_DIR``) at it.
 
-    Deliberately not a ProviderError: it escapes ``fetch`` as a failure of the
-    whole provider, and the ingest CLI maps it to exit 66 (EX_NOINPUT).
+    An operator input, not a provider's failure: the router checks it when
+    it is built, before a run changes any state, and ``fetch`` raises it
+    (never a per-symbol outcome) should the directory vanish later.
     """
-
-    code = "NO_INPUT"
 
     def __init__(self, directory: os.PathLike | str, why: str = "does not exist"):
         super().__init__(f"data directory {directory} {why}")
         self.directory = Path(directory)
+        self.why = why
+
+    def __reduce__(self):
+        # Rebuilt from its own arguments when it comes back from a worker process.
+        return (type(self), (str(self.directory), self.why))
 
 
 def require_data_directory(directory: os.PathLike | str | None) -> Path:

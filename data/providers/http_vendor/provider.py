@@ -25,7 +25,8 @@ from tenacity import Retrying
 from core.settings import Settings, load_settings
 from core.symbols import classify_symbol
 from data.providers.base import (CapabilityError, EntitlementError, FetchOutcome, FetchRequest, FetchResult,
-                                 NoDataError, ProviderError, ProviderUnavailable, RateLimitError, chunks)
+                                 NoDataError, ProviderCrash, ProviderError, ProviderUnavailable, RateLimitError,
+                                 chunks)
 from data.providers.http_vendor.answers import CapturedResponse
 from data.providers.http_vendor.pacing import RequestPacer
 from data.providers.http_vendor.quirks import resolve_quirks
@@ -190,8 +191,7 @@ class HttpVendorProvider:
         except Exception as exc:  # a bug here or in a client: this unit fails, the batch goes on
             self.secrets.scrub(exc)
             logger.exception("%s: unexpected failure on %d symbol(s)", self.name, len(unit))
-            unit_error = ProviderError(f"unexpected {type(exc).__name__}: {exc}", provider=self.name)
-            unit_error.code = "PROVIDER_CRASH"
+            unit_error = ProviderCrash.wrapping(exc, provider=self.name, prefix="unexpected ")
         sent = self._tls.sent
         if isinstance(unit_error, EntitlementError):
             if sent:   # refused by the vendor; nothing sent: our own refusal, already in the state

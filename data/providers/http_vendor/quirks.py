@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from core.errors import MalformedInputError
 from core.settings import Settings
 
 # Generic defaults; core/settings.py (ProvidersSettings) carries each vendor's
@@ -37,8 +38,9 @@ BASE_URL_ENV: dict[str, str] = {
 }
 
 
-class QuirksError(ValueError):
-    """A vendor option that does not exist or has the wrong shape."""
+class QuirksError(MalformedInputError):
+    """A vendor option that does not exist or has the wrong shape: fix
+    ``[providers.<name>]`` in the settings file (or the constructor call)."""
 
 
 def resolve_quirks(name: str, vendor_quirks: Mapping[str, Any], overrides: Mapping[str, Any], *,

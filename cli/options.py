@@ -1,0 +1,95 @@
+"""The options every command shares, defined once: ``--db``, ``--json``,
+``--universe``, ``--tickers``, ``--as-of`` (and the date and symbol-list
+parsers behind them).
+
+A value that does not parse is a click usage error: one line on stderr
+naming the flag and the value, exit 64 (``cli.command.OperatorCommand``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Callable
+
+import click
+
+from core.symbols import InvalidSymbolError, normalise_symbol
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_date(text: str) -> dt.date:
+    """``YYYY-MM-DD`` as a date; ValueError for anything else."""
+    if not _ISO_DATE.fullmatch(text):
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_symbols(text: str | None) -> tuple[str, ...]:
+    """Comma-separated symbols, each normalised (``core.symbols``), blanks
+    skipped, duplicates kept once; InvalidSymbolError for text that cannot
+    be a ticker."""
+    symbols = (normalise_symbol(part) for part in (text or "").split(",") if part.strip())
+    return tuple(dict.fromkeys(symbols))
+
+
+class IsoDate(click.ParamType):
+    """A calendar date written ``YYYY-MM-DD``."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return parse_date(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class SymbolList(click.ParamType):
+    """Comma-separated symbols (``AAPL,MSFT``), normalised."""
+
+    name = "SYMBOL[,SYMBOL...]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_symbols(str(value))
+        except InvalidSymbolError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+ISO_DATE = IsoDate()
+SYMBOLS = SymbolList()
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def db_option(fn):
+    return click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+                        help="SQLite database (default: $RUNTIME_DIR/institutional_trading.db).")(fn)
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Machine-readable JSON on stdout; human output suppressed.")(fn)
+
+
+def universe_option(fn):
+    return click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=None,
+                        help="Universe file, the only source of symbols "
+                             "(default: $UNIVERSE_FILE, else configs/universe.json).")(fn)
+
+
+def tickers_option(help: str = "Comma-separated symbols, a subset of the universe (default: every enabled "
+                               "symbol).") -> Decorator:
+    return click.option("--tickers", type=SYMBOLS, default=(), show_default=False, help=help)
+
+
+def as_of_option(help: str = "Judge the store as of this date (default: today).") -> Decorator:
+    return click.option("--as-of", "as_of", type=ISO_DATE, default=None, help=help)
