@@ -26,6 +26,7 @@ from core.inputs import load_inputs
 from core.runtime import RuntimePaths
 from core.settings import Settings
 from core.universe import Universe
+from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import IngestOptions, RunReport, run_ingestion
 from database.manager import Database
 
@@ -73,12 +74,19 @@ def run_command(options: IngestOptions, *, db_path: str | None, universe_path: s
     universe, settings = load_inputs(universe_path)
     options = validated(options, universe, settings)
     paths = RuntimePaths.resolve(db_path)
-    with Database(paths.db) as db:
-        try:
+    # Built before the store is opened: a missing data directory (exit 66)
+    # leaves nothing written, not even an empty store.
+    router = DataRouter(settings, only=options.provider, data_dir=options.data_dir) \
+        if options.mode != "verify" else None
+    try:
+        with Database(paths.db) as db:
             with progress_bar(f"{options.mode}", enabled=not as_json) as progress:
-                report = run_ingestion(db, universe, settings, paths, options, progress=progress)
-        except cal.CalendarError as exc:
-            raise cal.CalendarError(f"--as-of/--start/--end: {exc}") from exc
+                report = run_ingestion(db, universe, settings, paths, options, router=router, progress=progress)
+    except cal.CalendarError as exc:
+        raise cal.CalendarError(f"--as-of/--start/--end: {exc}") from exc
+    finally:
+        if router is not None:
+            router.close()
     code = exit_code(report, fail_on_quality=fail_on_quality)
     if as_json:
         click.echo(json.dumps(json_document(report, code, str(paths.db)), default=str, indent=2))

@@ -230,3 +230,22 @@ def test_a_file_that_is_not_a_database_is_a_data_error(tmp_path, monkeypatch):
     universe = write_universe(tmp_path / "u.json", ["AAA"])
     result = run(verify_backfill, "--as-of", AS_OF, "--db", bogus, "--universe", universe)
     assert result.exit_code == 65 and str(bogus) in result.output
+
+
+def test_verify_commands_honour_universe_file(desk, monkeypatch):
+    """UNIVERSE_FILE chooses the universe when --universe is not given (as in
+    every other command); --universe still wins."""
+    good = desk / "good.json"
+    monkeypatch.setenv("UNIVERSE_FILE", str(good))
+    backfill = run(verify_backfill, "--as-of", AS_OF, "--json", "--strict")
+    doc = json.loads(backfill.output)
+    assert doc["universe"] == str(good) and doc["symbols"] == 3 and backfill.exit_code == 0
+    status = json.loads(run(verify_db_status, "--as-of", AS_OF, "--json", "--governance").output)
+    assert status["universe"] == str(good) and status["symbols"] == 3
+    assert status["governance"]["status"] == "PASS"
+    overridden = json.loads(run(verify_backfill, "--as-of", AS_OF, "--json", "--universe",
+                                desk / "universe.json").output)
+    assert overridden["symbols"] == 5
+    monkeypatch.setenv("UNIVERSE_FILE", str(desk / "absent.json"))
+    missing = run(verify_db_status, "--as-of", AS_OF)
+    assert missing.exit_code == 66 and str(desk / "absent.json") in missing.output
