@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from core.errors import ModelError
+from core.errors import MissingInputError, ModelError
 
 FEATURE_COLUMNS = ("ret_1d", "ret_5d", "ret_20d", "vol_20d", "zscore_20d", "volume_z_20d")
 FEATURE_LOOKBACK = 21   # rows of history the widest feature needs
@@ -132,7 +132,7 @@ class FeatureStore:
 
     def read(self) -> pd.DataFrame:
         if not self.table_path.exists():
-            raise FileNotFoundError(f"{self.table_path}: no features (run feature_refresher.py)")
+            raise MissingInputError(f"{self.table_path}: no features (run feature_refresher.py)")
         return pd.read_parquet(self.table_path)
 
 
