@@ -12,6 +12,7 @@ history or kill switch), 64-66 bad input.
 import click
 
 from cli.command import OperatorCommand, db_option, json_option
+from cli.console import log_console
 from cli.health_report import parse_as_of
 from trading.stage2 import Stage2Options, parse_tickers, run_stage2, show_status
 
@@ -48,7 +49,7 @@ def main(mode, run_once, tickers, status_only, confirm_live, universe_path, as_o
                          as_of=parse_as_of(as_of))
     if status_only:
         return show_status(opts)
-    return run_stage2(opts)
+    return run_stage2(opts, console=log_console(as_json))
 
 
 if __name__ == "__main__":

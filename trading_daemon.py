@@ -10,6 +10,7 @@ logs/live_trading.log, logs/live.jsonl, logs/errors.jsonl.
 import click
 
 from cli.command import OperatorCommand, db_option, json_option
+from cli.console import log_console
 from cli.health_report import parse_as_of
 from trading.stage2 import Stage2Options, parse_tickers, run_stage2
 
@@ -44,7 +45,8 @@ def main(mode, data_refresh, tick_interval, heartbeat_seconds, tickers, confirm_
     return run_stage2(Stage2Options(mode=mode, tickers=parse_tickers(tickers), confirm_live=confirm_live,
                                     db_path=db_path, universe_path=universe_path, as_json=as_json,
                                     as_of=parse_as_of(as_of), tick_interval=tick_interval, data_refresh_minutes=data_refresh,
-                                    heartbeat_seconds=heartbeat_seconds))
+                                    heartbeat_seconds=heartbeat_seconds),
+                      console=log_console(as_json))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from functools import lru_cache
 import exchange_calendars as xcals
 import pandas as pd
 
+from core.clock import utc_now
+
 # exchange_calendars builds 20 years back by default; ask for more so that a
 # custom --start in the past still resolves.
 _CAL_START = pd.Timestamp("1995-01-01")
@@ -73,7 +75,7 @@ def last_complete_session(name: str, as_of: dt.date, now: dt.datetime | None = N
     """
     cal = get_calendar(name)
     as_of = _as_date(as_of)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or utc_now()
     ts = pd.Timestamp(as_of)
     if ts > cal.last_session:
         raise CalendarError(f"as-of {as_of} is beyond calendar {name}'s last session {cal.last_session.date()}")

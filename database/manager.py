@@ -28,6 +28,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from core.clock import record_stamp
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -48,10 +50,6 @@ class StoreError(Exception):
 
 class MixedOriginError(StoreError):
     """Synthetic bars must never share a database with vendor bars."""
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def available_migrations() -> list[tuple[int, Path]]:
@@ -184,7 +182,7 @@ class Database:
                 "UPDATE ingestion_audit_runs SET finished_at = ?, status = ?, symbols_succeeded = ?, "
                 "symbols_failed = ?, rows_written = ?, providers_used = ?, verification = COALESCE(?, verification) "
                 "WHERE run_id = ?",
-                (utc_now(), status, symbols_succeeded, symbols_failed, rows_written,
+                (record_stamp(), status, symbols_succeeded, symbols_failed, rows_written,
                  json.dumps(dict(providers_used), sort_keys=True), verification, run_id))
 
     def set_run_verification(self, run_id: str, verification: str) -> None:
@@ -450,7 +448,7 @@ class Database:
         self.conn.execute(
             "INSERT INTO governance_events(ts, run_id, symbol, event, before_state, after_state, reason, detail) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (ts or utc_now(), run_id, symbol, event, before_state, after_state, reason,
+            (ts or record_stamp(), run_id, symbol, event, before_state, after_state, reason,
              json.dumps(detail, sort_keys=True, default=str) if detail is not None else None))
 
     def events(self, limit: int = 50, symbol: str | None = None, event: str | None = None) -> list[dict[str, Any]]:
@@ -523,7 +521,7 @@ class Database:
         """Upsert current states (symbol_governance) and append a
         STATE_CHANGE governance event for every symbol whose state or reason
         changed, in one transaction.  Returns the changes written."""
-        ts = ts or utc_now()
+        ts = ts or record_stamp()
         changes = []
         with self.transaction():
             for st in states:
@@ -574,7 +572,7 @@ class Database:
         if not rows:
             return 0
         cols = self._QUALITY_COLUMNS
-        now = utc_now()
+        now = record_stamp()
         values = []
         for r in rows:
             row = dict(r)
@@ -632,7 +630,7 @@ class Database:
     def record_alert(self, alert: Mapping[str, Any]) -> int:
         """Append one alert (already redacted by the caller); returns its id."""
         row = dict(alert)
-        row["ts"] = row.get("ts") or utc_now()
+        row["ts"] = row.get("ts") or record_stamp()
         if not isinstance(row.get("targets"), (str, type(None))):
             row["targets"] = json.dumps(row["targets"], sort_keys=True, default=str)
         cols = self._ALERT_COLUMNS
@@ -680,7 +678,7 @@ class Database:
 
     def paper_account(self, initial_cash: float, ts: str | None = None) -> dict[str, Any]:
         """The paper account row, created with ``initial_cash`` on first use."""
-        ts = ts or utc_now()
+        ts = ts or record_stamp()
         with self.transaction():
             self.conn.execute("INSERT INTO paper_account(id, initial_cash, cash, created_at, updated_at) "
                               "VALUES (1, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
@@ -751,7 +749,7 @@ class Database:
             self.conn.execute(
                 "INSERT INTO trading_state(key, value, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (key, json.dumps(value, sort_keys=True, default=str), ts or utc_now()))
+                (key, json.dumps(value, sort_keys=True, default=str), ts or record_stamp()))
 
 
 def _where(**equals: Any) -> tuple[str, list[Any]]:

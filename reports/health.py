@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from core.clock import utc_now
 from core.calendar import CalendarError, last_complete_session
 from core.universe import Universe, UniverseEntry
 from database.manager import SCHEMA_VERSION, Database, StoreError
@@ -64,7 +65,7 @@ def backfill_compliance(db: Database, universe: Universe, settings: Settings, as
     (default: today): ACTIVE, its required rows as governed and as stored
     now (rows deleted since governance ran fail), and fresh against its
     calendar's last complete session (rules 5 in data/governance/rules.py)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or utc_now()
     as_of = as_of or now.date()
     verdict = judge_store(db, universe.enabled, settings, as_of, now)
     return {
@@ -96,7 +97,7 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         raise ValueError(f"unknown section(s): {', '.join(unknown)}")
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or utc_now()
     as_of = as_of or now.date()
     entries = universe.enabled
     symbols = [e.symbol for e in entries]
@@ -222,7 +223,7 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
     """
     rules = GovernanceRules.from_settings(settings)
     yellow, red = rules.stale_from_sessions, rules.red_beyond_sessions
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or utc_now()
     ends: dict[str, dt.date] = {}
     age = lru_cache(maxsize=None)(lambda calendar, last: bars_behind(calendar, last, ends[calendar]))
 

@@ -30,7 +30,8 @@ import pandas as pd
 
 from core.universe import UniverseEntry
 from data.governance.rules import ACTIVE, DEGRADED, QUARANTINED, governed_quantity
-from database.manager import SYNTHETIC_PROVIDER, Database, utc_now
+from core.clock import record_stamp
+from database.manager import SYNTHETIC_PROVIDER, Database
 from core.runtime import RuntimePaths
 from trading.alpha_model import SafePredictor
 from trading.brokers import BUY, SELL, Book, Broker, OrderRequest, OrderResult
@@ -298,7 +299,7 @@ class TradingAgent:
         switch exists."""
         results = []
         for order in decision.orders:
-            stamped = replace(order, created_at=utc_now())
+            stamped = replace(order, created_at=record_stamp())
             if kill_switch_engaged(self.paths.kill_switch):
                 raise KillSwitchEngaged(kill_switch_message(self.paths.kill_switch))
             result = self.broker.submit(stamped)

@@ -24,7 +24,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from database.manager import SYNTHETIC_PROVIDER, Database, utc_now
+from core.clock import record_stamp
+from database.manager import SYNTHETIC_PROVIDER, Database
 from trading.config import LiveCredentials, TradingConfig
 
 BUY, SELL = "BUY", "SELL"
@@ -97,7 +98,7 @@ class PaperBroker:
 
     mode = "paper"
 
-    def __init__(self, db: Database, config: TradingConfig, *, clock: Callable[[], str] = utc_now):
+    def __init__(self, db: Database, config: TradingConfig, *, clock: Callable[[], str] = record_stamp):
         self.db = db
         self.config = config
         self.clock = clock
@@ -206,7 +207,7 @@ class LiveAlpacaBroker:
     mode = "live"
 
     def __init__(self, credentials: LiveCredentials, db: Database, *, url_override: str | None = None,
-                 clock: Callable[[], str] = utc_now):
+                 clock: Callable[[], str] = record_stamp):
         if credentials is None:
             raise BrokerError("live broker needs credentials")
         self._credentials = credentials

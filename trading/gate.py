@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from core.clock import audit_stamp
 from core.settings import Settings
 from core.universe import UniverseEntry
 from data.governance.rules import GovernanceRules
@@ -90,15 +91,11 @@ def check_history(db_path: Path, entries: Sequence[UniverseEntry], settings: Set
                       expected_last=verdict.expected_last)
 
 
-def _stamp() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def append_halt_log(path: Path, text: str, *, reason: str) -> None:
     """Append one halt record: a stamped header line then the text."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(f"--- {_stamp()} {reason}\n{text.rstrip()}\n")
+        fh.write(f"--- {audit_stamp()} {reason}\n{text.rstrip()}\n")
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import signal
 import sys
@@ -32,7 +33,8 @@ from core.inputs import load_inputs
 from cli.command import DataInputError, InputError, MissingInputError
 from core.runtime import RuntimePaths
 from core.settings import SettingsError, load_settings
-from core.structured_log import StructuredLog
+from core.clock import run_id_stamp, utc_now
+from core.logs import OperatorLog
 from trading.agent import KillSwitchEngaged, TradingAgent
 from trading.brokers import LiveAlpacaBroker, PaperBroker
 from trading.config import ConfigError, load_trading_config
@@ -99,8 +101,9 @@ def _load(opts: Stage2Options, env: Mapping[str, str]):
 def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
                live_broker_factory: Callable[..., Any] | None = None,
                refresh: Callable[[], None] | None = None, daemon_hook: Callable[[TradingDaemon], None] | None = None,
-               agent_kwargs: Mapping[str, Any] | None = None) -> int:
-    """Run Stage 2 as the CLI would; returns the exit code."""
+               agent_kwargs: Mapping[str, Any] | None = None, console: logging.Handler | None = None) -> int:
+    """Run Stage 2 as the CLI would; returns the exit code.  ``console``:
+    the edge's handler that shows the run's log to the operator."""
     env = os.environ if env is None else env
     settings, universe, entries, config = _load(opts, env)
     paths = RuntimePaths.resolve(opts.db_path)
@@ -112,7 +115,7 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
             _say(opts, text, {"status": "refused", "mode": "live", "reasons": reasons}, err=True)
             return exit_codes.GATE_FAILED
 
-    as_of = opts.as_of or dt.datetime.now(dt.timezone.utc).date()
+    as_of = opts.as_of or utc_now().date()
     gap = check_history(paths.db, universe.entries, settings, as_of)
     if not gap.ok:
         block = gap.block()
@@ -136,13 +139,11 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
         db = Database(paths.db)
     except StoreError as exc:
         raise InputError(str(exc)) from exc
-    run_id = f"stage2-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
-    console = "auto"
-    if opts.as_json:
-        from rich.console import Console
-
-        console = Console(stderr=True, highlight=False, soft_wrap=True)
-    log = StructuredLog(paths.logs, run_id=run_id, module="trading", console=console)
+    run_id = f"stage2-{run_id_stamp()}-{uuid.uuid4().hex[:6]}"
+    log = OperatorLog(paths.logs, run_id=run_id, module="trading")
+    if console is not None:
+        log.attach(console)
+    log.capture()
     try:
         if opts.mode == "live":
             ok, why = stage1_verified(db)
@@ -166,6 +167,7 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
         with _stop_on_signals(daemon):
             return daemon.run()
     finally:
+        log.close()
         db.close()
 
 
@@ -186,7 +188,7 @@ def _stop_on_signals(daemon: TradingDaemon):
             signal.signal(sig, handler)
 
 
-def _run_once(opts: Stage2Options, agent: TradingAgent, paths: RuntimePaths, log: StructuredLog) -> int:
+def _run_once(opts: Stage2Options, agent: TradingAgent, paths: RuntimePaths, log: OperatorLog) -> int:
     try:
         report = agent.run_cycle()
     except KillSwitchEngaged as exc:

@@ -22,8 +22,9 @@ from data.collectors.ingestion import (SUCCESS, IngestionError, RunContext, RunF
                                        govern_and_verify, new_run_id)
 from data.providers.base import FetchRequest
 from core.universe import Universe
-from database.manager import Database, MixedOriginError, utc_now
-from core.audit_trail import AuditTrail
+from database.manager import Database, MixedOriginError
+from core.clock import audit_stamp, record_stamp, utc_now
+from core.logs import AuditTrail
 from core.runtime import RuntimePaths
 from core.settings import Settings
 
@@ -120,7 +121,7 @@ def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: R
             db.check_origin(provider)
         except MixedOriginError as exc:
             raise IngestionError(str(exc)) from exc
-    now = dt.datetime.now(dt.timezone.utc)
+    now = utc_now()
     run_id = new_run_id(now)
     report = RepairReport(None if dry_run else run_id, symbol, str(start), str(end), dry_run)
     report.state_before = (db.governance_states([symbol]).get(symbol) or {}).get("state")
@@ -136,7 +137,7 @@ def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: R
         if own_router:
             router.close()
 
-    started_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    started_at = audit_stamp(now)
     if fetched.payload is None:
         report.error = f"{fetched.result.outcome} {fetched.result.error_code}: {fetched.result.error_message}"
         if not dry_run:
@@ -179,11 +180,11 @@ def undo_repair(db: Database, universe: Universe, settings: Settings, paths: Run
     symbol = rows[0]["symbol"]
     report = RepairReport(repair_run_id, symbol, rows[0]["date"], rows[-1]["date"], dry_run=False)
     report.state_before = (db.governance_states([symbol]).get(symbol) or {}).get("state")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = utc_now()
     run_id = new_run_id(now)
     db.begin_run(run_id, "repair", None, {"undo": repair_run_id, "symbol": symbol},
-                 now.strftime("%Y-%m-%dT%H:%M:%SZ"), 1)
-    restored = db.undo_repair(repair_run_id, utc_now())
+                 audit_stamp(now), 1)
+    restored = db.undo_repair(repair_run_id, record_stamp())
     report.changes = [{"date": r["date"], "change": "restored" if r["change"] == "updated" else "deleted"}
                       for r in rows if not r["undone_at"]]
     trail = AuditTrail(paths.audit_jsonl, module="repair", run_id=run_id)

@@ -31,7 +31,8 @@ from data.quality.findings import Finding
 from core.universe import UniverseEntry
 from data.governance.rules import (ACTIVE, DEGRADED, QUARANTINED, STATES, GovernanceRules,  # noqa: F401 (re-exported)
                                    State)
-from database.manager import Database, utc_now
+from core.clock import record_stamp
+from database.manager import Database
 from core.alerts import AlertMessage
 from core.settings import Settings
 
@@ -265,7 +266,7 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
     def flush() -> None:
         if not states:
             return
-        ts = utc_now()
+        ts = record_stamp()
         db.write_quality(quality_rows)
         report.changes.extend(db.set_governance(states, run_id=run_id, ts=ts))
         quality_rows.clear()

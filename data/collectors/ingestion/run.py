@@ -16,21 +16,21 @@ run changes any state.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from core.audit_trail import AuditTrail
+from core.clock import audit_stamp, utc_now
+from core.logs import AuditTrail
 from core.runtime import RuntimePaths
 from core.settings import Settings
 from core.universe import Universe, UniverseEntry
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter
 from data.collectors.ingestion.cross_check import cross_check
 from data.collectors.ingestion.fetch import ProviderStats, SymbolFetch, SymbolResult, fetch_symbols
-from data.collectors.ingestion.options import MODES, IngestionError, IngestOptions, RunContext, new_run_id, utc_text
+from data.collectors.ingestion.options import MODES, IngestionError, IngestOptions, RunContext, new_run_id
 from data.collectors.ingestion.payload import PayloadScorer
 from data.collectors.ingestion.plan import (FAILED, SKIPPED_DEAD_LETTER, SUCCESS, UP_TO_DATE, RunPlan, SymbolPlan,
                                             entry_fingerprint, plan_symbols)
@@ -126,10 +126,10 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
     if options.mode not in MODES:
         raise IngestionError(f"unknown mode {options.mode!r}; expected one of {', '.join(MODES)}")
     t0 = time.perf_counter()
-    now = options.now or dt.datetime.now(dt.timezone.utc)
+    now = options.now or utc_now()
     as_of = options.as_of or now.date()
     run_id = run_id or new_run_id(now)
-    started_at = utc_text(options.now)
+    started_at = audit_stamp(options.now)
     entries = universe.select(list(options.tickers) or None)
     ctx = RunContext(db, universe, settings, paths, run_id, as_of,
                      AuditTrail(paths.audit_jsonl, module="ingestion", run_id=run_id), options.now)
@@ -164,7 +164,7 @@ def _revive(ctx: RunContext, options: IngestOptions, plan: RunPlan, started_at: 
         ctx.db.record_event("REVIVED", run_id=ctx.run_id, symbol=symbol, reason="OPERATOR")
         ctx.trail.append("dead_letter_revived", symbol=symbol, by="operator")
     if plan.entry_changed:
-        for symbol in ctx.db.revive_dead_letters(plan.entry_changed, utc_text()):
+        for symbol in ctx.db.revive_dead_letters(plan.entry_changed, audit_stamp()):
             ctx.db.record_event("REVIVED", symbol=symbol, reason="UNIVERSE_ENTRY_CHANGED")
 
 
