@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 
 from core.calendar import CalendarError, last_complete_session, sessions_between
 from core.universe import Universe, UniverseEntry
-from database.manager import SCHEMA_VERSION, Database, StoreError
+from database.manager import SCHEMA_VERSION, Database, StoreAccessError, StoreError
 from core import exit_codes
 from core.errors import DataInputError, MissingInputError
 from core.inputs import DEFAULT_UNIVERSE, load_inputs  # noqa: F401 (re-exported for the CLIs)
@@ -41,12 +40,12 @@ def open_store(path: str | Path | None) -> Database:
     db_path = RuntimePaths.resolve(path).db
     try:
         return Database(db_path, readonly=True)
+    except StoreAccessError as exc:
+        raise DataInputError(f"{db_path}: not a readable SQLite database ({exc})") from exc
     except StoreError as exc:
         if not db_path.exists():
             raise MissingInputError(f"{db_path}: database not found (run ingest_history.py first)") from exc
         raise DataInputError(str(exc)) from exc
-    except sqlite3.DatabaseError as exc:
-        raise DataInputError(f"{db_path}: not a readable SQLite database ({exc})") from exc
 
 
 # -------------------------------------------------------------- compliance
@@ -60,8 +59,8 @@ def backfill_compliance(db: Database, universe: Universe, settings: Settings) ->
     required = settings.required_sessions
     entries = universe.enabled
     symbols = [e.symbol for e in entries]
-    states = db.governance_states()
-    history = db.history_summary(symbols)
+    states = db.governance.states()
+    history = db.bars.history_summary(symbols)
     failing, counts = [], {"ACTIVE": 0, "DEGRADED": 0, "QUARANTINED": 0, UNGOVERNED: 0}
     for symbol in symbols:
         gov = states.get(symbol)
@@ -106,8 +105,8 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
     # one counts rows (sqlite releases the GIL, and the machine has 2+ cores).
     integrity = _integrity_in_background(db.path) if "integrity" in chosen else None
     needs_history = {"history", "freshness"} & set(chosen)
-    history = db.history_summary(symbols) if needs_history else {}
-    states = db.governance_states() if {"quality", "governance"} & set(chosen) else {}
+    history = db.bars.history_summary(symbols) if needs_history else {}
+    states = db.governance.states() if {"quality", "governance"} & set(chosen) else {}
     out: dict[str, Any] = {"database": str(db.path), "universe": universe.path, "as_of": str(as_of),
                            "symbols": len(symbols)}
     for name in chosen:
@@ -157,7 +156,7 @@ def _history(symbols: list[str], history: Mapping[str, Mapping[str, Any]], requi
 def _quality(db: Database, symbols: list[str], states: Mapping[str, Mapping[str, Any]],
              settings: Settings) -> dict[str, Any]:
     threshold = float(settings.get("quality.accept_threshold", 0.6))
-    rows = db.latest_quality(symbols)
+    rows = db.governance.latest_quality(symbols)
     scored = [s for s in symbols if s in rows]
     scores = np.array([rows[s]["quality_score"] for s in scored], dtype="float64")
     below = sorted(({"symbol": s, "quality_score": rows[s]["quality_score"],
@@ -204,7 +203,7 @@ def _governance(db: Database, symbols: list[str], states: Mapping[str, Mapping[s
                                "quality_score": gov["quality_score"] if gov else None})
     limit = int(settings.get("health.recent_events", 20))
     events = [{k: e[k] for k in ("ts", "run_id", "symbol", "event", "before_state", "after_state", "reason")}
-              for e in db.events(limit=limit)]
+              for e in db.governance.events(limit=limit)]
     return {"status": FAIL if not_active or not symbols else PASS, "counts": counts,
             "not_active": not_active, "recent_events": events}
 
@@ -218,7 +217,7 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
     ``health.freshness_yellow_sessions`` (2), YELLOW up to
     ``health.freshness_red_sessions`` (7), RED beyond or with no bars.  The
     whole universe's health is its worst symbol's.  ``history`` is
-    ``Database.history_summary`` or ``history_summary`` (symbol -> last_date).
+    ``db.bars.history_summary`` or ``history_summary`` (symbol -> last_date).
     """
     yellow = int(settings.get("health.freshness_yellow_sessions", 2))
     red = int(settings.get("health.freshness_red_sessions", 7))
@@ -274,8 +273,9 @@ def _integrity_in_background(path: Path) -> Callable[[], dict[str, Any]]:
         try:
             with Database(path, readonly=True) as other:
                 box["result"] = _integrity(other)
-        except (sqlite3.Error, StoreError) as exc:
-            box["result"] = {"status": FAIL, "quick_check": f"{type(exc).__name__}: {exc}", "schema_version": None,
+        except StoreError as exc:
+            named = exc.__cause__ or exc    # the backend's own error class names the failure
+            box["result"] = {"status": FAIL, "quick_check": f"{type(named).__name__}: {exc}", "schema_version": None,
                              "code_schema_version": SCHEMA_VERSION, "data_origin": None}
 
     worker = threading.Thread(target=check, name="quick_check", daemon=True)
@@ -289,7 +289,7 @@ def _integrity_in_background(path: Path) -> Callable[[], dict[str, Any]]:
 
 
 def _last_ingest(db: Database) -> dict[str, Any]:
-    runs = db.runs(limit=50)
+    runs = db.runs.recent(limit=50)
     if not runs:
         return {"status": FAIL, "run_id": None, "message": "no ingestion run recorded (run ingest_history.py)"}
     last = runs[0]
@@ -318,9 +318,9 @@ def _providers(db: Database) -> dict[str, Any]:
     """Dead-lettered symbols, and the provider health of the last fetch run.
     WARN (never FAIL: freshness already fails a symbol left without data)
     when a symbol is dead-lettered or a provider's circuit opened."""
-    dead = db.dead_letters()
-    fetched = next((r for r in db.runs(limit=50) if r["mode"] not in ("verify",)), None)
-    health = db.provider_health(fetched["run_id"]) if fetched else []
+    dead = db.fetch_state.dead_letters()
+    fetched = next((r for r in db.runs.recent(limit=50) if r["mode"] not in ("verify",)), None)
+    health = db.runs.provider_health(fetched["run_id"]) if fetched else []
     troubled = [h["provider"] for h in health if h["circuit_open"] or h["entitled"] == 0]
     status = WARN if dead or troubled else PASS
     return {"status": status, "dead_letters": dead, "run_id": fetched["run_id"] if fetched else None,

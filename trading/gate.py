@@ -56,8 +56,8 @@ def check_history(db_path: Path, symbols: Iterable[str], required: int) -> Histo
     if not Path(db_path).exists():
         return HistoryGap(required, {s: "no database" for s in symbols})
     with Database(db_path, readonly=True) as db:
-        summary = db.history_summary(symbols)
-        governed = db.governance_states(symbols)
+        summary = db.bars.history_summary(symbols)
+        governed = db.governance.states(symbols)
     missing = {}
     for s in symbols:
         rows = summary[s]["rows"]
@@ -92,7 +92,7 @@ def kill_switch_message(path: Path) -> str:
 def stage1_verified(db: Database) -> tuple[bool, str]:
     """Stage 1 is verified when the most recent ingestion run that was
     verified at all passed its verification."""
-    for run in db.runs(limit=200):
+    for run in db.runs.recent(limit=200):
         verdict = run.get("verification")
         if verdict:
             if str(verdict).upper() == "PASSED":

@@ -169,14 +169,14 @@ def plan_symbols(db: Database, entries: Sequence[UniverseEntry], settings: Setti
     """Decide each symbol's window.  Incremental runs start at the session
     after the last stored one and never re-read stored history."""
     required = settings.required_sessions
-    last_dates = db.last_bar_dates(e.symbol for e in entries) if options.mode == "incremental" else {}
-    dead = {s: st for s, st in db.fetch_states().items() if st.get("dead_letter")}
+    last_dates = db.bars.last_dates(e.symbol for e in entries) if options.mode == "incremental" else {}
+    dead = {s: st for s, st in db.fetch_state.by_symbol().items() if st.get("dead_letter")}
     changed = [e.symbol for e in entries if e.symbol in dead and dead[e.symbol].get("dead_letter_entry")
                and dead[e.symbol]["dead_letter_entry"] != entry_fingerprint(e)]
     if changed:
         # An operator who edits a dead letter's universe entry wants it tried again.
-        for symbol in db.revive_dead_letters(changed, _utc_text()):
-            db.record_event("REVIVED", symbol=symbol, reason="UNIVERSE_ENTRY_CHANGED")
+        for symbol in db.fetch_state.revive_dead_letters(changed, _utc_text()):
+            db.governance.record_event("REVIVED", symbol=symbol, reason="UNIVERSE_ENTRY_CHANGED")
             dead.pop(symbol, None)
     plans = []
     for entry in entries:
@@ -259,7 +259,7 @@ class PayloadScorer:
 
 def actions_in_frame(frame: pd.DataFrame) -> pd.DataFrame | None:
     """The payload's dividends and splits as (date, action, value) rows, the
-    shape ``Database.corporate_actions`` returns."""
+    shape ``db.bars.corporate_actions`` returns."""
     parts = []
     for col, action, neutral in (("dividend", "dividend", 0.0), ("split_ratio", "split", 1.0)):
         if col in frame.columns:
@@ -644,8 +644,8 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
         except MixedOriginError as exc:
             raise IngestionError(str(exc)) from exc
 
-    for symbol in db.revive_dead_letters(options.revive, started_at):
-        db.record_event("REVIVED", run_id=run_id, symbol=symbol, reason="OPERATOR")
+    for symbol in db.fetch_state.revive_dead_letters(options.revive, started_at):
+        db.governance.record_event("REVIVED", run_id=run_id, symbol=symbol, reason="OPERATOR")
         trail.append("dead_letter_revived", symbol=symbol, by="operator")
     plans = plan_symbols(db, entries, settings, options, as_of)
     own_router = router is None
@@ -654,7 +654,7 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
     except ValueError as exc:
         raise IngestionError(str(exc)) from exc
 
-    db.begin_run(run_id, options.mode, as_of.isoformat(), options.params(), started_at, len(plans))
+    db.runs.begin(run_id, options.mode, as_of.isoformat(), options.params(), started_at, len(plans))
     trail.append("run_started", mode=options.mode, as_of=as_of.isoformat(), symbols=len(plans),
                  provider=options.provider, priority=router.priority)
 
@@ -671,7 +671,7 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
     def flush() -> None:
         nonlocal rows_written, writes, audit_only
         if writes or audit_only:
-            rows_written += db.write_symbols(run_id, started_at, writes, audit_only)
+            rows_written += db.bars.write_symbols(run_id, started_at, writes, audit_only)
             writes, audit_only = [], []
 
     scorer = PayloadScorer(settings, as_of) if options.mode == "deep_backfill" else None
@@ -697,8 +697,8 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
                 audit_only.append(fetched.audit)
             if res.outcome == NO_VALID_PROVIDER:
                 critical[res.symbol] = NO_VALID_PROVIDER
-                db.record_event(NO_VALID_PROVIDER, run_id=run_id, symbol=res.symbol, reason=NO_VALID_PROVIDER,
-                                detail={"skipped": fetched.skipped, "asset_class": fetched.plan.entry.asset_class,
+                db.governance.record_event(NO_VALID_PROVIDER, run_id=run_id, symbol=res.symbol, reason=NO_VALID_PROVIDER,
+                                           detail={"skipped": fetched.skipped, "asset_class": fetched.plan.entry.asset_class,
                                         "window": [str(fetched.plan.request.start), str(fetched.plan.request.end)]})
             if progress:
                 progress(res.symbol, done, len(plans))
@@ -707,14 +707,14 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
         flush()
         drift = cross_check(router, tails, settings, trail, raw_dir) if cross_checking else {}
     except MixedOriginError as exc:
-        db.finish_run(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=len(plans),
-                      rows_written=rows_written, providers_used=dict(providers_used))
+        db.runs.finish(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=len(plans),
+                       rows_written=rows_written, providers_used=dict(providers_used))
         raise IngestionError(str(exc)) from exc
     finally:
         health_rows = stats.rows(router)
         if own_router:
             router.close()
-    db.write_provider_health(run_id, health_rows)
+    db.runs.write_provider_health(run_id, health_rows)
     for row in health_rows:
         if row["circuit_open"] or row["failures"]:
             trail.append("provider_health", level="WARNING", **{k: row[k] for k in
@@ -722,14 +722,14 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
 
     threshold = int(settings.get("ingest.dead_letter_after_failures", 3))
     fingerprints = {e.symbol: entry_fingerprint(e) for e in entries}
-    dead_lettered = db.mark_dead_letters(threshold, started_at, fingerprints)
+    dead_lettered = db.fetch_state.mark_dead_letters(threshold, started_at, fingerprints)
     for symbol in dead_lettered:
-        db.record_event("DEAD_LETTER", run_id=run_id, symbol=symbol, reason="NO_PROVIDER_SERVED",
-                        detail={"consecutive_failures_at_least": threshold})
+        db.governance.record_event("DEAD_LETTER", run_id=run_id, symbol=symbol, reason="NO_PROVIDER_SERVED",
+                                   detail={"consecutive_failures_at_least": threshold})
         trail.append("dead_letter", level="ERROR", symbol=symbol)
 
     # rows_written per symbol comes back from the audit rows the store wrote.
-    for row in db.audit_rows(run_id):
+    for row in db.runs.audit_rows(run_id):
         if row["symbol"] in results:
             results[row["symbol"]].rows_written = row["rows_written"]
     ordered = [results[p.entry.symbol] for p in plans]
@@ -740,7 +740,7 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
     # the store holds exactly its rows there (nothing older left in the window).
     precomputed = {}
     for symbol, (quality, provider, request, rows) in scored.items():
-        if db.bar_count(symbol, str(request.start), str(request.end)) == rows:
+        if db.bars.count(symbol, str(request.start), str(request.end)) == rows:
             precomputed[symbol] = (quality, provider)
     touched = [r.symbol for r in ordered if r.outcome != SKIPPED_DEAD_LETTER]
     verdict = govern_and_verify(db, universe, settings, paths, run_id=run_id, as_of=as_of, symbols=touched,
@@ -748,9 +748,9 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
                                 critical=critical, precomputed=precomputed, trail=trail, now=options.now,
                                 dead_lettered=dead_lettered,
                                 extra_findings={s: [d.finding] for s, d in drift.items() if d.finding})
-    db.finish_run(run_id, status=status, symbols_succeeded=len(ordered) - len(failed),
-                  symbols_failed=len(failed), rows_written=rows_written, providers_used=dict(providers_used),
-                  verification=verdict.verification)
+    db.runs.finish(run_id, status=status, symbols_succeeded=len(ordered) - len(failed),
+                   symbols_failed=len(failed), rows_written=rows_written, providers_used=dict(providers_used),
+                   verification=verdict.verification)
     elapsed = time.perf_counter() - t0
     trail.append("run_finished", level="INFO" if not failed else "ERROR", status=status,
                  rows_written=rows_written, symbols=len(ordered), failed=[r.symbol for r in failed],
@@ -840,7 +840,7 @@ def govern_and_verify(db: Database, universe: Universe, settings: Settings, path
     gov = govern_symbols(db, universe_entries=universe.entries, run_id=run_id, as_of=as_of, settings=settings,
                          payload_duplicates=payload_duplicates, critical=critical, symbols=symbols,
                          precomputed=precomputed, extra_findings=extra_findings)
-    fresh = freshness(universe.enabled, db.history_summary(universe.symbols), settings, as_of, now)
+    fresh = freshness(universe.enabled, db.bars.history_summary(universe.symbols), settings, as_of, now)
     problems = []
     if fetch_failures:
         problems.append(f"{len(fetch_failures)} symbol(s) failed to fetch: {', '.join(list(fetch_failures)[:10])}")
@@ -853,8 +853,8 @@ def govern_and_verify(db: Database, universe: Universe, settings: Settings, path
         problems.append(f"price health RED: {len(stale)} symbol(s) stale or empty: {', '.join(stale[:10])}")
     verification = "FAILED" if problems else "PASSED"
     event = "INGEST_SUCCESS" if not problems else "INGEST_VERIFICATION_FAILED"
-    db.record_event(event, run_id=run_id, reason=verification,
-                    detail={"states": gov.counts, "problems": problems, "price_health": fresh["price_health"],
+    db.governance.record_event(event, run_id=run_id, reason=verification,
+                               detail={"states": gov.counts, "problems": problems, "price_health": fresh["price_health"],
                             "governed": len(gov.verdicts), "rejection_pct": round(gov.rejection_pct, 3)})
     if trail is not None:
         trail.append(event.lower(), level="INFO" if not problems else "ERROR", states=gov.counts,
@@ -870,7 +870,7 @@ def govern_and_verify(db: Database, universe: Universe, settings: Settings, path
         messages.append(AlertMessage(title=f"Ingest verification failed (run {run_id})", body="\n".join(problems),
                                      severity="error", key="verification-failed",
                                      details={"run_id": run_id, "states": gov.counts}))
-    alerter = Alerter(run_id=run_id, settings=settings, store=db, audit=trail, alerts_dir=paths.alerts_dir)
+    alerter = Alerter(run_id=run_id, settings=settings, store=db.alerts, audit=trail, alerts_dir=paths.alerts_dir)
     alerts = [{"title": m.title, "severity": m.severity, "outcome": r.outcome}
               for m, r in zip(messages, alerter.send_all(messages))]
     return Verification(gov, fresh, verification, problems, alerts)
@@ -892,7 +892,7 @@ def _verify_run(db: Database, universe: Universe, entries: Sequence[UniverseEntr
                 trail: AuditTrail, t0: float) -> RunReport:
     """Fetch nothing: re-score and re-govern every selected symbol from what
     the store holds, check freshness, record the verdict."""
-    db.begin_run(run_id, "verify", as_of.isoformat(), options.params(), started_at, len(entries))
+    db.runs.begin(run_id, "verify", as_of.isoformat(), options.params(), started_at, len(entries))
     verdict = govern_and_verify(db, universe, settings, paths, run_id=run_id, as_of=as_of,
                                 symbols=[e.symbol for e in entries], trail=trail, now=options.now)
     results = [SymbolResult(v.symbol, SUCCESS if v.state == ACTIVE else FAILED,
@@ -903,9 +903,9 @@ def _verify_run(db: Database, universe: Universe, entries: Sequence[UniverseEntr
                for v in verdict.governance.verdicts]
     failed = [r for r in results if r.outcome != SUCCESS]
     status = "SUCCESS" if verdict.verification == "PASSED" else "FAILED"
-    db.finish_run(run_id, status=status, symbols_succeeded=len(results) - len(failed),
-                  symbols_failed=len(failed), rows_written=0, providers_used={},
-                  verification=verdict.verification)
+    db.runs.finish(run_id, status=status, symbols_succeeded=len(results) - len(failed),
+                   symbols_failed=len(failed), rows_written=0, providers_used={},
+                   verification=verdict.verification)
     trail.append("verify_finished", status=status, failed=[r.symbol for r in failed])
     code = exit_codes.OK if verdict.verification == "PASSED" else exit_codes.GATE_FAILED
     return RunReport(run_id, "verify", as_of.isoformat(), status, results, 0, {}, None,

@@ -12,7 +12,7 @@ null, no data) or a provider-critical error the ingestion passes in
 (docs/error_codes.md); ``symbol_governance`` holds the current state,
 ``data_quality`` one row per symbol per run with every score component, and
 every change of state or reason appends a STATE_CHANGE row to
-``governance_events`` (``Database.set_governance``): nothing changes silently.
+``governance_events`` (``db.governance.set_states``): nothing changes silently.
 
 :func:`decide_state` is the pure rule; :func:`govern_symbols` reads the
 store, scores with :func:`data.quality.assess_quality`, and writes.
@@ -224,12 +224,12 @@ def _score_chunk(db_path: str, items: Sequence[tuple[str, str, str, int]], as_of
         db = _READERS[db_path] = Database(db_path, readonly=True)
     cfg = QualityConfig.from_settings(settings)
     required = settings.required_sessions
-    actions = db.corporate_actions_by_symbol([i[0] for i in items])
+    actions = db.bars.corporate_actions([i[0] for i in items])
     out = []
     for symbol, asset_class, calendar, dups in items:
         win = backfill_window(calendar, as_of, required)
         sessions = expected_sessions(calendar, win.start, win.end)
-        frame = db.read_bars(symbol, str(win.start), str(win.end))
+        frame = db.bars.read(symbol, str(win.start), str(win.end))
         quality = assess_quality(frame, expected_sessions=sessions, payload_duplicates=dups,
                                  asset_class=asset_class, corporate_actions=actions.get(symbol), as_of=as_of,
                                  settings=cfg, symbol=symbol, calendar=calendar)
@@ -296,8 +296,8 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
     report = GovernanceReport(run_id=run_id, as_of=as_of, universe_size=len(enabled),
                               accept_threshold=cfg.accept_threshold,
                               reject_alert_pct=float(settings.get("quality.universe_reject_alert_pct", 5.0)))
-    previous = db.governance_states()
-    carried = {s: int(q.get("payload_duplicates") or 0) for s, q in db.latest_quality().items()}
+    previous = db.governance.states()
+    carried = {s: int(q.get("payload_duplicates") or 0) for s, q in db.governance.latest_quality().items()}
     precomputed = dict(precomputed or {})
     to_read = [s for s in wanted if s not in precomputed]
     workers = int(settings.get("governance.score_workers", 0)) or (os.cpu_count() or 1)
@@ -309,7 +309,7 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
                           duplicates.get(symbol, carried.get(symbol, 0))))
         precomputed.update(score_stored_windows(db.path, items, as_of=as_of, settings=settings, workers=workers))
         to_read = []
-    actions = db.corporate_actions_by_symbol(to_read)
+    actions = db.bars.corporate_actions(to_read)
     windows: dict[str, tuple[Any, pd.DatetimeIndex]] = {}
 
     quality_rows: list[dict[str, Any]] = []
@@ -319,8 +319,8 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
         if not states:
             return
         ts = utc_now()
-        db.write_quality(quality_rows)
-        report.changes.extend(db.set_governance(states, run_id=run_id, ts=ts))
+        db.governance.write_quality(quality_rows)
+        report.changes.extend(db.governance.set_states(states, run_id=run_id, ts=ts))
         quality_rows.clear()
         states.clear()
 
@@ -334,7 +334,7 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
         if symbol in precomputed:
             quality, provider = precomputed[symbol]
         else:
-            frame = db.read_bars(symbol, str(win.start), str(win.end))
+            frame = db.bars.read(symbol, str(win.start), str(win.end))
             dups = duplicates.get(symbol, carried.get(symbol, 0))
             quality = assess_quality(frame, expected_sessions=sessions, payload_duplicates=dups,
                                      asset_class=entry.asset_class, corporate_actions=actions.get(symbol),
