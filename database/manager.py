@@ -37,8 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from database.alerts import AlertRepository
-from database.bars import SymbolWrite
-from database.bars import BarRepository
+from database.bars import BarRepository, SymbolWrite
 from database.broker import BrokerRepository
 from database.errors import MixedOriginError, StoreAccessError, StoreError
 from database.fetch_state import FetchStateRepository
@@ -46,6 +45,7 @@ from database.governance import GovernanceRepository
 from database.runs import RunRepository
 from database.values import utc_now
 
+# The store's front door: callers import these names from here.
 __all__ = ["Database", "MixedOriginError", "SCHEMA_VERSION", "SYNTHETIC_PROVIDER", "SqliteSession",
            "StoreAccessError", "StoreError", "SymbolWrite", "available_migrations", "utc_now"]
 
@@ -56,6 +56,7 @@ SYNTHETIC_PROVIDER = "synthetic"
 
 
 def available_migrations() -> list[tuple[int, Path]]:
+    """(number, path) of every ``migrations/NNNN_name.sql``, in order."""
     found = []
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
         m = _MIGRATION_RE.match(path.name)
@@ -168,7 +169,7 @@ class Database:
         self._sql = SqliteSession(self.conn)
         try:
             if not readonly:
-                self.migrate()
+                self._migrate()
             else:
                 version = self.schema_version()
                 if version > SCHEMA_VERSION:
@@ -218,7 +219,7 @@ class Database:
     def schema_version(self) -> int:
         return self._sql.value("PRAGMA user_version")
 
-    def migrate(self) -> int:
+    def _migrate(self) -> int:
         """Apply every migration newer than ``user_version``; return the version."""
         current = self.schema_version()
         if current > SCHEMA_VERSION:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 import ingest_history
+import main as main_cli
 import verify_db_status
 
 
@@ -27,3 +28,11 @@ def test_verify_db_status_on_a_damaged_store_is_a_data_error(runtime):
     result = CliRunner().invoke(verify_db_status.main, ["--json"])
     assert result.exit_code == 65
     assert result.stderr.strip() == f"error: {runtime.db}: not a readable SQLite database (file is not a database)"
+
+
+def test_stage2_on_a_damaged_store_names_the_runbook_procedure(runtime):
+    damage(runtime.db)
+    result = CliRunner().invoke(main_cli.main, ["--run-once"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith("(see docs/runbook.md, 'Database corruption')")
+    assert "file is not a database" in result.stderr
