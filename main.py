@@ -12,6 +12,7 @@ history or kill switch), 64-66 bad input.
 import click
 
 from cli.command import OperatorCommand, db_option, json_option
+from cli.health_report import parse_as_of
 from trading.stage2 import Stage2Options, parse_tickers, run_stage2, show_status
 
 
@@ -23,14 +24,17 @@ from trading.stage2 import Stage2Options, parse_tickers, run_stage2, show_status
 @click.option("--confirm-live", is_flag=True, help="Required for --mode=live (or LIVE_TRADING_CONFIRMED=yes).")
 @click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=None,
               help="Universe file (default: configs/universe.json or $UNIVERSE_FILE).")
+@click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD",
+              help="Judge the store's freshness as of this date (default: today).")
 @db_option
 @json_option
-def main(mode, run_once, tickers, status_only, confirm_live, universe_path, db_path, as_json):
+def main(mode, run_once, tickers, status_only, confirm_live, universe_path, as_of, db_path, as_json):
     """Stage 2: trade the governed universe (ACTIVE symbols; DEGRADED may only
     reduce; QUARANTINED gets no order) from the database only.
 
-    Refuses to start while any universe symbol lacks its 1260 rows (prints the
-    [DATA_GOVERNANCE] block, appends it to runtime/governance_halt.log) or while
+    Refuses to start while any universe symbol lacks its required rows or its
+    data is stale at --as-of (prints the [DATA_GOVERNANCE] block naming the
+    fix, appends it to runtime/governance_halt.log) or while
     runtime/KILL_SWITCH exists. --run-once makes one cycle and writes
     runtime/tickets/<session>.md/.json. Live mode needs credentials,
     --confirm-live (or LIVE_TRADING_CONFIRMED=yes) and a verified Stage 1.
@@ -40,7 +44,8 @@ def main(mode, run_once, tickers, status_only, confirm_live, universe_path, db_p
     missing database or universe.
     """
     opts = Stage2Options(mode=mode, run_once=run_once, tickers=parse_tickers(tickers), confirm_live=confirm_live,
-                         db_path=db_path, universe_path=universe_path, as_json=as_json)
+                         db_path=db_path, universe_path=universe_path, as_json=as_json,
+                         as_of=parse_as_of(as_of))
     if status_only:
         return show_status(opts)
     return run_stage2(opts)

@@ -5,6 +5,11 @@
     python verify_backfill.py --symbols  # list failing symbols (rows, score, reason)
     python verify_backfill.py --strict   # exit 2 unless 100% comply
     python verify_backfill.py --json     # machine-readable
+    python verify_backfill.py --as-of 2024-06-28   # judge a historical store as of its own date
+
+A symbol complies when it is ACTIVE, holds its required rows, and its last
+bar is fresh against its calendar's last complete session at --as-of
+(default: now), so a store left behind by the clock does not comply.
 
 Exit codes (docs/error_codes.md): 0 ok (or not --strict), 2 not compliant
 under --strict, 64 bad flag, 65 malformed universe/settings, 66 database or
@@ -15,7 +20,7 @@ from __future__ import annotations
 import click
 
 from cli.command import OperatorCommand, db_option, json_option
-from cli.health_report import default_universe, verify_backfill
+from cli.health_report import default_universe, parse_as_of, verify_backfill
 
 
 @click.command(cls=OperatorCommand, help=__doc__.split("\n\n")[0])
@@ -24,9 +29,13 @@ from cli.health_report import default_universe, verify_backfill
               show_default=True, help="Universe file (the only source of symbols).")
 @click.option("--symbols", "show_symbols", is_flag=True, help="List failing symbols with rows, score and reason.")
 @click.option("--strict", is_flag=True, help="Exit 2 unless every enabled symbol complies.")
+@click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD",
+              help="Judge freshness as of this date (default: now).")
 @json_option
-def main(db_path: str | None, universe_path: str, show_symbols: bool, strict: bool, as_json: bool) -> int:
-    return verify_backfill(db_path, universe_path, show_symbols=show_symbols, strict=strict, as_json=as_json)
+def main(db_path: str | None, universe_path: str, show_symbols: bool, strict: bool, as_of: str | None,
+         as_json: bool) -> int:
+    return verify_backfill(db_path, universe_path, show_symbols=show_symbols, strict=strict,
+                           as_of=parse_as_of(as_of), as_json=as_json)
 
 
 if __name__ == "__main__":

@@ -194,7 +194,7 @@ def run_bench(symbols: int, work: Path, keep: bool = False) -> dict:
         hash_second = store.bars.content_hash(include_provenance=True)
         runs = store.table_count("ingestion_audit_runs")
     verify_backfill = timed_command(work, [str(REPO / "verify_backfill.py"), "--strict", "--json", "--db", str(db),
-                                           "--universe", str(universe)])
+                                           "--universe", str(universe), "--as-of", AS_OF.isoformat()])
     verify_status = timed_command(work, [str(REPO / "verify_db_status.py"), "--json", "--db", str(db),
                                          "--universe", str(universe), "--as-of", AS_OF.isoformat()])
     next_session = dt.date(2026, 11, 20)

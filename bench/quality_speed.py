@@ -24,7 +24,7 @@ from tests.quality_cases import CASES
 
 # clean: a plain store-shaped frame; synthetic_clean: an ingest frame with
 # split_ratio/dividend columns; the corporate-action cases go through
-# _actions_per_bar; the defect cases through every finding branch.
+# actions_per_bar; the defect cases through every finding branch.
 BENCH_CASES = (
     "clean",
     "synthetic_clean",

@@ -15,7 +15,7 @@ from data.providers.synthetic import SyntheticDataProvider
 
 
 def main(count: int = 6000, as_of: dt.date = dt.date(2026, 6, 30)) -> None:
-    window = backfill_window("XNYS", as_of)
+    window = backfill_window("XNYS", as_of, 1260)
     requests = [FetchRequest(f"S{i:05d}", "stocks", window.start, window.end, "XNYS") for i in range(count)]
     provider = SyntheticDataProvider(defects={})
     t0 = time.perf_counter()

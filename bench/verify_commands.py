@@ -113,7 +113,7 @@ def main() -> int:
     result["db_bytes"] = db_path.stat().st_size
     python = sys.executable
     common = ["--db", str(db_path), "--universe", str(universe_path), "--json"]
-    result["verify_backfill"] = timed([python, "verify_backfill.py", "--strict", *common])
+    result["verify_backfill"] = timed([python, "verify_backfill.py", "--strict", "--as-of", str(AS_OF), *common])
     result["verify_db_status"] = timed([python, "verify_db_status.py", "--as-of", str(AS_OF), *common])
     result["interpreter_start"] = timed([python, "-c", "import cli.health_report"])
     print(json.dumps(result, indent=2))

@@ -26,12 +26,12 @@ _STATUS_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "GREEN":
 
 
 def verify_backfill(db_path: str | None, universe_path: str | None, *, show_symbols: bool = False,
-                    strict: bool = False, as_json: bool = False) -> int:
-    """``verify_backfill.py``: print compliance; with ``strict`` exit 2
-    unless every enabled universe symbol complies."""
+                    strict: bool = False, as_of: dt.date | None = None, as_json: bool = False) -> int:
+    """``verify_backfill.py``: print compliance at ``as_of`` (default: now);
+    with ``strict`` exit 2 unless every enabled universe symbol complies."""
     universe, settings = health.load_inputs(universe_path)
     with health.open_store(db_path) as db:
-        result = health.backfill_compliance(db, universe, settings)
+        result = health.backfill_compliance(db, universe, settings, as_of=as_of)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
     else:
@@ -108,17 +108,21 @@ class _Printer:
     # ------------------------------------------------------------ reports
     def compliance(self, r: dict[str, Any], show_symbols: bool) -> None:
         self.heading("Backfill compliance", "PASS" if r["passed"] else "FAIL")
-        self.pairs([("database", r["database"]), ("universe", r["universe"]),
+        self.pairs([("database", r["database"]), ("universe", r["universe"]), ("as-of", r["as_of"]),
                     ("compliant", f"{r['compliant']}/{r['symbols']} symbols ({r['compliance_pct']:.2f}%) "
-                                  f"ACTIVE with >= {r['required_rows']} rows"),
-                    ("states", ", ".join(f"{k} {v}" for k, v in r["states"].items()))])
+                                  f"ACTIVE, fresh, with >= {r['required_rows']} rows"),
+                    ("states", ", ".join(f"{k} {v}" for k, v in r["states"].items())),
+                    ("last complete session", ", ".join(f"{c} {d}" for c, d in r["expected_last_session"].items())),
+                    ("stale", f"{r['stale']} symbol(s)")])
         if show_symbols and r["failing"]:
             self.heading("Failing symbols")
-            self.table(("symbol", "state", "reason", "rows", "window", "score", "last bar"),
+            self.table(("symbol", "state", "reason", "rows", "window", "score", "last bar", "behind"),
                        [(f["symbol"], f["state"], f["reason"], f["rows"], f["window_rows"], f["quality_score"],
-                         f["last_date"]) for f in r["failing"]])
+                         f["last_date"], f["age_sessions"]) for f in r["failing"]])
         elif r["failing"]:
             self.line(f"{len(r['failing'])} symbol(s) do not comply: run verify_backfill.py --symbols")
+        if r["fix"]:
+            self.line(f"Action required: {r['fix']}")
         self.line("Result: " + ("100% compliant" if r["passed"] else "NOT compliant"),
                   "green" if r["passed"] else "bold red")
 

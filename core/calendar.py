@@ -86,7 +86,7 @@ def last_complete_session(name: str, as_of: dt.date, now: dt.datetime | None = N
     return session.date()
 
 
-def backfill_window(name: str, as_of: dt.date, sessions: int = 1260,
+def backfill_window(name: str, as_of: dt.date, sessions: int,
                     now: dt.datetime | None = None) -> Window:
     """The trailing ``sessions`` expected sessions ending at the last complete
     session on or before ``as_of``."""

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from core.calendar import CalendarError, last_complete_session, sessions_between
+from core.calendar import CalendarError, last_complete_session
 from core.universe import Universe, UniverseEntry
 from database.manager import SCHEMA_VERSION, Database, StoreAccessError, StoreError
 from core import exit_codes
@@ -26,12 +26,20 @@ from core.errors import DataInputError, MissingInputError
 from core.inputs import DEFAULT_UNIVERSE, load_inputs  # noqa: F401 (re-exported for the CLIs)
 from core.runtime import RuntimePaths
 from core.settings import Settings
+from data.governance.rules import ACTIVE, GREEN, RED, STATES, UNGOVERNED, YELLOW, GovernanceRules, bars_behind
+from reports.stage1 import judge_store
 
 SECTIONS = ("history", "quality", "governance", "freshness", "integrity", "last_ingest", "providers")
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
-GREEN, YELLOW, RED = "GREEN", "YELLOW", "RED"
-UNGOVERNED = "UNGOVERNED"
-_SCORE_BINS = (("< 0.6", 0.0, 0.6), ("0.6-0.8", 0.6, 0.8), ("0.8-0.9", 0.8, 0.9), ("0.9-<1", 0.9, 1.0))
+
+
+def _score_bins(threshold: float) -> tuple[tuple[str, float, float], ...]:
+    """Score distribution bins: below the accept threshold, then up to 1."""
+    edges = sorted({threshold, *(e for e in (0.8, 0.9) if e > threshold)})
+    bins = [(f"< {threshold:g}", 0.0, threshold)]
+    bins += [(f"{lo:g}-{hi:g}", lo, hi) for lo, hi in zip(edges, edges[1:])]
+    bins.append((f"{edges[-1]:g}-<1", edges[-1], 1.0))
+    return tuple(bins)
 
 
 # ------------------------------------------------------------------ inputs
@@ -49,43 +57,33 @@ def open_store(path: str | Path | None) -> Database:
 
 
 # -------------------------------------------------------------- compliance
-def backfill_compliance(db: Database, universe: Universe, settings: Settings) -> dict[str, Any]:
-    """Share of the (enabled) universe that is ACTIVE with full history.
-
-    A symbol complies when its governance state is ACTIVE and both the
-    governed window and the rows stored now hold at least the required
-    sessions (the second check catches rows deleted since governance ran).
-    """
-    required = settings.required_sessions
-    entries = universe.enabled
-    symbols = [e.symbol for e in entries]
-    states = db.governance.states()
-    history = db.bars.history_summary(symbols)
-    failing, counts = [], {"ACTIVE": 0, "DEGRADED": 0, "QUARANTINED": 0, UNGOVERNED: 0}
-    for symbol in symbols:
-        gov = states.get(symbol)
-        stored = history[symbol]["rows"]
-        state = gov["state"] if gov else UNGOVERNED
-        counts[state] += 1
-        if gov and state == "ACTIVE" and gov["rows"] >= required and stored >= required:
-            continue
-        if gov is None:
-            reason = "NOT_GOVERNED"
-        elif state == "ACTIVE":
-            reason = "ROWS_REMOVED_SINCE_GOVERNED"
-        else:
-            reason = gov["reason"]
-        failing.append({"symbol": symbol, "state": state, "reason": reason, "rows": stored,
-                        "window_rows": gov["rows"] if gov else 0,
-                        "quality_score": gov["quality_score"] if gov else None,
-                        "last_date": history[symbol]["last_date"]})
-    compliant = len(symbols) - len(failing)
+def backfill_compliance(db: Database, universe: Universe, settings: Settings, as_of: dt.date | None = None,
+                        now: dt.datetime | None = None) -> dict[str, Any]:
+    """Share of the (enabled) universe that passes Stage 1 at ``as_of``
+    (default: today): ACTIVE, its required rows as governed and as stored
+    now (rows deleted since governance ran fail), and fresh against its
+    calendar's last complete session (rules 5 in data/governance/rules.py)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    as_of = as_of or now.date()
+    verdict = judge_store(db, universe.enabled, settings, as_of, now)
     return {
-        "database": str(db.path), "universe": universe.path, "required_rows": required,
-        "symbols": len(symbols), "compliant": compliant,
-        "compliance_pct": round(100.0 * compliant / len(symbols), 4) if symbols else 0.0,
-        "passed": not failing and bool(symbols), "states": counts, "failing": failing,
+        "database": str(db.path), "universe": universe.path, "as_of": str(as_of),
+        "required_rows": verdict.required_rows, "symbols": verdict.symbols, "compliant": verdict.compliant,
+        "compliance_pct": round(100.0 * verdict.compliant / verdict.symbols, 4) if verdict.symbols else 0.0,
+        "passed": verdict.passed, "states": verdict.states, "expected_last_session": verdict.expected_last,
+        "stale": len(verdict.stale), "failing": verdict.failing,
+        "fix": _fix(verdict),
     }
+
+
+def _fix(verdict) -> str | None:
+    """The command that repairs the commonest failure, for the operator."""
+    if verdict.passed:
+        return None
+    if verdict.stale and not verdict.missing_history:
+        return "python ingest_history.py --mode=incremental"
+    return "python ingest_history.py --mode=deep_backfill" if verdict.missing_history else \
+        "python verify_backfill.py --symbols"
 
 
 # ------------------------------------------------------------------ status
@@ -155,13 +153,14 @@ def _history(symbols: list[str], history: Mapping[str, Mapping[str, Any]], requi
 
 def _quality(db: Database, symbols: list[str], states: Mapping[str, Mapping[str, Any]],
              settings: Settings) -> dict[str, Any]:
-    threshold = float(settings.get("quality.accept_threshold", 0.6))
+    rules = GovernanceRules.from_settings(settings)
+    threshold = rules.accept_threshold
     rows = db.governance.latest_quality(symbols)
     scored = [s for s in symbols if s in rows]
     scores = np.array([rows[s]["quality_score"] for s in scored], dtype="float64")
     below = sorted(({"symbol": s, "quality_score": rows[s]["quality_score"],
                      "reason": (states.get(s) or {}).get("reason")}
-                    for s in scored if rows[s]["quality_score"] < threshold),
+                    for s in scored if not rules.accepts(rows[s]["quality_score"])),
                    key=lambda r: (r["quality_score"], r["symbol"]))
     components = {}
     for name in ("missing_dates_pct", "duplicate_pct", "zero_negative_flag", "extreme_spike_flag"):
@@ -174,7 +173,7 @@ def _quality(db: Database, symbols: list[str], states: Mapping[str, Mapping[str,
         for f in rows[s]["findings"] or []:
             per_code = findings.setdefault(f["code"], {"severity": f["severity"], "symbols": 0})
             per_code["symbols"] += 1
-    distribution = {label: int(((scores >= lo) & (scores < hi)).sum()) for label, lo, hi in _SCORE_BINS}
+    distribution = {label: int(((scores >= lo) & (scores < hi)).sum()) for label, lo, hi in _score_bins(threshold)}
     distribution["1.0"] = int((scores >= 1.0).sum())
     unscored = [s for s in symbols if s not in rows]
     return {
@@ -191,13 +190,13 @@ def _quality(db: Database, symbols: list[str], states: Mapping[str, Mapping[str,
 
 def _governance(db: Database, symbols: list[str], states: Mapping[str, Mapping[str, Any]],
                 settings: Settings) -> dict[str, Any]:
-    counts = {"ACTIVE": 0, "DEGRADED": 0, "QUARANTINED": 0, UNGOVERNED: 0}
+    counts = {**{s.value: 0 for s in STATES}, UNGOVERNED: 0}
     not_active = []
     for s in symbols:
         gov = states.get(s)
         state = gov["state"] if gov else UNGOVERNED
         counts[state] += 1
-        if state != "ACTIVE":
+        if state != ACTIVE:
             not_active.append({"symbol": s, "state": state, "reason": gov["reason"] if gov else "NOT_GOVERNED",
                                "rows": gov["rows"] if gov else 0,
                                "quality_score": gov["quality_score"] if gov else None})
@@ -214,21 +213,17 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
 
     Age is counted in sessions of the symbol's own calendar, from its last bar
     to the last complete session at ``as_of``: GREEN under
-    ``health.freshness_yellow_sessions`` (2), YELLOW up to
-    ``health.freshness_red_sessions`` (7), RED beyond or with no bars.  The
+    ``health.freshness_yellow_sessions``, YELLOW up to
+    ``health.freshness_red_sessions``, RED beyond or with no bars (rule 4,
+    ``GovernanceRules.price_health``).  The
     whole universe's health is its worst symbol's.  ``history`` is
     ``db.bars.history_summary`` or ``history_summary`` (symbol -> last_date).
     """
-    yellow = int(settings.get("health.freshness_yellow_sessions", 2))
-    red = int(settings.get("health.freshness_red_sessions", 7))
+    rules = GovernanceRules.from_settings(settings)
+    yellow, red = rules.stale_from_sessions, rules.red_beyond_sessions
     now = now or dt.datetime.now(dt.timezone.utc)
     ends: dict[str, dt.date] = {}
-
-    @lru_cache(maxsize=None)
-    def age(calendar: str, last: str) -> int:
-        end = ends[calendar]
-        last_date = dt.date.fromisoformat(last)
-        return sessions_between(calendar, last_date, end) if last_date < end else 0
+    age = lru_cache(maxsize=None)(lambda calendar, last: bars_behind(calendar, last, ends[calendar]))
 
     per_symbol, counts = [], {GREEN: 0, YELLOW: 0, RED: 0}
     for entry in entries:
@@ -240,7 +235,7 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
                 raise DataInputError(f"as-of {as_of}: {exc}") from exc
         last = (history.get(entry.symbol) or {}).get("last_date")
         sessions = age(calendar, last) if last else None
-        health = RED if sessions is None or sessions > red else (YELLOW if sessions >= yellow else GREEN)
+        health = rules.price_health(sessions)
         counts[health] += 1
         per_symbol.append({"symbol": entry.symbol, "calendar": calendar, "last_date": last,
                            "expected_last_session": str(ends[calendar]), "age_sessions": sessions,

@@ -2,11 +2,20 @@
 
 Each case is a zero-argument builder returning ``(frame, kwargs)``.  The
 frozen expected reports (``tests/fixtures/quality_reports.json``) and the
-public component/check results (``tests/fixtures/quality_functions.json``)
-were recorded from data/quality as it stood before the speed work (commits
-f6519c6..76a5b0d change only tests/); ``tests/unit/test_quality_frozen.py``
-asserts that the current code still produces them; ``bench/quality_speed.py``
-times a few of these frames.
+component/check results (``tests/fixtures/quality_functions.json``, see
+:func:`functions_of`) were recorded from data/quality as it stood before the
+speed work (commits f6519c6..76a5b0d change only tests/);
+``tests/unit/test_quality_frozen.py`` asserts that the current code still
+produces them; ``bench/quality_speed.py`` times a few of these frames.
+
+quality_functions.json first held the results of frame-based wrappers that
+only tests called.  When they were deleted (issue 8) it was carried over to
+the production pieces below: unchanged where the case's frame is already one
+row per date in date order; for the five cases that are not (duplicates,
+unsorted rows, NaT dates) the wrappers' results on the frame as bar_arrays
+sees it (duplicates dropped, the last kept, stable sort by date, NaT last),
+except the duplicate count, which is the raw frame's; ``stale_sessions`` was
+dropped (production counts staleness only as the STALE finding).
 
 Regenerate the fixture only for an intended change of behaviour:
 
@@ -28,6 +37,7 @@ from core.calendar import backfill_window
 from data.providers.base import FetchRequest
 from data.providers.synthetic import SyntheticDataProvider
 from data.quality import assess_quality, checks, components
+from data.quality import findings as F
 from core.settings import DEFAULTS, Settings
 from tests import bar_frames as B
 
@@ -494,37 +504,58 @@ def compact(value: Any) -> Any:
     return value
 
 
+# The report's findings of each QA check, by code, in report order.
+_CHECK_CODES = {
+    "ohlc_findings": (F.OHLC_INCONSISTENT, F.OPEN_OUTSIDE_RANGE),
+    "false_tick_findings": (F.FALSE_TICK,),
+    "null_findings": (F.ALL_NULL, F.NULL_FIELDS),
+    "zero_volume_findings": (F.ZERO_VOLUME,),
+    "staleness_findings": (F.FUTURE_DATED, F.STALE),
+}
+
+
 def functions_of(name: str) -> dict[str, Any]:
-    """The public frame-based component and check functions applied to the
-    raw frame of case ``name`` (default parameters), as JSON types with long
-    lists compacted (:func:`compact`); a function that raises records the
+    """What production computes from the raw frame of case ``name`` with
+    default settings (stocks, no allow-list; the case's corporate actions):
+    the array functions :func:`data.quality.assess_quality` calls, on
+    :func:`components.bar_arrays` of the frame (row positions are positions
+    in those arrays), plus that report's components and its findings by
+    check; also a few non-default parameters (an allow-list, the 0.1
+    threshold without actions, a false-tick test on close).  JSON types with
+    long lists compacted (:func:`compact`); a call that raises records the
     exception's type."""
     frame, kwargs = CASES[name]()
-    expected, as_of = kwargs["expected_sessions"], kwargs["as_of"]
+    expected = components.date_values(kwargs["expected_sessions"])
     actions = kwargs.get("corporate_actions")
+    bars, duplicates = components.bar_arrays(frame)
+    report = assess_quality(frame, expected_sessions=kwargs["expected_sessions"], as_of=kwargs["as_of"],
+                            settings=Settings(), asset_class="stocks", corporate_actions=actions,
+                            allowed_missing=[])
+
+    def moves(threshold: float, acts: pd.DataFrame | None) -> dict[str, list[str]]:
+        found = components.scan_move_dates(bars.dates, bars.close, bars.adj_close, threshold, acts,
+                                           bars.split_ratio, bars.dividend)
+        return {k: _iso(getattr(found, k)) for k in ("spikes", "explained", "adj_discontinuities")}
+
+    def findings_of(codes: tuple[str, ...]) -> list[dict[str, Any]]:
+        return _findings(f for f in report.findings if f.code in codes)
+
     calls: dict[str, Callable[[], Any]] = {
-        "frame_duplicates": lambda: components.frame_duplicates(frame),
-        "covered_dates": lambda: _iso(components.covered_dates(frame)),
-        "missing_sessions": lambda: _iso(components.missing_sessions(frame, expected)),
-        "missing_sessions_allowed": lambda: _iso(components.missing_sessions(frame, expected, expected[100:103])),
-        "missing_dates_pct": lambda: components.missing_dates_pct(frame, expected),
-        "nonpositive_price_mask": lambda: np.flatnonzero(components.nonpositive_price_mask(frame)).tolist(),
-        "negative_volume_mask": lambda: np.flatnonzero(components.negative_volume_mask(frame)).tolist(),
-        "zero_negative_flag": lambda: components.zero_negative_flag(frame),
-        "scan_moves": lambda: {k: _iso(getattr(components.scan_moves(frame, 0.5, actions), k))
-                               for k in ("spikes", "explained", "adj_discontinuities")},
-        "scan_moves_fx": lambda: {k: _iso(getattr(components.scan_moves(frame, 0.1), k))
-                                  for k in ("spikes", "explained", "adj_discontinuities")},
-        "extreme_spike_flag": lambda: components.extreme_spike_flag(frame, 0.5, actions),
-        "ohlc_findings": lambda: _findings(checks.ohlc_findings(frame)),
-        "false_tick_findings": lambda: _findings(checks.false_tick_findings(frame)),
-        "false_tick_mask_close": lambda: np.flatnonzero(checks.false_tick_mask(
-            components.as_floats(frame, "close"), 7, 6.0, 0.03, 30)).tolist(),
-        "null_findings": lambda: _findings(checks.null_findings(frame)),
-        "zero_volume_findings": lambda: _findings(checks.zero_volume_findings(frame, "stocks")),
-        "staleness_findings": lambda: _findings(checks.staleness_findings(frame, expected, as_of)),
-        "stale_sessions": lambda: checks.stale_sessions(
-            components.as_dates(frame["date"]).max() if len(frame) else None, expected),
+        "frame_duplicates": lambda: duplicates,
+        "covered_dates": lambda: _iso(bars.dates[~np.isnan(bars.close)]),
+        "missing_sessions": lambda: _iso(components.missing_session_dates(expected, bars.dates, bars.close)),
+        "missing_sessions_allowed": lambda: _iso(components.missing_session_dates(
+            components.expected_after_allowed(expected, expected[100:103]), bars.dates, bars.close)),
+        "missing_dates_pct": lambda: report.components["missing_dates_pct"],
+        "nonpositive_price_mask": lambda: np.flatnonzero(components.nonpositive_mask(
+            bars.open, bars.high, bars.low, bars.close, bars.adj_close)).tolist(),
+        "negative_volume_mask": lambda: np.flatnonzero(bars.volume < 0).tolist(),
+        "zero_negative_flag": lambda: report.components["zero_negative_flag"],
+        "scan_moves": lambda: moves(0.5, actions),
+        "scan_moves_fx": lambda: moves(0.1, None),
+        "extreme_spike_flag": lambda: report.components["extreme_spike_flag"],
+        "false_tick_mask_close": lambda: np.flatnonzero(checks.false_tick_mask(bars.close, 7, 6.0, 0.03, 30)).tolist(),
+        **{key: (lambda codes=codes: findings_of(codes)) for key, codes in _CHECK_CODES.items()},
     }
     out: dict[str, Any] = {}
     for key, call in calls.items():

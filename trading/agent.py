@@ -10,12 +10,8 @@ tick), checks for critical data gaps, sizes the book and sends the orders
 that close the difference between the governed targets and the current
 positions.  The kill switch is checked before every single order.
 
-Governance filter (``governed_quantity``):
-
-* ACTIVE       trades to its target;
-* DEGRADED     may only reduce: close or shrink toward zero, never open,
-               add or flip;
-* QUARANTINED  (or no governance row) gets no order at all.
+Governance filter: ``data.governance.rules.governed_quantity`` (what each
+state may do; the rules page says it in the runbook's words).
 
 Two books are used on purpose.  The *session-start* book (positions before
 any fill of the session) sizes the targets and is what the ticket reports,
@@ -33,6 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 
 from core.universe import UniverseEntry
+from data.governance.rules import ACTIVE, DEGRADED, QUARANTINED, governed_quantity
 from database.manager import SYNTHETIC_PROVIDER, Database, utc_now
 from core.runtime import RuntimePaths
 from trading.alpha_model import SafePredictor
@@ -43,7 +40,6 @@ from trading.gate import kill_switch_engaged, kill_switch_message
 from trading.risk import SafeMode, exposure, historical_var_cvar, target_weights
 from trading.signals import ArimaForecaster, Forecast, Forecaster, ForecastError, RunCounters
 
-ACTIVE, DEGRADED, QUARANTINED = "ACTIVE", "DEGRADED", "QUARANTINED"
 SAFE_MODE_STATE_KEY = "safe_mode"
 
 
@@ -110,33 +106,6 @@ class Decision:
 class CycleReport:
     decision: Decision
     results: list[OrderResult] = field(default_factory=list)
-
-
-def governed_quantity(state: str | None, target: float, held: float) -> tuple[float, str]:
-    """The quantity governance allows, and the action it amounts to."""
-    if state == ACTIVE:
-        return target, _action(held, target)
-    if state == DEGRADED:
-        if held > 0:
-            allowed = min(max(target, 0.0), held)
-        elif held < 0:
-            allowed = max(min(target, 0.0), held)
-        else:
-            allowed = 0.0
-        return allowed, _action(held, allowed) if allowed != held else "blocked"
-    return held, "blocked"
-
-
-def _action(held: float, target: float) -> str:
-    if target == held:
-        return "hold"
-    if held == 0:
-        return "open"
-    if target == 0:
-        return "close"
-    if (held > 0) != (target > 0):
-        return "flip"
-    return "add" if abs(target) > abs(held) else "reduce"
 
 
 def _floor_qty(value: float, decimals: int) -> float:

@@ -38,7 +38,9 @@ def heartbeat_line(uptime_s: float, symbols: int, cycles: int, model_errors: int
 def ingestion_refresh(db, universe, settings, paths: RuntimePaths, log: Any, guard: HistoryGuard, *,
                       ingest: Callable[[], Any] | None = None) -> Callable[[], None]:
     """The daemon's refresh hook: an incremental Stage 1 run on the same
-    store (``ingest`` overrides it), under the history guard.
+    store (``ingest`` overrides it) through a router built with the history
+    guard, so every provider it builds - in a worker process too - refuses
+    a long request.
 
     Ingestion turns any provider exception into a per-symbol failure, so a
     GUARD VIOLATION would only show in the audit; the guard records each
@@ -54,9 +56,15 @@ def ingestion_refresh(db, universe, settings, paths: RuntimePaths, log: Any, gua
                 log.warning("REFRESH_UNAVAILABLE", module="trading.daemon",
                             message="data refresh unavailable: data.collectors.ingestion is not installed")
                 return
+            from data.collectors.data_router import DataRouter
 
             def run():
-                return run_ingestion(db, universe, settings, paths, IngestOptions(mode="incremental"))
+                router = DataRouter(settings, guard=guard)
+                try:
+                    return run_ingestion(db, universe, settings, paths, IngestOptions(mode="incremental"),
+                                         router=router)
+                finally:
+                    router.close()
         guard.take_violations()
         report = run()
         violations = guard.take_violations()

@@ -1,9 +1,10 @@
 """What must hold before Stage 2 may trade, and the halts when it does not.
 
-* History gate: every enabled universe symbol has at least
-  ``required_sessions`` stored rows and a governance row.  Otherwise the
-  runbook's ``[DATA_GOVERNANCE]`` block is printed, appended to
-  ``runtime/governance_halt.log`` and the command exits 3.
+* History gate: every enabled universe symbol has its required rows, a
+  governance row, and a fresh last bar at the as-of date (rule 6 of
+  ``data/governance/rules.py``).  Otherwise the runbook's ``[DATA_GOVERNANCE]``
+  block (or its stale-data twin naming ``ingest_history.py --mode=incremental``)
+  is printed, appended to ``runtime/governance_halt.log`` and the command exits 3.
 * Kill switch: ``runtime/KILL_SWITCH`` present -> no order, halt recorded.
 * Live gate: credentials, an explicit confirmation, Stage 1 verified.
 """
@@ -11,11 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping, Sequence
 
+from core.settings import Settings
+from core.universe import UniverseEntry
+from data.governance.rules import GovernanceRules
 from database.manager import Database
+from reports.stage1 import judge_store
 from trading.config import LIVE_CONFIRM_ENV, TradingConfig
 
 HALT_BLOCK_TEMPLATE = (
@@ -26,46 +31,63 @@ HALT_BLOCK_TEMPLATE = (
     "Action required: Run ingest_history.py\n"
     "System halted intentionally"
 )
+STALE_BLOCK_TEMPLATE = (
+    "[DATA_GOVERNANCE]\n"
+    "Stale historical data detected\n"
+    "Symbols affected: {count}\n"
+    "Last complete session: {expected} (as of {as_of})\n"
+    "Action required: Run ingest_history.py --mode=incremental\n"
+    "System halted intentionally"
+)
 
 
 @dataclass(frozen=True)
 class HistoryGap:
-    """Symbols that lack their history (and why, per symbol)."""
+    """Why Stage 2 may not start, symbol by symbol: missing history (the
+    runbook's halt) or stale history (rule 6 in data/governance/rules.py)."""
 
     required: int
     missing: dict[str, str]
+    stale: dict[str, int | None] = field(default_factory=dict)
+    as_of: dt.date | None = None
+    expected_last: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.missing
+        return not self.missing and not self.stale
+
+    @property
+    def reason(self) -> str:
+        return "missing_history" if self.missing else "stale_history"
 
     def block(self) -> str:
-        return halt_block(len(self.missing), self.required)
+        if self.missing:
+            return halt_block(len(self.missing), self.required)
+        expected = ", ".join(f"{d} ({c})" for c, d in sorted(self.expected_last.items()))
+        return STALE_BLOCK_TEMPLATE.format(count=len(self.stale), expected=expected, as_of=self.as_of)
 
 
-def halt_block(count: int, required: int = 1260) -> str:
+def halt_block(count: int, required: int) -> str:
     """The runbook's governance halt block, verbatim."""
     return HALT_BLOCK_TEMPLATE.format(count=count, required=required)
 
 
-def check_history(db_path: Path, symbols: Iterable[str], required: int) -> HistoryGap:
-    """Which of ``symbols`` lack ``required`` rows or a governance row.
-    A missing database means every symbol lacks its history (and the file
-    is not created: Stage 2 never makes an empty store)."""
-    symbols = list(symbols)
+def check_history(db_path: Path, entries: Sequence[UniverseEntry], settings: Settings, as_of: dt.date,
+                  now: dt.datetime | None = None) -> HistoryGap:
+    """Which of the enabled ``entries`` stop Stage 2 at ``as_of``: lacking
+    the required rows or a governance row, or stale (the rules' one
+    definition, :func:`reports.stage1.judge_store`).  A missing database
+    means every symbol lacks its history (and the file is not created:
+    Stage 2 never makes an empty store)."""
+    entries = [e for e in entries if e.enabled]
+    required = GovernanceRules.from_settings(settings).required_rows
     if not Path(db_path).exists():
-        return HistoryGap(required, {s: "no database" for s in symbols})
+        return HistoryGap(required, {e.symbol: "no database" for e in entries}, as_of=as_of)
     with Database(db_path, readonly=True) as db:
-        summary = db.bars.history_summary(symbols)
-        governed = db.governance.states(symbols)
-    missing = {}
-    for s in symbols:
-        rows = summary[s]["rows"]
-        if rows < required:
-            missing[s] = f"{rows} rows < {required}"
-        elif s not in governed:
-            missing[s] = "no governance row"
-    return HistoryGap(required, missing)
+        verdict = judge_store(db, entries, settings, as_of, now)
+    missing = dict(verdict.missing_history) or ({} if entries else {"(universe)": "no enabled symbol"})
+    return HistoryGap(required, missing, stale=dict(verdict.stale), as_of=as_of,
+                      expected_last=verdict.expected_last)
 
 
 def _stamp() -> str:

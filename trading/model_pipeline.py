@@ -15,6 +15,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from data.governance.rules import ACTIVE
 from database.manager import Database
 from core.runtime import RuntimePaths
 from trading.alpha_model import AlphaModel, save_model, train_ridge
@@ -59,6 +60,6 @@ def train_alpha_model(db: Database, symbols: Sequence[str], paths: RuntimePaths,
     """Refresh the features if needed, train ridge on ACTIVE rows, save."""
     refresh = refresh_feature_store(db, symbols, paths)
     table: pd.DataFrame = feature_store(paths).read()
-    active = table[table["governance_state"] == "ACTIVE"]
+    active = table[table["governance_state"] == ACTIVE]
     model = train_ridge(active, ridge_lambda=ridge_lambda, trained_on=refresh.data_hash)
     return model, save_model(model, paths.models_dir), refresh

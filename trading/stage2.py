@@ -4,12 +4,13 @@ Start-up order (each step can end the run):
 
 1. settings, universe, ``[trading]`` config (paper drops live credentials);
 2. live gate - credentials and an explicit confirmation (no network, no DB);
-3. history gate - every enabled universe symbol has its history, or the
+3. history gate - every enabled universe symbol has its history and is
+   fresh at the as-of date (data/governance/rules.py, rule 6), or the
    ``[DATA_GOVERNANCE]`` block, ``runtime/governance_halt.log``, exit 3;
 4. kill switch - present: refuse, exit 3;
 5. live only: Stage 1 verified;
-6. the history guard is installed for the rest of the process, then one
-   cycle (``--run-once``: decision, orders, ticket) or the daemon loop.
+6. one cycle (``--run-once``: decision, orders, ticket) or the daemon loop,
+   whose data refresh fetches through a router given the history guard.
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ class Stage2Options:
     tick_interval: float = 1.0
     data_refresh_minutes: float = 30.0
     heartbeat_seconds: float | None = None
+    as_of: dt.date | None = None          # judge the store as of this date (default: today, UTC)
 
 
 def parse_tickers(text: str | None) -> list[str] | None:
@@ -110,12 +112,18 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
             _say(opts, text, {"status": "refused", "mode": "live", "reasons": reasons}, err=True)
             return exit_codes.GATE_FAILED
 
-    gap = check_history(paths.db, universe.symbols, settings.required_sessions)
+    as_of = opts.as_of or dt.datetime.now(dt.timezone.utc).date()
+    gap = check_history(paths.db, universe.entries, settings, as_of)
     if not gap.ok:
         block = gap.block()
-        append_halt_log(paths.governance_halt_log, block, reason="missing_history")
-        _say(opts, block, {"status": "halted", "reason": "missing_history", "symbols_affected": len(gap.missing),
-                           "required_rows": gap.required, "symbols": gap.missing, "message": block})
+        append_halt_log(paths.governance_halt_log, block, reason=gap.reason)
+        affected = gap.missing or gap.stale
+        payload = {"status": "halted", "reason": gap.reason, "symbols_affected": len(affected),
+                   "required_rows": gap.required, "symbols": affected, "message": block, "as_of": str(as_of)}
+        if not gap.missing:
+            payload.update(expected_last_session=gap.expected_last,
+                           action="python ingest_history.py --mode=incremental")
+        _say(opts, block, payload)
         return exit_codes.HALTED
 
     if kill_switch_engaged(paths.kill_switch):
@@ -147,19 +155,18 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
             broker = (live_broker_factory or LiveAlpacaBroker)(config.live_credentials, db)
         else:
             broker = PaperBroker(db, config)
-        with HistoryGuard(config.guard_max_days).installed() as guard:
-            agent = TradingAgent(db, config, broker, entries, paths, log=log, **dict(agent_kwargs or {}))
-            if opts.run_once:
-                return _run_once(opts, agent, paths, log)
-            if refresh is None:
-                refresh = ingestion_refresh(db, universe, settings, paths, log, guard)
-            daemon = TradingDaemon(agent, paths, log, tick_interval=opts.tick_interval,
-                                   data_refresh_minutes=opts.data_refresh_minutes,
-                                   heartbeat_seconds=config.heartbeat_seconds, refresh=refresh)
-            if daemon_hook is not None:
-                daemon_hook(daemon)
-            with _stop_on_signals(daemon):
-                return daemon.run()
+        agent = TradingAgent(db, config, broker, entries, paths, log=log, **dict(agent_kwargs or {}))
+        if opts.run_once:
+            return _run_once(opts, agent, paths, log)
+        if refresh is None:
+            refresh = ingestion_refresh(db, universe, settings, paths, log, HistoryGuard(config.guard_max_days))
+        daemon = TradingDaemon(agent, paths, log, tick_interval=opts.tick_interval,
+                               data_refresh_minutes=opts.data_refresh_minutes,
+                               heartbeat_seconds=config.heartbeat_seconds, refresh=refresh)
+        if daemon_hook is not None:
+            daemon_hook(daemon)
+        with _stop_on_signals(daemon):
+            return daemon.run()
     finally:
         db.close()
 

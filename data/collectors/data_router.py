@@ -5,7 +5,15 @@ and imported on first use, so a vendor is one module added.  For each symbol
 the router answers the ordered list of providers that may serve its window,
 and why each other provider was passed over; the ingestion run
 (``data.collectors.ingestion.fetch_symbols``) walks that list, falling back
-on failure.  No candidate -> ``NO_VALID_PROVIDER``.
+on failure.  No candidate -> ``NO_VALID_PROVIDER``.  The rules themselves
+(entitlement, capability, not entitled for the run, circuit breaker) are the
+provider policy of ``data.providers.policy``; the router keeps one run state
+per provider name.
+
+A router built with a ``guard`` (``data.providers.guard.FetchGuard``; Stage 2
+passes its history guard) hands it to every provider it builds, including
+the specs that rebuild providers in worker processes, and reports every
+violation that comes back as an outcome to the guard.
 """
 from __future__ import annotations
 
@@ -16,8 +24,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from data.providers.base import (EntitlementError, FetchRequest, MalformedDataError, Provider, ProviderError,
-                                 ProviderUnavailable, SchemaError)
+from data.providers.base import FetchRequest, Provider, ProviderError
+from data.providers.guard import FetchGuard, GuardedProvider, GuardViolation
+from data.providers.policy import ProviderRunState, capability_refusal, provider_entitled
 from core.settings import Settings
 
 NO_VALID_PROVIDER = "NO_VALID_PROVIDER"
@@ -30,36 +39,6 @@ PROVIDER_REGISTRY: dict[str, str] = {
     "file": "data.providers.file:FileDataProvider",
     "synthetic": "data.providers.synthetic:SyntheticDataProvider",
 }
-
-# Keys each entitled vendor needs besides ``<NAME>_ENABLED``.
-REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
-    "polygon": ("POLYGON_API_KEY",),
-    "alpaca": ("ALPACA_API_KEY", "ALPACA_SECRET_KEY"),
-}
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def provider_entitled(name: str, capabilities: Mapping[str, Mapping[str, Any]],
-                      env: Mapping[str, str] | None = None) -> tuple[bool, str]:
-    """Whether ``name`` may be used, and why (one phrase).
-
-    ``<NAME>_ENABLED=false`` disables any provider.  A provider that
-    ``requires_entitlement`` also needs ``<NAME>_ENABLED=true`` and its keys.
-    """
-    env = os.environ if env is None else env
-    flag = env.get(f"{name.upper()}_ENABLED", "").strip().lower()
-    if flag in _FALSE:
-        return False, f"{name.upper()}_ENABLED={flag}"
-    caps = capabilities.get(name, {})
-    if caps.get("requires_entitlement"):
-        if flag not in _TRUE:
-            return False, f"{name.upper()}_ENABLED not set to true"
-        missing = [k for k in REQUIRED_KEYS.get(name, ()) if not env.get(k)]
-        if missing:
-            return False, f"missing {', '.join(missing)}"
-    return True, "entitled"
 
 
 @dataclass
@@ -81,8 +60,9 @@ class DataRouter:
                  only: str | None = None, data_dir: str | None = None,
                  factories: Mapping[str, Callable[[], Provider]] | None = None,
                  provider_options: Mapping[str, Mapping[str, Any]] | None = None,
-                 exclude: tuple[str, ...] = ()):
+                 exclude: tuple[str, ...] = (), guard: FetchGuard | None = None):
         self.settings = settings
+        self.guard = guard
         self.env = dict(os.environ if env is None else env)
         self.capabilities = settings.capabilities
         self.data_dir = data_dir or self.env.get("FILE_PROVIDER_DIR") or None
@@ -100,11 +80,10 @@ class DataRouter:
         self._options = {k: dict(v) for k, v in (provider_options or {}).items()}
         self._instances: dict[str, Provider] = {}
         self._lock = threading.Lock()
-        # Per-run state: providers that answered 401/403, open circuits.
-        self.not_entitled: dict[str, str] = {}
-        self.consecutive_failures: dict[str, int] = {}
-        self.circuit_open: set[str] = set()
+        # Per-run state of each provider (not entitled, circuit breaker).
         self.circuit_threshold = int(settings.get("providers.circuit_breaker_failures", 5))
+        self._states: dict[str, ProviderRunState] = {}
+        self._states_lock = threading.Lock()
 
     # ------------------------------------------------------------ selection
     def candidates(self, request: FetchRequest) -> Candidates:
@@ -121,10 +100,9 @@ class DataRouter:
         caps = self.capabilities.get(name)
         if caps is None:
             return "not in the capability matrix"
-        if not caps.get(request.asset_class, False):
-            return f"does not serve {request.asset_class}"
-        if request.span_days > int(caps.get("max_history_days", 0)):
-            return f"window of {request.span_days} days exceeds max_history_days {caps['max_history_days']}"
+        why = capability_refusal(caps, request)
+        if why:
+            return why
         if name == "file" and not self.data_dir:
             return "no data directory (--data-dir or FILE_PROVIDER_DIR)"
         if name == "synthetic" and self.only != "synthetic":
@@ -132,10 +110,9 @@ class DataRouter:
         ok, why = provider_entitled(name, self.capabilities, self.env)
         if not ok:
             return f"not entitled ({why})"
-        if name in self.not_entitled:
-            return f"not entitled this run ({self.not_entitled[name]})"
-        if name in self.circuit_open:
-            return "circuit open after consecutive failures"
+        why = self.run_state(name).refusal()
+        if why:
+            return why
         if name not in PROVIDER_REGISTRY and name not in self._factories:
             return "no provider module registered"
         return None
@@ -154,7 +131,7 @@ class DataRouter:
 
     def _build(self, name: str) -> Provider:
         if name in self._factories:
-            return self._factories[name]()
+            return self._guarded(self._factories[name]())
         target = PROVIDER_REGISTRY[name]
         module_name, _, cls_name = target.partition(":")
         try:
@@ -164,25 +141,39 @@ class DataRouter:
                 raise ProviderNotInstalled(f"provider {name!r}: module {module_name} is not available") from exc
             raise
         cls = getattr(module, cls_name)
-        options = dict(self._options.get(name, {}))
-        if name == "file":
-            options.setdefault("directory", self.data_dir)
+        options = self._constructor_options(name, cls)
         if "settings" in inspect.signature(cls).parameters:
             # The vendors read their quirks ([providers.<name>]) from the
             # router's settings, not from a second load of the file.
             options.setdefault("settings", self.settings)
-        return cls(**options)
+        inst = cls(**options)
+        return inst if "guard" in options else self._guarded(inst)
+
+    def _constructor_options(self, name: str, cls: type) -> dict[str, Any]:
+        """Options for ``cls(...)``: the caller's, the data directory for
+        ``file``, and the guard where the constructor takes one."""
+        options = dict(self._options.get(name, {}))
+        if name == "file":
+            options.setdefault("directory", self.data_dir)
+        if self.guard is not None and "guard" in inspect.signature(cls).parameters:
+            options["guard"] = self.guard
+        return options
+
+    def _guarded(self, inst: Provider) -> Provider:
+        return inst if self.guard is None else GuardedProvider(inst, self.guard)
 
     def second_opinion(self, primary: str) -> "DataRouter":
         """A router over the same configuration that never picks ``primary``
         and ignores ``--provider`` (the cross-source check's second vendor)."""
         return DataRouter(self.settings, env=self.env, data_dir=self.data_dir, factories=self._factories,
-                          provider_options=self._options, exclude=(primary,))
+                          provider_options=self._options, exclude=(primary,), guard=self.guard)
 
     def process_spec(self, name: str) -> tuple[str, dict[str, Any]] | None:
         """("module:Class", constructor options) when ``name`` declares
         ``parallelism = "process"`` and can be rebuilt in a worker process
-        (registered by name, not injected as a factory); else None."""
+        (registered by name, not injected as a factory); else None.  Under a
+        guard only a provider that takes the guard itself may leave the
+        process (the guard is then one of its options)."""
         if name in self._factories or name not in PROVIDER_REGISTRY:
             return None
         module_name, _, cls_name = PROVIDER_REGISTRY[name].partition(":")
@@ -192,49 +183,58 @@ class DataRouter:
             return None
         if getattr(cls, "parallelism", "thread") != "process":
             return None
-        options = dict(self._options.get(name, {}))
-        if name == "file":
-            options.setdefault("directory", self.data_dir)
+        options = self._constructor_options(name, cls)
+        if self.guard is not None and "guard" not in options:
+            return None
         return PROVIDER_REGISTRY[name], options
 
     # ------------------------------------------------------------ run state
+    def run_state(self, name: str) -> ProviderRunState:
+        """``name``'s state for this run (created on first use)."""
+        with self._states_lock:
+            state = self._states.get(name)
+            if state is None:
+                state = self._states[name] = ProviderRunState(self.circuit_threshold)
+            return state
+
+    @property
+    def not_entitled(self) -> dict[str, str]:
+        """Providers marked not entitled in this run, and why."""
+        return {name: s.not_entitled for name, s in list(self._states.items()) if s.not_entitled}
+
+    @property
+    def circuit_open(self) -> set[str]:
+        """Providers whose circuit opened in this run."""
+        return {name for name, s in list(self._states.items()) if s.circuit_open}
+
     def mark_not_entitled(self, name: str, why: str) -> None:
-        with self._lock:
-            self.not_entitled[name] = why
+        self.run_state(name).mark_not_entitled(why)
 
     def record_outcome(self, name: str, error: ProviderError | None) -> None:
-        """What one outcome does to ``name``'s state for the rest of the run
-        (the single rule every fallback loop uses): a success resets the
-        circuit breaker; 400/401/403 mark the provider not entitled;
-        unavailability, schema drift, unparseable payloads and crashes count
-        toward the breaker.  A 429 (slow down, not broken), no data and a
-        wrong-symbol payload (about the symbol, not the provider) do not."""
-        if error is None:
-            self.record_result(name, True)
-        elif isinstance(error, EntitlementError):
-            self.mark_not_entitled(name, f"{error.code}: {error}")
-        elif isinstance(error, _BREAKER_FAILURES) or type(error) is MalformedDataError \
-                or getattr(error, "code", None) == "PROVIDER_CRASH":
-            self.record_result(name, False)
-
-    def record_result(self, name: str, ok: bool) -> None:
-        """Feed the circuit breaker: N consecutive failures open it for the run."""
-        with self._lock:
-            if ok:
-                self.consecutive_failures[name] = 0
-                return
-            n = self.consecutive_failures.get(name, 0) + 1
-            self.consecutive_failures[name] = n
-            if n >= self.circuit_threshold:
-                self.circuit_open.add(name)
+        """What one outcome does to ``name``'s state for the rest of the run:
+        the provider policy's one rule (``ProviderRunState.record``), which
+        every fallback loop uses.  A guard violation is also reported to the
+        guard, wherever the provider ran."""
+        self.run_state(name).record(error)
+        if self.guard is not None and isinstance(error, GuardViolation):
+            self.guard.record(error)
 
     def health_summary(self, name: str) -> dict[str, Any]:
-        """The provider's own health numbers (vendors keep HTTP-level ones);
-        {} when it keeps none or was never built in this process."""
+        """The provider's own health numbers (vendors keep HTTP-level ones)
+        with this run's state folded in (circuit open, not entitled); {} when
+        it keeps none or was never built in this process."""
         inst = self._instances.get(name)
         health = getattr(inst, "health", None)
         summary = getattr(health, "summary", None)
-        return dict(summary()) if callable(summary) else {}
+        if not callable(summary):
+            return {}
+        out = dict(summary())
+        state = self._states.get(name)
+        if state is not None:
+            out["circuit_open"] = bool(out.get("circuit_open")) or state.circuit_open
+            if state.not_entitled:
+                out["entitled"] = False
+        return out
 
     def close(self) -> None:
         for inst in self._instances.values():
@@ -252,9 +252,3 @@ class NoValidProviderError(ProviderError):
     """No provider may serve the request (capability, entitlement, circuit)."""
 
     code = NO_VALID_PROVIDER
-
-
-# Failures that say the provider is unwell (they feed the circuit breaker).
-# A 429 that outlived its retries only slows the run; NO_DATA, WRONG_SYMBOL
-# and CAPABILITY are about the symbol, not the provider.
-_BREAKER_FAILURES = (ProviderUnavailable, SchemaError)

@@ -1,21 +1,15 @@
 """Symbol governance: score each symbol's stored window, decide its state.
 
-States, from the runbook (numbers from settings)::
-
-    ACTIVE       >= 1260 rows AND quality >= 0.6    -> trading allowed
-    DEGRADED     1000-1259 rows OR quality < 0.6    -> trading blocked
-    QUARANTINED  < 1000 rows OR critical failure    -> trading blocked
-
-A critical failure is a critical finding (OHLC inconsistent, all prices
-null, no data) or a provider-critical error the ingestion passes in
-(NO_VALID_PROVIDER, WRONG_SYMBOL, ...).  Every state carries a reason code
-(docs/error_codes.md); ``symbol_governance`` holds the current state,
+The rules (states, reasons, thresholds, the score) are on one page,
+``data/governance/rules.py``; this module applies them to the store.  Every
+state carries a reason code (docs/error_codes.md); ``symbol_governance`` holds the current state,
 ``data_quality`` one row per symbol per run with every score component, and
 every change of state or reason appends a STATE_CHANGE row to
 ``governance_events`` (``db.governance.set_states``): nothing changes silently.
 
-:func:`decide_state` is the pure rule; :func:`govern_symbols` reads the
-store, scores with :func:`data.quality.assess_quality`, and writes.
+:func:`govern_symbols` reads the store, scores with
+:func:`data.quality.assess_quality`, decides with
+:meth:`GovernanceRules.decide_state`, and writes.
 """
 from __future__ import annotations
 
@@ -35,66 +29,14 @@ from data.quality import findings as F
 from data.quality.assessment import QualityConfig, QualityReport
 from data.quality.findings import Finding
 from core.universe import UniverseEntry
+from data.governance.rules import (ACTIVE, DEGRADED, QUARANTINED, STATES, GovernanceRules,  # noqa: F401 (re-exported)
+                                   State)
 from database.manager import Database, utc_now
 from core.alerts import AlertMessage
 from core.settings import Settings
 
-ACTIVE = "ACTIVE"
-DEGRADED = "DEGRADED"
-QUARANTINED = "QUARANTINED"
-STATES = (ACTIVE, DEGRADED, QUARANTINED)
-
-# Reason codes (docs/error_codes.md).
-OK = "OK"
-INSUFFICIENT_HISTORY = "INSUFFICIENT_HISTORY"   # < degraded_min rows
-PARTIAL_HISTORY = "PARTIAL_HISTORY"             # degraded_min .. required-1 rows
-LOW_QUALITY = "LOW_QUALITY"                     # score below the accept threshold
-STALE = "STALE"                                 # short of rows only because the last bars are missing
-NO_DATA = F.NO_DATA
-ALL_NULL = F.ALL_NULL
-OHLC_INCONSISTENT = F.OHLC_INCONSISTENT
-NO_VALID_PROVIDER = "NO_VALID_PROVIDER"         # passed in by the ingestion
-PROVIDER_CRITICAL = "PROVIDER_CRITICAL"         # passed in by the ingestion
-WRONG_SYMBOL = "WRONG_SYMBOL"                   # passed in by the ingestion
-
-# Which critical finding names the state when several are present.
-_CRITICAL_ORDER = (ALL_NULL, OHLC_INCONSISTENT, NO_DATA)
-
-
 class GovernanceError(ValueError):
     """Governance was asked about symbols outside the universe."""
-
-
-def decide_state(rows: int, required: int, degraded_min: int, score: float, threshold: float,
-                 findings: Sequence[Finding] = (), critical_reason: str | None = None) -> tuple[str, str]:
-    """The runbook's state rule, with a reason code.
-
-    Order: a provider-critical failure (``critical_reason``) or a critical
-    finding quarantines; then history (< ``degraded_min`` rows quarantines,
-    < ``required`` degrades; the reason is STALE when the sessions missing
-    after the last bar account for the whole shortfall); then quality (score below
-    ``threshold`` degrades, LOW_QUALITY).  An ACTIVE symbol's reason is OK,
-    or the code of its most severe error finding (e.g. EXTREME_SPIKE), which
-    the runbook's weights alone cannot push below the threshold.
-    """
-    if critical_reason:
-        return QUARANTINED, critical_reason
-    critical = {f.code for f in findings if f.severity == F.CRITICAL}
-    if critical:
-        code = next((c for c in _CRITICAL_ORDER if c in critical), sorted(critical)[0])
-        return QUARANTINED, code
-    if rows <= 0:
-        return QUARANTINED, NO_DATA
-    if rows < required:
-        stale = next((f for f in findings if f.code == F.STALE), None)
-        short_reason = STALE if stale is not None and rows + stale.count >= required else None
-        if rows < degraded_min:
-            return QUARANTINED, short_reason or INSUFFICIENT_HISTORY
-        return DEGRADED, short_reason or PARTIAL_HISTORY
-    if score < threshold:
-        return DEGRADED, LOW_QUALITY
-    errors = [f for f in findings if f.at_least(F.ERROR)]
-    return ACTIVE, (F.worst(errors).code if errors else OK)
 
 
 @dataclass
@@ -136,14 +78,21 @@ class GovernanceReport:
     run_id: str
     as_of: dt.date
     universe_size: int
-    accept_threshold: float
-    reject_alert_pct: float
+    rules: GovernanceRules
     verdicts: list[SymbolVerdict] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def accept_threshold(self) -> float:
+        return self.rules.accept_threshold
+
+    @property
+    def reject_alert_pct(self) -> float:
+        return self.rules.reject_alert_pct
+
+    @property
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in STATES}
+        out = {s.value: 0 for s in STATES}
         for v in self.verdicts:
             out[v.state] += 1
         return out
@@ -159,7 +108,7 @@ class GovernanceReport:
 
     @property
     def rejection_alert(self) -> bool:
-        return self.rejection_pct > self.reject_alert_pct
+        return self.rules.rejection_alert(len(self.rejected), self.universe_size)
 
     def findings_at_least(self, severity: str) -> dict[str, list[Finding]]:
         """Symbol -> its findings of ``severity`` or worse (symbols with none left out)."""
@@ -223,7 +172,7 @@ def _score_chunk(db_path: str, items: Sequence[tuple[str, str, str, int]], as_of
     if db is None:
         db = _READERS[db_path] = Database(db_path, readonly=True)
     cfg = QualityConfig.from_settings(settings)
-    required = settings.required_sessions
+    required = GovernanceRules.from_settings(settings).required_rows
     actions = db.bars.corporate_actions([i[0] for i in items])
     out = []
     for symbol, asset_class, calendar, dups in items:
@@ -291,11 +240,9 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
     duplicates = dict(payload_duplicates or {})
 
     cfg = QualityConfig.from_settings(settings)
-    required = settings.required_sessions
-    degraded_min = int(settings.get("history.degraded_min_rows", 1000))
-    report = GovernanceReport(run_id=run_id, as_of=as_of, universe_size=len(enabled),
-                              accept_threshold=cfg.accept_threshold,
-                              reject_alert_pct=float(settings.get("quality.universe_reject_alert_pct", 5.0)))
+    rules = GovernanceRules.from_settings(settings)
+    required = rules.required_rows
+    report = GovernanceReport(run_id=run_id, as_of=as_of, universe_size=len(enabled), rules=rules)
     previous = db.governance.states()
     carried = {s: int(q.get("payload_duplicates") or 0) for s, q in db.governance.latest_quality().items()}
     precomputed = dict(precomputed or {})
@@ -343,24 +290,21 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
         extra = list((extra_findings or {}).get(symbol, ()))
         if extra:
             quality = dataclasses.replace(quality, findings=[*quality.findings, *extra])
-        state, reason = decide_state(quality.rows, required, degraded_min, quality.score,
-                                     cfg.accept_threshold, quality.findings, critical.get(symbol))
-        demoting = next((f for f in extra if f.at_least(F.ERROR)), None)
-        if state == ACTIVE and demoting is not None:
-            state, reason = DEGRADED, demoting.code
+        state, reason = rules.decide_state(quality.rows, quality.score, quality.findings, critical.get(symbol))
+        state, reason = rules.demote_for_outside_findings(state, reason, extra)
         before = previous.get(symbol) or {}
         verdict = SymbolVerdict(
-            symbol=symbol, asset_class=entry.asset_class, state=state, reason=reason, rows=quality.rows,
+            symbol=symbol, asset_class=entry.asset_class, state=state.value, reason=reason, rows=quality.rows,
             expected_rows=quality.expected_rows, quality_score=quality.score, components=quality.components,
             findings=quality.findings, previous_state=before.get("state"), previous_reason=before.get("reason"),
             first_date=quality.first_date, last_date=quality.last_date, provider=provider,
-            rejected=quality.score < cfg.accept_threshold or bool(critical.get(symbol) or quality.critical))
+            rejected=rules.rejected(quality.score, bool(critical.get(symbol) or quality.critical)))
         report.verdicts.append(verdict)
         quality_rows.append({"run_id": run_id, "symbol": symbol, "rows": quality.rows,
                              "expected_rows": quality.expected_rows, **quality.components,
                              "quality_score": quality.score, "payload_duplicates": quality.payload_duplicates,
                              "findings": [f.to_dict() for f in quality.findings]})
-        states.append({"symbol": symbol, "asset_class": entry.asset_class, "state": state, "reason": reason,
+        states.append({"symbol": symbol, "asset_class": entry.asset_class, "state": state.value, "reason": reason,
                        "rows": quality.rows, "quality_score": quality.score, "first_date": quality.first_date,
                        "last_date": quality.last_date, "provider": provider, "run_id": run_id})
         if len(states) >= batch_size:

@@ -77,8 +77,6 @@ class AlpacaDataProvider(HttpVendorProvider):
 
     name = "alpaca"
     VENDOR_QUIRKS = {"base_url": None, "feed": "sip", "adjusted_close": True, "test_symbol": "SPY"}
-    REQUIRED_KEYS = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY")
-    REQUIRES_ENTITLEMENT = True
 
     def __init__(self, *, settings=None, env: Mapping[str, str] | None = None, **options: Any):
         super().__init__(settings=settings, env=env, **options)

@@ -179,6 +179,9 @@ class Provider(Protocol):
     per ``fetch`` call) and ``parallelism = "process"`` for CPU-bound local
     sources (files, synthetic), which then fetch in a worker process instead
     of a thread so parsing never competes with the writer for the GIL.
+    Such a provider also takes a ``guard`` keyword and checks it first thing
+    in ``fetch`` (``data.providers.guard``): it is rebuilt in the worker from
+    its constructor options, so the guard must be one of them.
     """
 
     name: str

@@ -76,8 +76,6 @@ class PolygonDataProvider(HttpVendorProvider):
 
     name = "polygon"
     VENDOR_QUIRKS = {"base_url": None, "test_symbol": "SPY"}
-    REQUIRED_KEYS = ("POLYGON_API_KEY",)
-    REQUIRES_ENTITLEMENT = True
 
     def __init__(self, *, settings=None, env: Mapping[str, str] | None = None, **options: Any):
         super().__init__(settings=settings, env=env, **options)

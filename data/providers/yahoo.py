@@ -177,8 +177,6 @@ class YahooDataProvider(HttpVendorProvider):
 
     name = "yahoo"
     VENDOR_QUIRKS = {"base_url": None, "cache_dir": None, "test_symbol": "SPY"}
-    REQUIRED_KEYS = ()
-    REQUIRES_ENTITLEMENT = False
 
     def __init__(self, *, settings=None, env: Mapping[str, str] | None = None, **options: Any):
         super().__init__(settings=settings, env=env, **options)

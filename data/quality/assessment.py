@@ -17,6 +17,7 @@ from data.quality import checks, components
 from data.quality import findings as F
 from data.quality.findings import Finding, sample_dates
 from core.settings import DEFAULTS, Settings
+from data.governance.rules import quality_score
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,6 @@ class QualityReport:
     def critical(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == F.CRITICAL]
 
-    def at_least(self, severity: str) -> list[Finding]:
-        return [f for f in self.findings if f.at_least(severity)]
-
-    def finding(self, code: str) -> Finding | None:
-        return next((f for f in self.findings if f.code == code), None)
-
     def to_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "expected_rows": self.expected_rows, **self.components,
                 "quality_score": self.score, "payload_duplicates": self.payload_duplicates,
@@ -139,7 +134,7 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
         "zero_negative_flag": 1.0 if (nonpositive.any() or negative_volume.any()) else 0.0,
         "extreme_spike_flag": 1.0 if len(moves.spikes) else 0.0,
     }
-    score = components.quality_score(comps, cfg.weights)
+    score = quality_score(comps, cfg.weights)
 
     found: list[Finding] = []
     if len(bars) == 0:

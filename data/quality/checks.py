@@ -1,12 +1,11 @@
 """QA checks that do not enter the score but feed governance states and the
 report: OHLC consistency, false ticks, nulls, zero volume, staleness.
 
-Pure functions on a bars-contract frame (see ``data.providers.base``); each
-returns the findings it made (an empty list when the check passes).  Each
-frame-based check has an array form (``*_of``) that
-:func:`data.quality.assess_quality` calls with the arrays it extracted once
-(see :class:`data.quality.components.BarArrays`); the frame-based one
-extracts the columns it needs and calls it.
+Pure functions on one symbol's bars as numpy arrays, one bar per date and
+sorted: :func:`data.quality.assess_quality` extracts them from the frame once
+(see :class:`data.quality.components.BarArrays`) and calls each ``*_of``
+check with the ones it needs.  Each returns the findings it made (an empty
+list when the check passes).
 """
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ import pandas as pd
 from scipy import ndimage
 
 from data.quality import findings as F
-from data.quality.components import as_floats, date_values
 from data.quality.findings import Finding, sample_dates
 
 # Scale that makes the MAD a consistent estimator of a normal sigma.
@@ -28,23 +26,13 @@ _FEW_BARS = 128
 _FEW_WINDOWS = 288
 
 
-_floats = as_floats
-
-
-def ohlc_findings(frame: pd.DataFrame, tolerance: float = 1e-6) -> list[Finding]:
+def ohlc_findings_of(dates: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+                     tolerance: float = 1e-6) -> list[Finding]:
     """``high < low`` or ``close`` outside ``[low, high]`` is OHLC_INCONSISTENT
     (critical); ``open`` outside the range is OPEN_OUTSIDE_RANGE (warning:
     some vendors take the open from another feed).  ``tolerance`` is relative,
-    so float noise in a vendor's adjusted prices is not a defect."""
-    if frame.empty:
-        return []
-    o, h, lo, c = (_floats(frame, k) for k in ("open", "high", "low", "close"))
-    return ohlc_findings_of(frame["date"].to_numpy(), o, h, lo, c, tolerance)
-
-
-def ohlc_findings_of(dates: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-                     tolerance: float = 1e-6) -> list[Finding]:
-    """Array form of :func:`ohlc_findings` (non-empty bars)."""
+    so float noise in a vendor's adjusted prices is not a defect.  Non-empty
+    bars."""
     slack_h = tolerance * np.abs(h)
     slack_l = tolerance * np.abs(lo)
     low_limit = lo - slack_l
@@ -201,19 +189,11 @@ def false_tick_mask(prices: np.ndarray, window: int = 11, mad_z: float = 8.0,
     return out
 
 
-def false_tick_findings(frame: pd.DataFrame, window: int = 11, mad_z: float = 8.0,
-                        min_move: float = 0.05, scale_window: int = 63) -> list[Finding]:
-    """FALSE_TICK (warning) for isolated excursions of adj_close (close when
-    adj_close is absent): adj_close is continuous across corporate actions."""
-    if len(frame) < window:
-        return []
-    return false_tick_findings_of(frame["date"].to_numpy(), _floats(frame, "adj_close"), _floats(frame, "close"),
-                                  window, mad_z, min_move, scale_window)
-
-
 def false_tick_findings_of(dates: np.ndarray, adj_close: np.ndarray, close: np.ndarray, window: int = 11,
                            mad_z: float = 8.0, min_move: float = 0.05, scale_window: int = 63) -> list[Finding]:
-    """Array form of :func:`false_tick_findings`."""
+    """FALSE_TICK (warning) for isolated excursions (:func:`false_tick_mask`)
+    of adj_close, or of close when no adj_close is there: adj_close is
+    continuous across corporate actions."""
     if len(dates) < window:
         return []
     prices = adj_close if np.isfinite(adj_close).any() else close
@@ -226,20 +206,11 @@ def false_tick_findings_of(dates: np.ndarray, adj_close: np.ndarray, close: np.n
                     sample_dates(dates[mask]))]
 
 
-_NULL_CHECKED = ("open", "high", "low", "close", "adj_close", "volume")
-
-
-def null_findings(frame: pd.DataFrame) -> list[Finding]:
-    """ALL_NULL (critical) when no bar has a close or an adj_close;
-    NULL_FIELDS (warning) for bars with some null price or volume."""
-    if frame.empty:
-        return []
-    return null_findings_of(frame["date"].to_numpy(), *(_floats(frame, k) for k in _NULL_CHECKED))
-
-
 def null_findings_of(dates: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
                      adj: np.ndarray, volume: np.ndarray) -> list[Finding]:
-    """Array form of :func:`null_findings` (non-empty bars)."""
+    """ALL_NULL (critical) when no bar has a close or an adj_close;
+    NULL_FIELDS (warning) for bars with some null price or volume.  Non-empty
+    bars."""
     if np.isnan(c).all() and np.isnan(adj).all():
         return [Finding(F.ALL_NULL, F.CRITICAL, f"all {len(dates)} bar(s) have null prices", len(dates))]
     nulls = np.isnan(o)
@@ -251,18 +222,11 @@ def null_findings_of(dates: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.nda
                     int(nulls.sum()), sample_dates(dates[nulls]))]
 
 
-def zero_volume_findings(frame: pd.DataFrame, asset_class: str, warn_fraction: float = 0.05) -> list[Finding]:
-    """ZERO_VOLUME: a warning for stocks and crypto when more than
-    ``warn_fraction`` of the bars traded nothing; info otherwise (FX and many
-    indices and some futures feeds carry no volume at all)."""
-    if frame.empty:
-        return []
-    return zero_volume_findings_of(frame["date"].to_numpy(), _floats(frame, "volume"), asset_class, warn_fraction)
-
-
 def zero_volume_findings_of(dates: np.ndarray, volume: np.ndarray, asset_class: str,
                             warn_fraction: float = 0.05) -> list[Finding]:
-    """Array form of :func:`zero_volume_findings` (non-empty bars)."""
+    """ZERO_VOLUME: a warning for stocks and crypto when more than
+    ``warn_fraction`` of the bars traded nothing; info otherwise (FX and many
+    indices and some futures feeds carry no volume at all).  Non-empty bars."""
     zero = volume == 0
     if not zero.any():
         return []
@@ -272,29 +236,12 @@ def zero_volume_findings_of(dates: np.ndarray, volume: np.ndarray, asset_class: 
                     int(zero.sum()), sample_dates(dates[zero]))]
 
 
-def stale_sessions(last_bar: dt.date | pd.Timestamp | None, expected_sessions: pd.DatetimeIndex) -> int:
-    """Expected sessions after the last bar (0 when the last bar is current)."""
-    if last_bar is None or len(expected_sessions) == 0:
-        return 0
-    expected = pd.DatetimeIndex(expected_sessions)
-    return int(len(expected) - expected.searchsorted(pd.Timestamp(last_bar), side="right"))
-
-
-def staleness_findings(frame: pd.DataFrame, expected_sessions: pd.DatetimeIndex, as_of: dt.date,
-                       warn_sessions: int = 1, error_sessions: int = 5) -> list[Finding]:
-    """STALE when the last bar is ``warn_sessions`` or more expected sessions
-    behind the window's last session (error from ``error_sessions``);
-    FUTURE_DATED (error) for bars dated after the as-of date."""
-    if frame.empty:
-        return []
-    return staleness_findings_of(date_values(frame["date"]), pd.DatetimeIndex(expected_sessions).to_numpy(),
-                                 as_of, warn_sessions, error_sessions)
-
-
 def staleness_findings_of(dates: np.ndarray, expected: np.ndarray, as_of: dt.date,
                           warn_sessions: int = 1, error_sessions: int = 5) -> list[Finding]:
-    """Array form of :func:`staleness_findings` (non-empty bars; ``dates``
-    and ``expected`` datetime64[ns])."""
+    """STALE when the last bar is ``warn_sessions`` or more expected sessions
+    behind the window's last session (error from ``error_sessions``);
+    FUTURE_DATED (error) for bars dated after the as-of date.  Non-empty
+    bars; ``dates`` and ``expected`` datetime64[ns]."""
     out = []
     future = dates > pd.Timestamp(as_of).to_datetime64()
     if future.any():

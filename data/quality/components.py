@@ -1,30 +1,27 @@
-"""The four components of the runbook's quality score, and the score.
+"""What the four components of the runbook's quality score are made of.
 
     score = 1 - (missing_dates_pct * 0.3 + duplicate_pct * 0.2
                  + zero_negative_flag * 0.2 + extreme_spike_flag * 0.3)
 
 Every component is a fraction in [0, 1] (the two flags are 0 or 1), so the
-score is in [0, 1].  The weights come from settings
-(``quality.weights``); the defaults are the runbook's.  Pure functions:
-frames in, numbers (and the dates behind them) out.
+score is in [0, 1].  The formula and its weights are a governance rule
+(:func:`data.governance.rules.quality_score`).
 
-:func:`bar_arrays` turns a frame into numpy arrays once;
-:func:`data.quality.assess_quality` then calls the array forms
-(:func:`scan_move_dates`, :func:`missing_session_dates`,
-:func:`nonpositive_mask`), which the frame-based functions wrap.
+:func:`bar_arrays` turns a frame into numpy arrays once (one bar per date,
+sorted); :func:`data.quality.assess_quality` computes the components from
+those arrays with :func:`missing_session_dates` (missing_dates_pct),
+:func:`duplicate_pct`, :func:`nonpositive_mask` (zero_negative_flag, with
+volume < 0) and :func:`scan_move_dates` (extreme_spike_flag).  Pure
+functions: arrays in, numbers (and the dates behind them) out.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
-COMPONENTS = ("missing_dates_pct", "duplicate_pct", "zero_negative_flag", "extreme_spike_flag")
-RUNBOOK_WEIGHTS = {"missing_dates_pct": 0.3, "duplicate_pct": 0.2,
-                   "zero_negative_flag": 0.2, "extreme_spike_flag": 0.3}
 _NS = np.dtype("datetime64[ns]")
 _NAT = np.iinfo(np.int64).min    # NaT as int64
 
@@ -34,7 +31,7 @@ _DAY_NS = 86_400_000_000_000
 
 def date_values(values) -> np.ndarray:
     """Session dates (tz-naive midnight) of any date-like input as a
-    ``datetime64[ns]`` array: :func:`as_dates` without building an index.
+    ``datetime64[ns]`` array.
     Store and provider frames already hold midnights in ns, so those pass
     through untouched (a view, never written to)."""
     if isinstance(values, (pd.Series, pd.Index)) and values.dtype == _NS:
@@ -55,13 +52,6 @@ def date_values(values) -> np.ndarray:
             index = index.tz_localize(None)
         arr = index.to_numpy()
     return arr.astype("datetime64[D]").astype("datetime64[ns]")
-
-
-def as_dates(values) -> pd.DatetimeIndex:
-    """Session dates (tz-naive midnight) of any date-like input.  The fast
-    path (already datetime64) skips pandas' parsing and frequency inference:
-    governance runs this for thousands of symbols."""
-    return pd.DatetimeIndex(date_values(values))
 
 
 def as_floats(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -159,32 +149,6 @@ def strictly_ascending(values: np.ndarray) -> bool:
 
 
 # ------------------------------------------------------------------ missing sessions
-def covered_dates(frame: pd.DataFrame) -> pd.DatetimeIndex:
-    """Dates that hold a usable bar: a row whose close is null does not
-    cover its session (a bar without a close is not a bar)."""
-    if frame.empty:
-        return pd.DatetimeIndex([])
-    has_close = ~np.isnan(as_floats(frame, "close"))
-    return as_dates(frame["date"].to_numpy()[has_close]).unique()
-
-
-def missing_sessions(frame: pd.DataFrame, expected_sessions: pd.DatetimeIndex,
-                     allowed_missing: Iterable = ()) -> pd.DatetimeIndex:
-    """Expected sessions with no usable bar, minus the allow-list (exchange
-    closures the calendar does not know, and trading halts)."""
-    expected = _expected(expected_sessions, allowed_missing)
-    return pd.DatetimeIndex(sorted_difference(expected, covered_dates(frame).to_numpy()))
-
-
-def missing_dates_pct(frame: pd.DataFrame, expected_sessions: pd.DatetimeIndex,
-                      allowed_missing: Iterable = ()) -> float:
-    """missing / expected over the window (0.0 when nothing is expected)."""
-    expected = _expected(expected_sessions, allowed_missing)
-    if len(expected) == 0:
-        return 0.0
-    return len(sorted_difference(expected, covered_dates(frame).to_numpy())) / len(expected)
-
-
 def expected_after_allowed(expected: np.ndarray, allowed_missing: Iterable) -> np.ndarray:
     """Expected session dates (datetime64[ns]) minus the allow-list; left as
     given when the allow-list is empty."""
@@ -194,24 +158,15 @@ def expected_after_allowed(expected: np.ndarray, allowed_missing: Iterable) -> n
     return expected
 
 
-def _expected(expected_sessions: pd.DatetimeIndex, allowed_missing: Iterable) -> np.ndarray:
-    return expected_after_allowed(date_values(expected_sessions), allowed_missing)
-
-
 def missing_session_dates(expected: np.ndarray, dates: np.ndarray, close: np.ndarray) -> np.ndarray:
-    """Array form of :func:`missing_sessions`: ``expected`` (allow-list
-    already removed) minus the dates whose close is not null."""
+    """Expected sessions with no usable bar: ``expected`` (the allow-list of
+    exchange closures the calendar does not know and trading halts already
+    removed, see :func:`expected_after_allowed`) minus the dates whose close
+    is not null (a bar without a close does not cover its session)."""
     return sorted_difference(expected, dates[~np.isnan(close)])
 
 
 # ------------------------------------------------------------------ duplicates, zero/negative
-def frame_duplicates(frame: pd.DataFrame) -> int:
-    """Rows whose date repeats an earlier row (0 for a frame from the store)."""
-    if frame.empty:
-        return 0
-    return unique_last_order(date_values(frame["date"]))[1]
-
-
 def duplicate_pct(unique_rows: int, duplicates: int) -> float:
     """Duplicated rows as a fraction of the rows the vendor sent
     (``unique_rows + duplicates``)."""
@@ -219,60 +174,35 @@ def duplicate_pct(unique_rows: int, duplicates: int) -> float:
     return duplicates / total if total > 0 and duplicates > 0 else 0.0
 
 
-def nonpositive_price_mask(frame: pd.DataFrame) -> np.ndarray:
-    """Rows with any price <= 0 (nulls are not counted here)."""
-    return nonpositive_mask(*(as_floats(frame, col) for col in PRICE_COLUMNS))
-
-
 def nonpositive_mask(*prices: np.ndarray) -> np.ndarray:
-    """Array form of :func:`nonpositive_price_mask`: any of ``prices`` <= 0."""
+    """Bars with any of ``prices`` <= 0 (nulls are not counted here)."""
     mask = np.zeros(len(prices[0]), dtype=bool)
     for values in prices:
         mask |= values <= 0  # NaN compares False
     return mask
 
 
-def negative_volume_mask(frame: pd.DataFrame) -> np.ndarray:
-    return as_floats(frame, "volume") < 0
-
-
-def zero_negative_flag(frame: pd.DataFrame) -> float:
-    """1.0 when any price is <= 0 or any volume < 0, else 0.0."""
-    if frame.empty:
-        return 0.0
-    return 1.0 if (nonpositive_price_mask(frame).any() or negative_volume_mask(frame).any()) else 0.0
-
-
 # ------------------------------------------------------------------ large moves
 @dataclass(frozen=True)
-class MoveScan:
-    """Large day-to-day moves of one symbol, split by what explains them."""
-
-    spikes: pd.DatetimeIndex            # beyond the threshold, nothing explains them
-    explained: pd.DatetimeIndex         # beyond the threshold, a split/dividend/adjustment explains them
-    adj_discontinuities: pd.DatetimeIndex  # adj_close jumps while close does not
-
-
-@dataclass(frozen=True)
 class MoveDates:
-    """:class:`MoveScan` as datetime64[ns] arrays (what assess_quality uses)."""
+    """Large day-to-day moves of one symbol, split by what explains them: the
+    dates (datetime64[ns]) of the bars moved into."""
 
-    spikes: np.ndarray
-    explained: np.ndarray
-    adj_discontinuities: np.ndarray
-
-
-def move_size(ratio: np.ndarray) -> np.ndarray:
-    """Size of a move as ``max(r, 1/r) - 1`` for the price ratio ``r``: an up
-    move and the down move that undoes it have the same size, so a 2:1 split
-    (r = 0.5) is a move of 1.0, well beyond the stocks threshold of 0.5."""
-    return np.expm1(np.abs(np.log(ratio)))
+    spikes: np.ndarray                  # beyond the threshold, nothing explains them
+    explained: np.ndarray               # beyond the threshold, a split/dividend/adjustment explains them
+    adj_discontinuities: np.ndarray     # adj_close jumps while close does not
 
 
-def scan_moves(frame: pd.DataFrame, threshold: float,
-               corporate_actions: pd.DataFrame | None = None) -> MoveScan:
-    """Find close-to-close moves larger than ``threshold`` (see :func:`move_size`)
-    and sort them into unexplained spikes and explained moves.
+def scan_move_dates(dates: np.ndarray, close: np.ndarray, adj_close: np.ndarray, threshold: float,
+                    corporate_actions: pd.DataFrame | None = None, split_ratio: np.ndarray | None = None,
+                    dividend: np.ndarray | None = None) -> MoveDates:
+    """Find close-to-close moves larger than ``threshold`` in bars already one
+    per date and sorted (:func:`bar_arrays`) and sort them into unexplained
+    spikes and explained moves.
+
+    The size of a move is ``max(r, 1/r) - 1`` for the price ratio ``r``: an
+    up move and the down move that undoes it have the same size, so a 2:1
+    split (r = 0.5) is a move of 1.0, well beyond the stocks threshold of 0.5.
 
     A move into bar *t* is explained when
       * a split (stored, or the frame's ``split_ratio``) and/or a dividend
@@ -281,31 +211,8 @@ def scan_moves(frame: pd.DataFrame, threshold: float,
       * ``adj_close`` moves within the threshold: the adj_close/close ratio
         jumped, i.e. the vendor adjusted for an action we were not told about
         (a split, a large special dividend).
-    Rows with a null or non-positive close are skipped (other checks report them).
+    Bars with a null or non-positive close are skipped (other checks report them).
     """
-    empty = pd.DatetimeIndex([])
-    if len(frame) < 2:
-        return MoveScan(empty, empty, empty)
-    dates = date_values(frame["date"])
-    order, _ = unique_last_order(dates)
-
-    def column(name: str) -> np.ndarray | None:
-        if name not in frame.columns and name in ("split_ratio", "dividend"):
-            return None
-        values = as_floats(frame, name)
-        return values if order is None else values[order]
-
-    found = scan_move_dates(dates if order is None else dates[order], column("close"), column("adj_close"),
-                            threshold, corporate_actions, column("split_ratio"), column("dividend"))
-    return MoveScan(pd.DatetimeIndex(found.spikes), pd.DatetimeIndex(found.explained),
-                    pd.DatetimeIndex(found.adj_discontinuities))
-
-
-def scan_move_dates(dates: np.ndarray, close: np.ndarray, adj_close: np.ndarray, threshold: float,
-                    corporate_actions: pd.DataFrame | None = None, split_ratio: np.ndarray | None = None,
-                    dividend: np.ndarray | None = None) -> MoveDates:
-    """Array form of :func:`scan_moves` on bars already one per date and
-    sorted (:func:`bar_arrays`)."""
     empty = dates[:0]
     valid = np.isfinite(close) & (close > 0)
     if valid.sum() < 2:
@@ -408,18 +315,3 @@ def actions_per_bar(dates: np.ndarray, corporate_actions: pd.DataFrame | None,
     dividends = applies & ~is_split
     np.add.at(cash, bar[dividends], value[dividends])
     return split, cash
-
-
-def extreme_spike_flag(frame: pd.DataFrame, threshold: float,
-                       corporate_actions: pd.DataFrame | None = None) -> float:
-    """1.0 when any move beyond ``threshold`` is left unexplained, else 0.0."""
-    return 1.0 if len(scan_moves(frame, threshold, corporate_actions).spikes) else 0.0
-
-
-def quality_score(components: Mapping[str, float], weights: Mapping[str, float] | None = None) -> float:
-    """``1 - sum(weight * component)``, in the runbook's order of terms."""
-    weights = RUNBOOK_WEIGHTS if weights is None else weights
-    penalty = 0.0
-    for name in COMPONENTS:
-        penalty += float(components[name]) * float(weights[name])
-    return 1.0 - penalty

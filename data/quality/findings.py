@@ -73,11 +73,6 @@ class Finding:
         return {"code": self.code, "severity": self.severity, "message": self.message,
                 "count": self.count, "sample_dates": list(self.sample_dates)}
 
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "Finding":
-        return cls(raw["code"], raw["severity"], raw.get("message", ""), int(raw.get("count", 0)),
-                   tuple(raw.get("sample_dates", ())))
-
 
 def sample_dates(dates: Iterable[Any], size: int = SAMPLE_SIZE) -> tuple[str, ...]:
     """The first ``size`` dates as ISO text (what a report shows)."""

@@ -21,6 +21,7 @@ from tests.store_seed import seed_store
 from tests import store_reads
 
 AS_OF = B.AS_OF
+AS_OF_PLUS_16_SESSIONS = "2024-07-23"    # 16 XNYS sessions after 2024-06-28 (07-04 is a holiday)
 SECTIONS = ["history", "quality", "governance", "freshness", "integrity", "last_ingest", "providers"]
 
 
@@ -63,21 +64,21 @@ def digest(path):
 
 
 def test_backfill_reports_compliance_and_exits_zero_without_strict(desk):
-    result = run(verify_backfill, "--universe", desk / "universe.json")
+    result = run(verify_backfill, "--as-of", AS_OF, "--universe", desk / "universe.json")
     assert result.exit_code == 0
     assert "3/5 symbols (60.00%)" in result.output
     assert "NOT compliant" in result.output
 
 
 def test_backfill_strict_fails_unless_every_symbol_complies(desk):
-    assert run(verify_backfill, "--universe", desk / "universe.json", "--strict").exit_code == 2
-    good = run(verify_backfill, "--universe", desk / "good.json", "--strict")
+    assert run(verify_backfill, "--as-of", AS_OF, "--universe", desk / "universe.json", "--strict").exit_code == 2
+    good = run(verify_backfill, "--as-of", AS_OF, "--universe", desk / "good.json", "--strict")
     assert good.exit_code == 0
     assert "100% compliant" in good.output
 
 
 def test_backfill_symbols_lists_failing_symbols_with_rows_score_and_reason(desk):
-    result = run(verify_backfill, "--universe", desk / "universe.json", "--symbols")
+    result = run(verify_backfill, "--as-of", AS_OF, "--universe", desk / "universe.json", "--symbols")
     lines = {line.split()[0]: line.split() for line in result.output.splitlines() if line.strip()}
     assert lines["SHORT"][:4] == ["SHORT", "DEGRADED", "PARTIAL_HISTORY", "1100"]
     assert lines["BROKEN"][:4] == ["BROKEN", "QUARANTINED", "OHLC_INCONSISTENT", "1260"]
@@ -86,7 +87,7 @@ def test_backfill_symbols_lists_failing_symbols_with_rows_score_and_reason(desk)
 
 
 def test_backfill_json(desk):
-    result = run(verify_backfill, "--universe", desk / "universe.json", "--json", "--strict")
+    result = run(verify_backfill, "--as-of", AS_OF, "--universe", desk / "universe.json", "--json", "--strict")
     assert result.exit_code == 2
     doc = json.loads(result.output)
     assert doc["compliant"] == 3 and doc["symbols"] == 5 and doc["compliance_pct"] == 60.0
@@ -98,9 +99,28 @@ def test_backfill_json(desk):
 
 def test_backfill_counts_an_ungoverned_symbol_as_failing(desk):
     write_universe(desk / "more.json", ["GOOD1", "NEWCO"])
-    doc = json.loads(run(verify_backfill, "--universe", desk / "more.json", "--json").output)
+    doc = json.loads(run(verify_backfill, "--as-of", AS_OF, "--universe", desk / "more.json", "--json").output)
     assert doc["failing"] == [{"symbol": "NEWCO", "state": "UNGOVERNED", "reason": "NOT_GOVERNED", "rows": 0,
-                               "window_rows": 0, "quality_score": None, "last_date": None}]
+                               "window_rows": 0, "quality_score": None, "last_date": None,
+                               "age_sessions": None}]
+
+
+def test_a_store_16_sessions_behind_the_calendar_fails_strict_and_names_the_fix(desk):
+    """Judged at its own date the store passes; 16 XNYS sessions later (and
+    by the wall clock, the default) the same store fails --strict with exit 2."""
+    good = desk / "good.json"
+    assert run(verify_backfill, "--as-of", AS_OF, "--universe", good, "--strict").exit_code == 0
+    later = AS_OF_PLUS_16_SESSIONS
+    result = run(verify_backfill, "--as-of", later, "--universe", good, "--strict", "--symbols")
+    assert result.exit_code == 2
+    assert "Action required: python ingest_history.py --mode=incremental" in result.output
+    doc = json.loads(run(verify_backfill, "--as-of", later, "--universe", good, "--json").output)
+    assert doc["passed"] is False and doc["stale"] == 3
+    assert {f["reason"] for f in doc["failing"]} == {"STALE"}
+    assert {f["symbol"]: f["age_sessions"] for f in doc["failing"]} == {"GOOD1": 16, "GOOD2": 16, "BTC-USD": 25}
+    assert doc["fix"] == "python ingest_history.py --mode=incremental"
+    by_clock = run(verify_backfill, "--universe", good, "--strict")
+    assert by_clock.exit_code == 2 and "--mode=incremental" in by_clock.output
 
 
 def test_status_json_holds_every_section(desk):
@@ -162,7 +182,7 @@ def test_verify_commands_do_not_write_to_the_store(desk):
     path = desk / "runtime" / DB_FILENAME
     before = digest(path)
     run(verify_db_status, "--universe", desk / "universe.json", "--json")
-    run(verify_backfill, "--universe", desk / "universe.json", "--strict")
+    run(verify_backfill, "--as-of", AS_OF, "--universe", desk / "universe.json", "--strict")
     assert digest(path) == before
 
 
@@ -183,7 +203,7 @@ def test_universe_errors_map_to_input_exit_codes(desk):
 
 
 def test_bad_flags_exit_64(desk):
-    assert run(verify_backfill, "--nope").exit_code == 64
+    assert run(verify_backfill, "--as-of", AS_OF, "--nope").exit_code == 64
     assert run(verify_db_status, "--as-of", "yesterday").exit_code == 64
 
 
@@ -209,5 +229,5 @@ def test_a_file_that_is_not_a_database_is_a_data_error(tmp_path, monkeypatch):
     bogus = tmp_path / "bogus.db"
     bogus.write_text("this is not sqlite\n" * 100)
     universe = write_universe(tmp_path / "u.json", ["AAA"])
-    result = run(verify_backfill, "--db", bogus, "--universe", universe)
+    result = run(verify_backfill, "--as-of", AS_OF, "--db", bogus, "--universe", universe)
     assert result.exit_code == 65 and str(bogus) in result.output

@@ -18,6 +18,9 @@ from database.manager import Database, SymbolWrite
 
 # Business days from here give 2023-xx sessions; fixed so tickets are stable.
 START = "2023-01-02"
+# The last bar of the default 300-row seed: Stage 2 judges such a store as
+# of its own date (--as-of), as an operator replaying a historical store would.
+SEEDED_AS_OF = "2024-02-23"
 
 
 def random_walk_bars(rows: int, *, seed: int, start: str = START, price: float = 100.0,

@@ -10,7 +10,7 @@ import pytest
 
 from database.manager import Database, utc_now
 from tests.trading.agent_builder import DaemonThread, build_agent, wait_for
-from tests.trading.market_frames import set_states
+from tests.trading.market_frames import SEEDED_AS_OF, set_states
 from tests.trading.scripted_models import FlippingForecaster, ScriptedForecaster
 from tests import store_reads
 from trading.brokers import PaperBroker
@@ -177,7 +177,7 @@ def test_sigterm_stops_the_daemon_gracefully(seeded, tmp_path):
     from core.settings import REPO_ROOT
 
     env = dict(os.environ)
-    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "trading_daemon.py"), "--tick-interval", "0.05",
+    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "trading_daemon.py"), "--as-of", SEEDED_AS_OF, "--tick-interval", "0.05",
                              "--data-refresh", "60", "--heartbeat", "0.2"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

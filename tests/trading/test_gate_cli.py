@@ -4,7 +4,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from database.manager import Database
-from tests.trading.market_frames import seed_store, write_settings
+from tests.trading.market_frames import SEEDED_AS_OF, seed_store, write_settings
 from tests import store_reads
 
 import main as main_cli
@@ -17,8 +17,17 @@ Action required: Run ingest_history.py
 System halted intentionally"""
 
 
-def run(*args):
-    return CliRunner().invoke(main_cli.main, list(args))
+STALE_BLOCK = """[DATA_GOVERNANCE]
+Stale historical data detected
+Symbols affected: 3
+Last complete session: 2024-03-18 (XNYS) (as of 2024-03-18)
+Action required: Run ingest_history.py --mode=incremental
+System halted intentionally"""
+SIXTEEN_SESSIONS_LATER = "2024-03-18"     # 16 XNYS sessions after the seed's last bar, 2024-02-23
+
+
+def run(*args, as_of=SEEDED_AS_OF):
+    return CliRunner().invoke(main_cli.main, [*args, *(("--as-of", as_of) if as_of else ())])
 
 
 def test_before_stage1_prints_runbook_block_and_exits_3(desk, monkeypatch):
@@ -50,6 +59,22 @@ def test_symbol_without_governance_row_lacks_history(desk):
     assert "Symbols affected: 1" in result.output
     with Database(desk.paths.db) as db:
         assert store_reads.orders(db) == []
+
+
+def test_a_store_16_sessions_behind_is_refused_with_the_fix_named(seeded):
+    """The seeded store passes at its own date; 16 sessions later (and by the
+    wall clock, the default) Stage 2 refuses it, exit 3, no order."""
+    result = run("--run-once", as_of=SIXTEEN_SESSIONS_LATER)
+    assert result.exit_code == 3
+    assert STALE_BLOCK in result.output
+    assert STALE_BLOCK in seeded.paths.governance_halt_log.read_text()
+    assert "stale_history" in seeded.paths.governance_halt_log.read_text()
+    by_clock = run("--run-once", as_of=None)
+    assert by_clock.exit_code == 3
+    assert "Action required: Run ingest_history.py --mode=incremental" in by_clock.output
+    with Database(seeded.paths.db) as db:
+        assert store_reads.orders(db) == []
+    assert run("--run-once").exit_code == 0
 
 
 def test_each_halt_is_appended(desk):

@@ -8,7 +8,7 @@ from tests.trading.agent_builder import build_agent
 from tests.trading.market_frames import set_states
 from tests.trading.scripted_models import ScriptedForecaster
 from tests import store_reads
-from trading.agent import governed_quantity
+from data.governance.rules import governed_quantity
 
 
 @pytest.mark.parametrize("state,target,held,expected", [

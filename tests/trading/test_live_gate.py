@@ -2,6 +2,7 @@
 with no network call; paper mode never touches the live broker."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -10,13 +11,15 @@ from click.testing import CliRunner
 from database.manager import Database
 from core.settings import load_settings
 from tests.trading.fake_alpaca_trading import FakeAlpacaTrading
-from tests.trading.market_frames import seed_store
+from tests.trading.market_frames import SEEDED_AS_OF, seed_store
 from tests import store_reads
 from trading.brokers import LiveAlpacaBroker
 from trading.config import load_trading_config
 from trading.stage2 import Stage2Options, run_stage2
 
 import main as main_cli
+
+AS_OF = dt.date.fromisoformat(SEEDED_AS_OF)
 
 KEYS = {"ALPACA_API_KEY": "PKTESTKEY0000001", "ALPACA_SECRET_KEY": "s3cr3t-canary-value-0001"}
 
@@ -26,7 +29,7 @@ def exploding_live_broker(*args, **kwargs):
 
 
 def test_live_without_credentials_is_refused_without_network(desk):
-    result = CliRunner().invoke(main_cli.main, ["--mode=live", "--run-once"])
+    result = CliRunner().invoke(main_cli.main, ["--mode=live", "--run-once", "--as-of", SEEDED_AS_OF])
     assert result.exit_code == 2
     assert "live trading refused" in result.output
     assert "ALPACA_API_KEY and ALPACA_SECRET_KEY must be set" in result.output
@@ -37,7 +40,7 @@ def test_live_without_credentials_is_refused_without_network(desk):
 def test_live_without_confirmation_is_refused(seeded, monkeypatch):
     for k, v in KEYS.items():
         monkeypatch.setenv(k, v)
-    code = run_stage2(Stage2Options(mode="live", run_once=True), live_broker_factory=exploding_live_broker)
+    code = run_stage2(Stage2Options(mode="live", run_once=True, as_of=AS_OF), live_broker_factory=exploding_live_broker)
     assert code == 2
 
 
@@ -47,7 +50,7 @@ def test_confirmation_by_env_still_needs_stage1_verified(desk, monkeypatch, caps
         store_reads.set_run_verification(db, "seed-run", "FAILED")
     for k, v in {**KEYS, "LIVE_TRADING_CONFIRMED": "yes"}.items():
         monkeypatch.setenv(k, v)
-    code = run_stage2(Stage2Options(mode="live", run_once=True), live_broker_factory=exploding_live_broker)
+    code = run_stage2(Stage2Options(mode="live", run_once=True, as_of=AS_OF), live_broker_factory=exploding_live_broker)
     assert code == 2
     assert "Stage 1 not verified" in capsys.readouterr().err
 
@@ -58,12 +61,12 @@ def test_paper_mode_drops_live_credentials_and_never_builds_the_live_broker(seed
     assert load_trading_config(load_settings(), "paper").live_credentials is None
     live = load_trading_config(load_settings(), "live")
     assert live.live_credentials is not None and KEYS["ALPACA_SECRET_KEY"] not in repr(live)
-    code = run_stage2(Stage2Options(mode="paper", run_once=True), live_broker_factory=exploding_live_broker)
+    code = run_stage2(Stage2Options(mode="paper", run_once=True, as_of=AS_OF), live_broker_factory=exploding_live_broker)
     assert code == 0
 
 
 def _live_opts():
-    return Stage2Options(mode="live", run_once=True, confirm_live=True, as_json=True)
+    return Stage2Options(mode="live", run_once=True, as_of=AS_OF, confirm_live=True, as_json=True)
 
 
 def test_confirmed_live_run_sends_orders_through_trading_client(desk, monkeypatch, capsys):
@@ -112,7 +115,7 @@ def test_the_default_live_broker_explodes_in_tests(seeded, monkeypatch):
     for k, v in {**KEYS, "LIVE_TRADING_CONFIRMED": "yes"}.items():
         monkeypatch.setenv(k, v)
     with pytest.raises(pytest.fail.Exception, match="live broker was constructed"):
-        run_stage2(Stage2Options(mode="live", run_once=True))
+        run_stage2(Stage2Options(mode="live", run_once=True, as_of=AS_OF))
 
 
 def test_live_broker_itself_refuses_orders_on_a_synthetic_store(desk):

@@ -10,6 +10,7 @@ from core.settings import REPO_ROOT
 
 import feature_refresher
 import main as main_cli
+from tests.trading.market_frames import SEEDED_AS_OF
 
 
 def _train_cli():
@@ -20,6 +21,8 @@ def _train_cli():
 
 
 def invoke(cmd, *args):
+    if cmd is main_cli.main:
+        args = (*args, "--as-of", SEEDED_AS_OF)
     return CliRunner().invoke(cmd, list(args))
 
 

@@ -9,14 +9,14 @@ import shutil
 from click.testing import CliRunner
 
 from database.manager import Database
-from tests.trading.market_frames import random_walk_bars, seed_store, write_bars
+from tests.trading.market_frames import SEEDED_AS_OF, random_walk_bars, seed_store, write_bars
 from tests import store_reads
 
 import main as main_cli
 
 
 def run_once(*extra):
-    result = CliRunner().invoke(main_cli.main, ["--run-once", "--mode=paper", *extra])
+    result = CliRunner().invoke(main_cli.main, ["--run-once", "--mode=paper", "--as-of", SEEDED_AS_OF, *extra])
     assert result.exit_code == 0, result.output
     return result
 

@@ -18,7 +18,7 @@ def test_backfill_window_is_exactly_1260_sessions_of_each_calendar():
         assert window.sessions == 1260
         assert len(expected_sessions(name, window.start, window.end)) == 1260
         assert window.end <= dt.date(2026, 11, 20)
-    assert backfill_window("XNYS", dt.date(2026, 11, 20), now=dt.datetime(2026, 11, 22, tzinfo=UTC)).start == \
+    assert backfill_window("XNYS", dt.date(2026, 11, 20), 1260, now=dt.datetime(2026, 11, 22, tzinfo=UTC)).start == \
         dt.date(2021, 11, 15)
 
 

@@ -373,24 +373,24 @@ def test_batch_and_single_fetch_agree(tmp_path):
 
 
 def test_joint_parse_splits_rows_back_per_file(tmp_path):
-    from data.providers.file import _batchable_rows, _csv_layout, _parse_csv, _parse_csv_group
+    from data.providers.file.csv_format import batchable_rows, csv_layout, parse_csv, parse_csv_group
 
     bodies = {"A": YAHOO, "B": YAHOO.replace("\n", "\r\n"), "C": YAHOO.strip() + "\n2024-01-05,1,2,0.5,1.5,1.4,9"}
     items = []
     for name, text in bodies.items():
         data = text.encode()
-        items.append((data, tmp_path / f"{name}.csv", _batchable_rows(data)))
+        items.append((data, tmp_path / f"{name}.csv", batchable_rows(data)))
     assert [rows for _, _, rows in items] == [3, 3, 4]
-    parsed = _parse_csv_group(items, _csv_layout(items[0][0], items[0][1]))
+    parsed = parse_csv_group(items, csv_layout(items[0][0], items[0][1]))
     assert parsed is not None
     for (data, path, _), joint in zip(items, parsed):
-        alone = _parse_csv(data, path)
+        alone = parse_csv(data, path)
         np.testing.assert_array_equal(joint.dates, alone.dates)
         for column, values in alone.values.items():
             np.testing.assert_array_equal(joint.values[column], values)
-    assert _batchable_rows(b'Date,Close\n"2024-01-02",1\n') == 0
-    assert _batchable_rows(b"Date,Close\n2024-01-02,1\n\n2024-01-03,1\n") == 0
-    assert _batchable_rows(b"Date,Close\r\n2024-01-02,1\r2024-01-03,1\r\n") == 0
+    assert batchable_rows(b'Date,Close\n"2024-01-02",1\n') == 0
+    assert batchable_rows(b"Date,Close\n2024-01-02,1\n\n2024-01-03,1\n") == 0
+    assert batchable_rows(b"Date,Close\r\n2024-01-02,1\r2024-01-03,1\r\n") == 0
 
 
 def test_missing_column_is_schema_error(tmp_path):

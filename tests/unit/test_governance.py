@@ -1,4 +1,5 @@
-"""Governance: the state rule, and govern_symbols over a seeded store."""
+"""Governance: govern_symbols over a seeded store (the state rule itself:
+test_governance_rules.py)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import json
 import pytest
 
 from data.governance import governance_agent as G
-from data.governance.governance_agent import ACTIVE, DEGRADED, QUARANTINED, decide_state, govern_symbols
+from data.governance.governance_agent import ACTIVE, DEGRADED, QUARANTINED, govern_symbols
 from data.quality import findings as F
 from data.quality.findings import Finding
 from core.universe import UniverseEntry
@@ -22,33 +23,6 @@ AS_OF = B.AS_OF
 
 def finding(code, severity, count=1):
     return Finding(code, severity, code.lower(), count)
-
-
-@pytest.mark.parametrize("rows, score, findings, critical, expected", [
-    (1260, 1.0, (), None, (ACTIVE, "OK")),
-    (1300, 0.6, (), None, (ACTIVE, "OK")),                                  # the threshold accepts
-    (1260, 0.599, (), None, (DEGRADED, "LOW_QUALITY")),
-    (1259, 1.0, (), None, (DEGRADED, "PARTIAL_HISTORY")),
-    (1000, 1.0, (), None, (DEGRADED, "PARTIAL_HISTORY")),
-    (999, 1.0, (), None, (QUARANTINED, "INSUFFICIENT_HISTORY")),
-    (0, 0.7, (), None, (QUARANTINED, "NO_DATA")),
-    (1100, 0.5, (), None, (DEGRADED, "PARTIAL_HISTORY")),                   # history names it first
-    (900, 0.5, (), None, (QUARANTINED, "INSUFFICIENT_HISTORY")),
-    (1260, 1.0, (finding(F.OHLC_INCONSISTENT, F.CRITICAL),), None, (QUARANTINED, "OHLC_INCONSISTENT")),
-    (1260, 0.7, (finding(F.ALL_NULL, F.CRITICAL), finding(F.OHLC_INCONSISTENT, F.CRITICAL)), None,
-     (QUARANTINED, "ALL_NULL")),
-    (1260, 1.0, (), "NO_VALID_PROVIDER", (QUARANTINED, "NO_VALID_PROVIDER")),
-    (1260, 1.0, (), "WRONG_SYMBOL", (QUARANTINED, "WRONG_SYMBOL")),
-    (1260, 0.7, (finding(F.EXTREME_SPIKE, F.ERROR),), None, (ACTIVE, "EXTREME_SPIKE")),
-    (1260, 1.0, (finding(F.FALSE_TICK, F.WARNING),), None, (ACTIVE, "OK")),
-    (1250, 1.0, (finding(F.STALE, F.ERROR, 10),), None, (DEGRADED, "STALE")),
-    (990, 1.0, (finding(F.STALE, F.ERROR, 270),), None, (QUARANTINED, "STALE")),
-    (1200, 1.0, (finding(F.STALE, F.ERROR, 10),), None, (DEGRADED, "PARTIAL_HISTORY")),  # stale explains 10 of 60
-    (1258, 1.0, (finding(F.STALE, F.WARNING, 2),), None, (DEGRADED, "STALE")),
-    (1257, 1.0, (finding(F.STALE, F.WARNING, 2),), None, (DEGRADED, "PARTIAL_HISTORY")),
-])
-def test_decide_state(rows, score, findings, critical, expected):
-    assert decide_state(rows, 1260, 1000, score, 0.6, findings, critical) == expected
 
 
 @pytest.fixture

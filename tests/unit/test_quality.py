@@ -1,11 +1,14 @@
 """Quality components, score and QA checks on hand-built frames."""
 from __future__ import annotations
 
+import json
 import tomllib
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from data.governance.rules import quality_score
 
 from data.quality import assess_quality, components
 from data.quality import findings as F
@@ -59,8 +62,7 @@ def test_exact_score_for_a_known_case():
 def test_quality_score_is_the_runbook_formula_term_by_term():
     comps = {"missing_dates_pct": 0.37, "duplicate_pct": 0.11, "zero_negative_flag": 1.0, "extreme_spike_flag": 1.0}
     expected = 1.0 - (0.37 * 0.3 + 0.11 * 0.2 + 1.0 * 0.2 + 1.0 * 0.3)
-    assert components.quality_score(comps) == expected
-    assert components.quality_score(comps, DEFAULTS["quality"]["weights"]) == expected
+    assert quality_score(comps, DEFAULTS["quality"]["weights"]) == expected
 
 
 def test_missing_sessions_are_counted_against_the_calendar():
@@ -288,7 +290,10 @@ def test_report_round_trips_to_json_types():
     report = assess(B.with_spike(CLEAN, 500, 2.0))
     as_dict = report.to_dict()
     assert as_dict["extreme_spike_flag"] == 1.0
-    assert F.Finding.from_dict(as_dict["findings"][0]) == report.findings[0]
+    assert json.loads(json.dumps(as_dict)) == as_dict
+    first = as_dict["findings"][0]      # every field of the finding, as JSON types
+    assert F.Finding(first["code"], first["severity"], first["message"], first["count"],
+                     tuple(first["sample_dates"])) == report.findings[0]
 
 
 def test_quality_config_reads_overrides():
@@ -313,5 +318,11 @@ def test_finding_rejects_unknown_severity():
 
 
 def test_move_size_is_symmetric():
-    up, down = components.move_size(np.array([2.0, 0.5]))
-    assert up == pytest.approx(down) == pytest.approx(1.0)
+    # A doubling and the halving that undoes it are both moves of size 1.0
+    # (max(r, 1/r) - 1): both beyond a threshold just under 1.0, neither
+    # beyond one just over it.
+    dates = np.array(["2024-06-26", "2024-06-27", "2024-06-28"], dtype="datetime64[ns]")
+    close = np.array([100.0, 200.0, 100.0])
+    for threshold, spikes in ((1.0 - 1e-9, dates[1:]), (1.0 + 1e-9, dates[:0])):
+        moves = components.scan_move_dates(dates, close, close, threshold)
+        assert np.array_equal(moves.spikes, spikes), threshold

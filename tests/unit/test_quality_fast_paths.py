@@ -50,7 +50,7 @@ def _reference_actions_per_bar(dates: pd.DatetimeIndex, corporate_actions, split
     dividend = np.zeros(n)
     events = []
     if corporate_actions is not None and not corporate_actions.empty:
-        for d, action, value in zip(components.as_dates(corporate_actions["date"]), corporate_actions["action"],
+        for d, action, value in zip(pd.DatetimeIndex(components.date_values(corporate_actions["date"])), corporate_actions["action"],
                                     pd.to_numeric(corporate_actions["value"], errors="coerce")):
             events.append((d, str(action), float(value)))
     for values, action, neutral in ((split_ratio, "split", 1.0), (dividend_column, "dividend", 0.0)):
@@ -151,7 +151,7 @@ def test_false_tick_mask_is_the_pandas_algorithm():
     assert flagged >= 50
 
 
-def test_unique_last_order_is_drop_duplicates_then_sort():
+def test_unique_last_order_and_bar_arrays_are_drop_duplicates_then_sort():
     rng = np.random.default_rng(3)
     for _ in range(300):
         n = int(rng.integers(0, 60))
@@ -167,7 +167,15 @@ def test_unique_last_order_is_drop_duplicates_then_sort():
         order, dropped = components.unique_last_order(days)
         rows = np.arange(len(days)) if order is None else order
         assert rows.tolist() == expected["row"].tolist()
-        assert dropped == len(days) - len(expected) == components.frame_duplicates(frame)
+        assert dropped == len(days) - len(expected)
+        # bar_arrays (what assess_quality reads) keeps those rows, in that order.
+        bars_frame = frame.assign(**{k: frame["row"].astype("float64")
+                                     for k in ("open", "high", "low", "close", "adj_close", "volume")})
+        bars, duplicates = components.bar_arrays(bars_frame)
+        assert duplicates == dropped
+        assert bars.dates.view("i8").tolist() == expected["date"].to_numpy().view("i8").tolist()   # NaT too
+        for column in (bars.open, bars.high, bars.low, bars.close, bars.adj_close, bars.volume):
+            assert column.tolist() == expected["row"].tolist()
 
 
 def test_actions_per_bar_is_one_event_at_a_time():
@@ -207,7 +215,6 @@ def test_date_values_gives_session_midnights_in_ns_for_every_input_kind():
         got = components.date_values(values)
         assert got.dtype == np.dtype("datetime64[ns]")
         assert np.array_equal(got, sessions)
-        assert components.as_dates(values).equals(ns)
 
 
 def test_sample_dates_of_a_datetime_array_are_the_timestamp_dates():

@@ -1,4 +1,4 @@
-"""assess_quality and the public component/check functions still give the
+"""assess_quality and the array components/checks it calls still give the
 results frozen from the reference implementation (see
 tests/quality_cases.py): the speed work on data/quality must not change a
 single component, score, finding or flagged date."""

@@ -1,7 +1,8 @@
 import datetime as dt
 
-from data.collectors.data_router import DataRouter, provider_entitled
-from data.providers.base import FetchRequest
+from data.collectors.data_router import DataRouter
+from data.providers.base import FetchRequest, ProviderUnavailable
+from data.providers.policy import provider_entitled
 from core.settings import PROVIDER_CAPABILITIES
 
 DEEP = (dt.date(2021, 11, 15), dt.date(2026, 11, 20))
@@ -48,7 +49,7 @@ def test_run_state_entitlement_and_circuit_breaker(settings):
     router.mark_not_entitled("polygon", "ENTITLEMENT")
     assert router.candidates(req("AAPL", "stocks")).providers == ["yahoo"]
     for _ in range(router.circuit_threshold):
-        router.record_result("yahoo", False)
+        router.record_outcome("yahoo", ProviderUnavailable("HTTP 503"))
     assert router.candidates(req("AAPL", "stocks")).providers == []
 
 

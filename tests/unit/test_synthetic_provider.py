@@ -22,7 +22,7 @@ MARKETS = [("AAPL", "stocks", "XNYS"), ("EURUSD=X", "fx", "24/5"),
 
 def deep_request(symbol: str = "AAPL", asset_class: str = "stocks", calendar: str = "XNYS",
                  as_of: dt.date = AS_OF) -> FetchRequest:
-    window = backfill_window(calendar, as_of)
+    window = backfill_window(calendar, as_of, 1260)
     return FetchRequest(symbol, asset_class, window.start, window.end, calendar)
 
 
@@ -127,7 +127,7 @@ def test_history_with_events_is_identical_in_overlapping_windows():
 # ------------------------------------------------------------ calendars
 @pytest.mark.parametrize("symbol,asset_class,calendar", MARKETS)
 def test_rows_are_exactly_the_calendar_sessions(symbol, asset_class, calendar):
-    window = backfill_window(calendar, AS_OF)
+    window = backfill_window(calendar, AS_OF, 1260)
     frame = frame_of(deep_request(symbol, asset_class, calendar))
     assert len(frame) == 1260 == window.sessions
     expected = expected_sessions(calendar, window.start, window.end)

@@ -1,0 +1,45 @@
+""""Has Stage 1 passed?" asked of a store: the standing of every enabled
+universe symbol read from the store, judged by the governance rules
+(:func:`data.governance.rules.judge_stage1`, the one definition).
+
+Used by ``verify_backfill.py``, ``verify_db_status.py``, the ingestion's
+verification and Stage 2's start gate, so they cannot disagree.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Sequence
+
+from core.calendar import CalendarError
+from core.errors import DataInputError
+from core.settings import Settings
+from core.universe import UniverseEntry
+from data.governance.rules import GovernanceRules, Stage1Verdict, SymbolStanding, judge_stage1
+from database.manager import Database
+
+
+def standings(db: Database, entries: Sequence[UniverseEntry], settings: Settings) -> list[SymbolStanding]:
+    """Each entry's governance row and stored history, as the rules take them."""
+    symbols = [e.symbol for e in entries]
+    states = db.governance.states()
+    history = db.bars.history_summary(symbols)
+    out = []
+    for entry in entries:
+        gov = states.get(entry.symbol) or {}
+        stored = history[entry.symbol]
+        out.append(SymbolStanding(
+            symbol=entry.symbol, calendar=entry.calendar or settings.calendar_for(entry.asset_class),
+            state=gov.get("state"), reason=gov.get("reason"), governed_rows=int(gov.get("rows") or 0),
+            stored_rows=int(stored["rows"]), last_date=stored["last_date"], quality_score=gov.get("quality_score")))
+    return out
+
+
+def judge_store(db: Database, entries: Sequence[UniverseEntry], settings: Settings, as_of: dt.date,
+                now: dt.datetime | None = None) -> Stage1Verdict:
+    """Stage 1's verdict on ``db`` for the enabled ``entries`` at ``as_of``.
+    An as-of date the calendars cannot place is an input error (exit 65)."""
+    rules = GovernanceRules.from_settings(settings)
+    try:
+        return judge_stage1(rules, standings(db, [e for e in entries if e.enabled], settings), as_of, now)
+    except CalendarError as exc:
+        raise DataInputError(f"as-of {as_of}: {exc}") from exc
