@@ -81,7 +81,7 @@ def universe_requests(settings) -> dict[str, list[FetchRequest]]:
     out: dict[str, list[FetchRequest]] = {v: [] for v in VENDORS}
     for entry in universe.enabled:
         for vendor in VENDORS:
-            caps = settings.capabilities[vendor]
+            caps = settings.providers.capabilities[vendor]
             if not caps.get(entry.asset_class):
                 continue
             days = HISTORY_DAYS if int(caps["max_history_days"]) >= HISTORY_DAYS else ALPACA_DAYS
@@ -112,7 +112,7 @@ def run_vendor(vendor: str, server: VendorServer, requests: list[FetchRequest], 
     from data.providers.yahoo import YahooDataProvider
 
     cls = {"yahoo": YahooDataProvider, "polygon": PolygonDataProvider, "alpaca": AlpacaDataProvider}[vendor]
-    published = settings.get(f"providers.{vendor}.rate_limits")
+    published = settings.providers.quirks(vendor)["rate_limits"]
     limits = [[int(n), float(s) * scale] for n, s in published]
     server_limits = [[max(1, int(n) // 2), s] for n, s in limits] if storm else limits
     server.enforce_rate_limit(vendor, [tuple(x) for x in server_limits], whole_seconds=not storm)

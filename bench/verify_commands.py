@@ -94,7 +94,7 @@ def main() -> int:
     symbols = symbol_names(args.symbols)
     universe_path.write_text(json.dumps({"symbols": symbols}))
     settings = load_settings()
-    window = backfill_window("XNYS", AS_OF, settings.required_sessions)
+    window = backfill_window("XNYS", AS_OF, settings.history.required_sessions)
     sessions = expected_sessions("XNYS", window.start, window.end)
     result: dict = {"symbols": args.symbols, "rows": args.symbols * len(sessions), "as_of": str(AS_OF)}
 

@@ -37,11 +37,11 @@ import apprise
 from core.errors import StoreError
 from core.redaction import MASK, redact
 from core.runtime import RuntimePaths
-from core.settings import DEFAULTS, Settings
+from core.settings import ALERT_SEVERITIES, AlertsSettings, Settings
 
 log = logging.getLogger(__name__)
 
-SEVERITIES = ("info", "warning", "error", "critical")
+SEVERITIES = ALERT_SEVERITIES
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _NOTIFY_TYPE = {"info": apprise.NotifyType.INFO, "warning": apprise.NotifyType.WARNING,
                 "error": apprise.NotifyType.FAILURE, "critical": apprise.NotifyType.FAILURE}
@@ -167,17 +167,17 @@ class Alerter:
                  audit: AuditSink | None = None, max_per_run: int | None = None,
                  min_severity: str | None = None, env: Mapping[str, str] | None = None):
         env = os.environ if env is None else env
-        conf = {**DEFAULTS["alerts"], **(settings.data.get("alerts", {}) if settings else {})}
+        conf = settings.alerts if settings else AlertsSettings()
         self.run_id = run_id
         self.urls = list(urls) if urls is not None else parse_alert_urls(env.get("ALERT_URLS"))
         if dry_run is None:
-            dry_run = env.get("ALERT_DRY_RUN", "").strip().lower() in _TRUE or bool(conf["dry_run"])
+            dry_run = env.get("ALERT_DRY_RUN", "").strip().lower() in _TRUE or conf.dry_run
         self.dry_run = dry_run
         self.alerts_dir = Path(alerts_dir) if alerts_dir is not None else RuntimePaths.resolve().alerts_dir
         self.store = store
         self.audit = audit
-        self.max_per_run = int(conf["max_per_run"] if max_per_run is None else max_per_run)
-        self.min_severity = min_severity or str(conf["min_severity"])
+        self.max_per_run = int(conf.max_per_run if max_per_run is None else max_per_run)
+        self.min_severity = min_severity or conf.min_severity
         if self.min_severity not in _RANK:
             raise ValueError(f"alerts.min_severity {self.min_severity!r} is not one of {', '.join(SEVERITIES)}")
         self._secrets = sorted({s for u in self.urls for s in url_secrets(u)}, key=len, reverse=True)

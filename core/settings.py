@@ -1,197 +1,318 @@
-"""Settings: thresholds, capability matrix and provider priority.
+"""Settings: every number an operator may tune, typed, with its one default.
 
-Defaults live here in code; ``configs/settings.toml`` (or the file named by
-``SETTINGS_FILE``) overrides any of them, table by table.  Environment
-variables override the priority (``PROVIDER_PRIORITY=yahoo,polygon``).
+One frozen dataclass per table of ``configs/settings.toml``; the defaults
+written below are the only ones in the code (the file restates them for
+operators).  :func:`load_settings` layers them: defaults <- the TOML file
+(``path``, ``SETTINGS_FILE`` or ``configs/settings.toml``) <- environment
+(``PROVIDER_PRIORITY=yahoo,polygon``).  A table of the file merges key by key
+over the defaults, so a file may set one key and keep the rest.
+
+The loader is strict: an unknown key (where a table's keys are fixed), a
+value of the wrong type or an invalid number is a :class:`SettingsError` of
+one line naming the key and the file, e.g.
+``configs/settings.toml: unknown setting [quality] acept_threshold``.  A
+field's valid range is declared beside its default (``ge``/``gt``/``le``/
+``lt``/``choices``) and checked whenever a table is built, from a file or in
+code; rules that tie two keys together are the table's ``_check_relations``
+(the machinery: ``core/settings_schema.py``).
 """
 from __future__ import annotations
 
-import copy
 import os
 import tomllib
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Mapping
+
+from core.settings_schema import IsoDate, SettingsError, Table, parse_table, setting, show
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_PATH = REPO_ROOT / "configs" / "settings.toml"
 
-# The runbook's matrix, verbatim, plus the two local sources.  ``file`` and
-# ``synthetic`` need no entitlement and serve every class; ``synthetic`` is
-# never in the default priority: it is asked for explicitly (--provider).
-PROVIDER_CAPABILITIES: dict[str, dict[str, Any]] = {
-    "alpaca": {
-        "stocks": True, "fx": False, "crypto": True,
-        "commodities": False, "max_history_days": 730,
-        "requires_entitlement": True,
-    },
-    "yahoo": {
-        "stocks": True, "fx": True, "crypto": True,
-        "commodities": True, "max_history_days": 5000,
-        "requires_entitlement": False,
-    },
-    "polygon": {
-        "stocks": True, "fx": True, "crypto": True,
-        "commodities": False, "max_history_days": 5000,
-        "requires_entitlement": True,
-    },
-    "file": {
-        "stocks": True, "fx": True, "crypto": True,
-        "commodities": True, "max_history_days": 100000,
-        "requires_entitlement": False,
-    },
-    "synthetic": {
-        "stocks": True, "fx": True, "crypto": True,
-        "commodities": True, "max_history_days": 100000,
-        "requires_entitlement": False,
-    },
-}
-
-PROVIDER_PRIORITY: list[str] = ["yahoo", "polygon", "alpaca"]
-
-DEFAULTS: dict[str, Any] = {
-    "history": {
-        "required_sessions": 1260,
-        "degraded_min_rows": 1000,
-        # Calendar per asset class (exchange_calendars names).  Commodities
-        # follow CME Globex (CMES): futures settle on CME's holiday schedule.
-        "calendars": {"stocks": "XNYS", "fx": "24/5", "crypto": "24/7", "commodities": "CMES"},
-    },
-    "providers": {
-        "priority": PROVIDER_PRIORITY,
-        # Appended after the vendors when FILE_PROVIDER_DIR / --data-dir is set.
-        "file_fallback": True,
-        "capabilities": PROVIDER_CAPABILITIES,
-        "fetch_workers": 2,
-        # Consecutive failed requests (after retries; 429s excluded) that open
-        # a provider's circuit for the rest of the run.
-        "circuit_breaker_failures": 5,
-        # Per-vendor quirks, merged over data/providers/http_vendor.py's
-        # defaults; a provider's constructor keywords override them.
-        # rate_limits: [[requests, seconds], ...], every window enforced.
-        "yahoo": {
-            # Yahoo publishes no limit: 2,000 requests/hour per IP is the
-            # documented YQL-era public limit; 2/s keeps bursts polite.
-            "rate_limits": [[2, 1.0], [2000, 3600.0]],
-            "batch_size": 100,           # symbols per chunk (yf.download's batch)
-            "workers": 4,
-            "deadline_seconds": 30.0,
-        },
-        "polygon": {
-            # Basic (free) plan: 5 API calls per minute; raise for paid plans.
-            "rate_limits": [[5, 60.0]],
-            "batch_size": 1,             # aggregates are one ticker per request
-            "workers": 4,
-            "deadline_seconds": 30.0,
-        },
-        "alpaca": {
-            # Basic plan: 200 API calls per minute.
-            "rate_limits": [[200, 60.0]],
-            "batch_size": 100,           # symbols per /v2/stocks/bars request
-            "workers": 2,
-            "deadline_seconds": 30.0,
-            "feed": "sip",
-        },
-    },
-    "quality": {
-        "accept_threshold": 0.6,
-        "weights": {"missing_dates_pct": 0.3, "duplicate_pct": 0.2,
-                    "zero_negative_flag": 0.2, "extreme_spike_flag": 0.3},
-        "spike_threshold": {"stocks": 0.5, "fx": 0.15, "crypto": 0.8, "commodities": 0.4},
-        "universe_reject_alert_pct": 5.0,
-        # Checks that feed states and the report (not the score); see
-        # configs/settings.toml for what each one means.
-        "false_tick": {"window": 11, "scale_window": 63, "mad_z": 8.0,
-                       "min_move": {"stocks": 0.05, "fx": 0.02, "crypto": 0.10, "commodities": 0.05}},
-        "stale_warn_sessions": 1,
-        "stale_error_sessions": 5,
-        "zero_volume_warn_fraction": 0.05,
-        "ohlc_tolerance": 1e-6,
-        # Allow-lists for missing sessions: calendar -> dates the calendar lists
-        # as sessions but the exchange was closed; symbol -> [start, end] halts.
-        "allowed_missing_sessions": {},
-        "halts": {},
-    },
-    # Cross-source drift (ingest_history.py --cross-check): closes of the last
-    # sample_sessions sessions compared with the next entitled provider.
-    "cross_check": {
-        "enabled": False,
-        "sample_sessions": 60,
-        "warn_pct": 1.0,
-        "error_pct": 2.5,
-        "min_overlap": 20,
-    },
-    "ingest": {
-        "symbols_per_transaction": 100,
-        # gzip level for the raw archive: 1 keeps a 7.56 M-row backfill I/O bound.
-        "raw_archive_compresslevel": 1,
-    },
-    "health": {
-        # Price health by the age of each symbol's last bar, in sessions of
-        # its own calendar: GREEN under yellow_sessions, YELLOW up to
-        # red_sessions, RED beyond.
-        "freshness_yellow_sessions": 2,
-        "freshness_red_sessions": 7,
-        "recent_events": 20,
-    },
-    "alerts": {
-        "max_per_run": 10,
-        "min_severity": "warning",
-        "dry_run": False,
-    },
-}
+ALERT_SEVERITIES = ("info", "warning", "error", "critical")
 
 
-def _merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+# ----------------------------------------------------------------- tables
+@dataclass(frozen=True)
+class HistorySettings(Table):
+    """``[history]``: the window every symbol must fill (governance rule 1)."""
+
+    TABLE: ClassVar[str] = "history"
+    required_sessions: int = setting(1260, ge=1)
+    degraded_min_rows: int = setting(1000, ge=0)
+    # Calendar per asset class (exchange_calendars names).  Commodities
+    # follow CME Globex (CMES): futures settle on CME's holiday schedule.
+    calendars: Mapping[str, str] = setting({"stocks": "XNYS", "fx": "24/5", "crypto": "24/7",
+                                            "commodities": "CMES"})
+
+    def calendar_for(self, asset_class: str) -> str:
+        """The calendar of a symbol of ``asset_class`` without its own."""
+        return self.calendars[asset_class]
+
+    def _check_relations(self) -> None:
+        self._require(self.degraded_min_rows <= self.required_sessions, "degraded_min_rows",
+                      f"must be <= required_sessions ({self.required_sessions})")
 
 
-class SettingsError(ValueError):
-    """The settings file cannot be read or holds a value of the wrong kind."""
+def _capability(stocks: bool, fx: bool, crypto: bool, commodities: bool, max_history_days: int,
+                requires_entitlement: bool) -> dict[str, Any]:
+    return {"stocks": stocks, "fx": fx, "crypto": crypto, "commodities": commodities,
+            "max_history_days": max_history_days, "requires_entitlement": requires_entitlement}
+
+
+@dataclass(frozen=True)
+class ProvidersSettings(Table):
+    """``[providers]``: the capability matrix, priority, pools and breaker,
+    and each network vendor's quirks."""
+
+    TABLE: ClassVar[str] = "providers"
+    # ``synthetic`` is never in the default priority: it is asked for
+    # explicitly (--provider synthetic).
+    priority: tuple[str, ...] = ("yahoo", "polygon", "alpaca")
+    # Appended after the vendors when FILE_PROVIDER_DIR / --data-dir is set.
+    file_fallback: bool = True
+    # The runbook's matrix, verbatim, plus the two local sources (no
+    # entitlement, every class).  Keys per provider are fixed.
+    capabilities: Mapping[str, Mapping[str, Any]] = setting({
+        "alpaca": _capability(True, False, True, False, 730, True),
+        "yahoo": _capability(True, True, True, True, 5000, False),
+        "polygon": _capability(True, True, True, False, 5000, True),
+        "file": _capability(True, True, True, True, 100000, False),
+        "synthetic": _capability(True, True, True, True, 100000, False),
+    })
+    fetch_workers: int = setting(2, ge=1)             # threads fetching from network vendors
+    process_workers: int = setting(0, ge=0)           # processes for local sources; 0: CPUs - 1
+    # Consecutive failed requests (after retries; 429s excluded) that open
+    # a provider's circuit for the rest of the run.
+    circuit_breaker_failures: int = setting(5, ge=1)
+    # Per-vendor quirks, merged over data/providers/http_vendor/quirks.py's
+    # BASE_QUIRKS (which check their keys); constructor keywords override them.
+    # rate_limits: [[requests, seconds], ...], every window enforced.
+    yahoo: Mapping[str, Any] = setting({
+        # Yahoo publishes no limit: 2,000 requests/hour per IP is the
+        # documented YQL-era public limit; 2/s keeps bursts polite.
+        "rate_limits": [[2, 1.0], [2000, 3600.0]],
+        "batch_size": 100,           # symbols per chunk (yf.download's batch)
+        "workers": 4,
+        "deadline_seconds": 30.0,
+    }, open=True)
+    polygon: Mapping[str, Any] = setting({
+        # Basic (free) plan: 5 API calls per minute; raise for paid plans.
+        "rate_limits": [[5, 60.0]],
+        "batch_size": 1,             # aggregates are one ticker per request
+        "workers": 4,
+        "deadline_seconds": 30.0,
+    }, open=True)
+    alpaca: Mapping[str, Any] = setting({
+        # Basic plan: 200 API calls per minute.
+        "rate_limits": [[200, 60.0]],
+        "batch_size": 100,           # symbols per /v2/stocks/bars request
+        "workers": 2,
+        "deadline_seconds": 30.0,
+        "feed": "sip",
+    }, open=True)
+
+    def quirks(self, vendor: str) -> Mapping[str, Any]:
+        """``[providers.<vendor>]``: a network vendor's quirks table."""
+        if vendor not in _VENDORS:
+            raise KeyError(vendor)
+        return getattr(self, vendor)
+
+    def _check_relations(self) -> None:
+        unknown = [p for p in self.priority if p not in self.capabilities]
+        self._require(not unknown, "priority", f"names unknown provider(s) {', '.join(unknown)}")
+
+
+_VENDORS = ("yahoo", "polygon", "alpaca")
+
+
+@dataclass(frozen=True)
+class FalseTickSettings(Table):
+    """``[quality.false_tick]``: an isolated bar (both neighbours on the same
+    side of it) more than ``min_move`` (per class) and more than ``mad_z``
+    robust sigmas away from the median of the ``window`` bars centred on it;
+    sigma from the MAD of daily log returns over ``scale_window`` bars."""
+
+    TABLE: ClassVar[str] = "quality.false_tick"
+    window: int = setting(11, ge=1)
+    scale_window: int = setting(63, ge=1)
+    mad_z: float = setting(8.0, gt=0)
+    min_move: Mapping[str, float] = setting({"stocks": 0.05, "fx": 0.02, "crypto": 0.10, "commodities": 0.05},
+                                            ge=0)
+
+
+@dataclass(frozen=True)
+class QualitySettings(Table):
+    """``[quality]``: the score (governance rule 2) and the checks that feed
+    states and the report; configs/settings.toml says what each one means."""
+
+    TABLE: ClassVar[str] = "quality"
+    accept_threshold: float = setting(0.6, ge=0, le=1)
+    weights: Mapping[str, float] = setting({"missing_dates_pct": 0.3, "duplicate_pct": 0.2,
+                                            "zero_negative_flag": 0.2, "extreme_spike_flag": 0.3}, ge=0)
+    spike_threshold: Mapping[str, float] = setting({"stocks": 0.5, "fx": 0.15, "crypto": 0.8,
+                                                    "commodities": 0.4}, gt=0)
+    universe_reject_alert_pct: float = setting(5.0, ge=0, le=100)
+    false_tick: FalseTickSettings = field(default_factory=FalseTickSettings)
+    stale_warn_sessions: int = setting(1, ge=1)
+    stale_error_sessions: int = setting(5, ge=1)
+    zero_volume_warn_fraction: float = setting(0.05, ge=0, le=1)
+    ohlc_tolerance: float = setting(1e-6, ge=0)
+    # Allow-lists for missing sessions: calendar -> dates the calendar lists
+    # as sessions but the exchange was closed; symbol -> [start, end] halts.
+    allowed_missing_sessions: Mapping[str, tuple[IsoDate, ...]] = setting({}, open=True)
+    halts: Mapping[str, tuple[tuple[IsoDate, IsoDate], ...]] = setting({}, open=True)
+
+    def _check_relations(self) -> None:
+        self._require(self.stale_error_sessions >= self.stale_warn_sessions, "stale_error_sessions",
+                      f"must be >= stale_warn_sessions ({self.stale_warn_sessions})")
+        for symbol, ranges in self.halts.items():
+            if any(start > end for start, end in ranges):
+                raise SettingsError(f"[quality.halts] {symbol} = {show(ranges)}: each range is [start, end] "
+                                    f"with start <= end")
+
+
+@dataclass(frozen=True)
+class CrossCheckSettings(Table):
+    """``[cross_check]``: closes of the last ``sample_sessions`` sessions
+    compared with the next entitled provider (ingest --cross-check)."""
+
+    TABLE: ClassVar[str] = "cross_check"
+    enabled: bool = False
+    sample_sessions: int = setting(60, ge=1)
+    warn_pct: float = setting(1.0, ge=0)
+    error_pct: float = setting(2.5, ge=0)
+    min_overlap: int = setting(20, ge=1)
+
+    def _check_relations(self) -> None:
+        self._require(self.error_pct >= self.warn_pct, "error_pct", f"must be >= warn_pct ({show(self.warn_pct)})")
+
+
+@dataclass(frozen=True)
+class IngestSettings(Table):
+    """``[ingest]``: how a run writes."""
+
+    TABLE: ClassVar[str] = "ingest"
+    symbols_per_transaction: int = setting(100, ge=1)
+    # gzip level for the raw archive: 1 keeps a 7.56 M-row backfill I/O bound.
+    raw_archive_compresslevel: int = setting(1, ge=0, le=9)
+    # Consecutive runs in which no provider served a symbol before it is
+    # dead-lettered (incremental runs skip it until --revive or an edit of
+    # its universe entry).
+    dead_letter_after_failures: int = setting(3, ge=1)
+
+
+@dataclass(frozen=True)
+class GovernanceSettings(Table):
+    """``[governance]``: scoring stored windows in worker processes."""
+
+    TABLE: ClassVar[str] = "governance"
+    score_workers: int = setting(0, ge=0)             # 0: one per CPU
+    parallel_from_symbols: int = setting(300, ge=1)   # fewer symbols score in-process
+
+
+@dataclass(frozen=True)
+class HealthSettings(Table):
+    """``[health]``: price health by the age of each symbol's last bar, in
+    sessions of its own calendar: GREEN under ``freshness_yellow_sessions``,
+    YELLOW up to ``freshness_red_sessions``, RED beyond (governance rule 4)."""
+
+    TABLE: ClassVar[str] = "health"
+    freshness_yellow_sessions: int = setting(2, ge=1)
+    freshness_red_sessions: int = setting(7, ge=1)
+    recent_events: int = setting(20, ge=0)            # governance events verify_db_status.py shows
+
+    def _check_relations(self) -> None:
+        self._require(self.freshness_red_sessions >= self.freshness_yellow_sessions, "freshness_red_sessions",
+                      f"must be >= freshness_yellow_sessions ({self.freshness_yellow_sessions})")
+
+
+@dataclass(frozen=True)
+class AlertsSettings(Table):
+    """``[alerts]``: targets are apprise URLs in env ALERT_URLS."""
+
+    TABLE: ClassVar[str] = "alerts"
+    max_per_run: int = setting(10, ge=0)              # the rest are recorded as THROTTLED
+    min_severity: str = setting("warning", choices=ALERT_SEVERITIES)
+    dry_run: bool = False                              # or env ALERT_DRY_RUN=1
+
+
+@dataclass(frozen=True)
+class TradingSettings(Table):
+    """``[trading]``: every Stage 2 knob (``trading.config.TradingConfig``
+    adds the mode and live credentials).  Weights are fractions of equity."""
+
+    TABLE: ClassVar[str] = "trading"
+    initial_cash: float = setting(1_000_000.0, gt=0)
+    max_symbol_weight: float = setting(0.10, gt=0, le=1)
+    max_gross_exposure: float = setting(1.0, gt=0)
+    allow_short: bool = False
+    slippage_bps: float = setting(5.0, ge=0)
+    commission_bps: float = setting(1.0, ge=0)
+    min_order_notional: float = setting(10.0, ge=0)
+    quantity_decimals: int = setting(4, ge=0)
+    # Signals: ARIMA on the last ``forecast_window`` adj_close log returns.
+    forecast_window: int = setting(250, ge=1)
+    arima_order: tuple[int, int, int] = setting((1, 0, 1), ge=0)
+    ewma_halflife: float = setting(20.0, gt=0)
+    alpha_weight: float = setting(0.5, ge=0)
+    ridge_lambda: float = setting(1.0, ge=0)
+    # Risk.
+    var_window: int = setting(250, ge=1)
+    var_level: float = setting(0.95, gt=0, lt=1)
+    safe_mode_error_threshold: int = setting(5, ge=0)    # more than this many consecutive errors -> safe mode
+    safe_mode_scale: float = setting(0.1, ge=0, le=1)
+    safe_mode_recovery_cycles: int = setting(3, ge=1)    # clean cycles in a row that end safe mode
+    max_stale_days: int = setting(6, ge=0)               # a traded symbol this far behind as-of is a critical gap
+    # Stage 2 reads the database; a provider request longer than this is a GUARD VIOLATION.
+    guard_max_days: int = setting(10, ge=0)
+    heartbeat_seconds: float = setting(5.0, gt=0)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings (defaults merged with the settings file and env)."""
+    """Resolved settings: one typed section per table, plus where they came
+    from.  Picklable (worker processes receive it)."""
 
-    data: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULTS))
+    history: HistorySettings = field(default_factory=HistorySettings)
+    providers: ProvidersSettings = field(default_factory=ProvidersSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    cross_check: CrossCheckSettings = field(default_factory=CrossCheckSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    governance: GovernanceSettings = field(default_factory=GovernanceSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    alerts: AlertsSettings = field(default_factory=AlertsSettings)
+    trading: TradingSettings = field(default_factory=TradingSettings)
     source: str = "defaults"
 
-    def get(self, dotted: str, default: Any = None) -> Any:
-        node: Any = self.data
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
+    def with_overrides(self, tables: Mapping[str, Any], *, source: str = "overrides") -> "Settings":
+        """These settings with ``tables`` (shaped like the settings file:
+        table -> key -> value) merged over them, checked as strictly as the
+        file; errors start with ``source``."""
+        try:
+            changes: dict[str, Any] = {}
+            for name, raw in tables.items():
+                if name not in _SECTIONS:
+                    raise SettingsError(f"unknown setting [{name}]" if isinstance(raw, dict) else
+                                        f"unknown setting {name}")
+                if not isinstance(raw, dict):
+                    raise SettingsError(f"{name} = {show(raw)}: expected a table")
+                changes[name] = parse_table(_SECTIONS[name], raw, getattr(self, name))
+            return replace(self, source=source, **changes)
+        except SettingsError as exc:
+            raise SettingsError(f"{source}: {exc}") from None
 
-    @property
-    def required_sessions(self) -> int:
-        return int(self.data["history"]["required_sessions"])
 
-    @property
-    def capabilities(self) -> dict[str, dict[str, Any]]:
-        return self.data["providers"]["capabilities"]
-
-    @property
-    def priority(self) -> list[str]:
-        return list(self.data["providers"]["priority"])
-
-    def calendar_for(self, asset_class: str) -> str:
-        return self.data["history"]["calendars"][asset_class]
+# Table name -> its class: the fields of Settings, but ``source``.
+_SECTIONS: dict[str, type[Table]] = {name: hint for name, hint in typing.get_type_hints(Settings).items()
+                                     if name != "source"}
 
 
 def load_settings(path: str | os.PathLike | None = None) -> Settings:
     """Load defaults, then the TOML file (``path``, ``SETTINGS_FILE`` or the
     repo's ``configs/settings.toml`` when present), then env overrides."""
-    data = copy.deepcopy(DEFAULTS)
-    source = "defaults"
+    settings = Settings()
     chosen = path or os.environ.get("SETTINGS_FILE")
     file_path = Path(chosen) if chosen else DEFAULT_SETTINGS_PATH
     if chosen and not file_path.exists():
@@ -199,14 +320,15 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     if file_path.exists():
         try:
             with open(file_path, "rb") as fh:
-                data = _merge(data, tomllib.load(fh))
+                tables = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{file_path}: {exc}") from exc
-        source = str(file_path)
+        settings = settings.with_overrides(tables, source=str(file_path))
     env_priority = os.environ.get("PROVIDER_PRIORITY")
     if env_priority:
-        data["providers"]["priority"] = [p.strip().lower() for p in env_priority.split(",") if p.strip()]
-    unknown = [p for p in data["providers"]["priority"] if p not in data["providers"]["capabilities"]]
-    if unknown:
-        raise SettingsError(f"{source}: provider priority names unknown provider(s) {', '.join(unknown)}")
-    return Settings(data=data, source=source)
+        priority = tuple(p.strip().lower() for p in env_priority.split(",") if p.strip())
+        try:
+            settings = replace(settings, providers=replace(settings.providers, priority=priority))
+        except SettingsError as exc:
+            raise SettingsError(f"PROVIDER_PRIORITY: {exc}") from None
+    return settings

@@ -109,7 +109,7 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
                            "symbols": len(symbols)}
     for name in chosen:
         if name == "history":
-            out[name] = _history(symbols, history, settings.required_sessions)
+            out[name] = _history(symbols, history, settings.history.required_sessions)
         elif name == "quality":
             out[name] = _quality(db, symbols, states, settings)
         elif name == "governance":
@@ -200,7 +200,7 @@ def _governance(db: Database, symbols: list[str], states: Mapping[str, Mapping[s
             not_active.append({"symbol": s, "state": state, "reason": gov["reason"] if gov else "NOT_GOVERNED",
                                "rows": gov["rows"] if gov else 0,
                                "quality_score": gov["quality_score"] if gov else None})
-    limit = int(settings.get("health.recent_events", 20))
+    limit = settings.health.recent_events
     events = [{k: e[k] for k in ("ts", "run_id", "symbol", "event", "before_state", "after_state", "reason")}
               for e in db.governance.events(limit=limit)]
     return {"status": FAIL if not_active or not symbols else PASS, "counts": counts,
@@ -227,7 +227,7 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
 
     per_symbol, counts = [], {GREEN: 0, YELLOW: 0, RED: 0}
     for entry in entries:
-        calendar = entry.calendar or settings.calendar_for(entry.asset_class)
+        calendar = entry.calendar or settings.history.calendar_for(entry.asset_class)
         if calendar not in ends:
             try:
                 ends[calendar] = last_complete_session(calendar, as_of, now)

@@ -38,7 +38,7 @@ from data.providers.base import FetchRequest
 from data.providers.synthetic import SyntheticDataProvider
 from data.quality import assess_quality, checks, components
 from data.quality import findings as F
-from core.settings import DEFAULTS, Settings
+from core.settings import Settings
 from tests import bar_frames as B
 
 FIXTURE = Path(__file__).parent / "fixtures" / "quality_reports.json"
@@ -106,7 +106,7 @@ def missing_scattered():
 def halts_and_closures_allow_listed():
     frame = B.without_sessions(_clean(), [100, 101, 102, 700])
     halt = [str(SESSIONS[100].date()), str(SESSIONS[102].date())]
-    settings = Settings(data={**DEFAULTS, "quality": {**DEFAULTS["quality"], "halts": {"ACME": [halt]},
+    settings = Settings().with_overrides({"quality": {"halts": {"ACME": [halt]},
                                                       "allowed_missing_sessions": {"XNYS": [str(SESSIONS[700].date())]}}})
     return frame, _kw(settings=settings, symbol="ACME", calendar="XNYS")
 
@@ -346,10 +346,9 @@ def many_defects_together():
 
 @case
 def overridden_thresholds():
-    quality = {**DEFAULTS["quality"], "spike_threshold": {"stocks": 0.1},
-               "false_tick": {**DEFAULTS["quality"]["false_tick"], "window": 8, "mad_z": 4.0, "scale_window": 21}}
+    quality = {"spike_threshold": {"stocks": 0.1}, "false_tick": {"window": 8, "mad_z": 4.0, "scale_window": 21}}
     frame = B.with_spike(B.with_price_level_shift(_clean(), 800, 1.2), 400, 1.07)
-    return frame, _kw(settings=Settings(data={**DEFAULTS, "quality": quality}))
+    return frame, _kw(settings=Settings().with_overrides({"quality": quality}))
 
 
 @case
@@ -375,10 +374,9 @@ def store_shaped_frame_with_provider_column():
 
 @case
 def even_scale_window_and_window():
-    quality = {**DEFAULTS["quality"],
-               "false_tick": {**DEFAULTS["quality"]["false_tick"], "window": 10, "mad_z": 5.0, "scale_window": 40}}
+    quality = {"false_tick": {"window": 10, "mad_z": 5.0, "scale_window": 40}}
     frame = B.with_spike(B.with_spike(_clean(seed=5), 3, 1.1), 640, 0.9)
-    return frame, _kw(settings=Settings(data={**DEFAULTS, "quality": quality}))
+    return frame, _kw(settings=Settings().with_overrides({"quality": quality}))
 
 
 @case

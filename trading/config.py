@@ -1,7 +1,9 @@
-"""Stage 2 configuration: the ``[trading]`` table of the settings file.
+"""Stage 2 configuration: the ``[trading]`` table of the settings file,
+resolved for a mode.
 
-Defaults live here (not in ``core/settings.py``) so Stage 2 is one package;
-``configs/settings.toml`` may override any key under ``[trading]``.
+The knobs and their defaults are ``core.settings.TradingSettings`` (every
+default lives in ``core/settings.py``); ``configs/settings.toml`` may
+override any key under ``[trading]``, checked as strictly as every table.
 
 Live credentials are part of the config only in live mode: loading the
 config for paper mode drops them, so no paper code path can hand them to a
@@ -13,7 +15,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from core.settings import Settings
+from core.settings import Settings, TradingSettings
 
 LIVE_KEY_ENV = "ALPACA_API_KEY"
 LIVE_SECRET_ENV = "ALPACA_SECRET_KEY"
@@ -32,34 +34,11 @@ class LiveCredentials:
 
 
 @dataclass(frozen=True)
-class TradingConfig:
-    """Every Stage 2 knob.  Weights are fractions of equity."""
+class TradingConfig(TradingSettings):
+    """Every Stage 2 knob (``[trading]``, see ``TradingSettings``) for one
+    mode, with live credentials in live mode only."""
 
     mode: str = "paper"
-    initial_cash: float = 1_000_000.0
-    max_symbol_weight: float = 0.10
-    max_gross_exposure: float = 1.0
-    allow_short: bool = False
-    slippage_bps: float = 5.0
-    commission_bps: float = 1.0
-    min_order_notional: float = 10.0
-    quantity_decimals: int = 4
-    # Signals: ARIMA on the last ``forecast_window`` adj_close log returns.
-    forecast_window: int = 250
-    arima_order: tuple[int, int, int] = (1, 0, 1)
-    ewma_halflife: float = 20.0
-    alpha_weight: float = 0.5
-    ridge_lambda: float = 1.0
-    # Risk.
-    var_window: int = 250
-    var_level: float = 0.95
-    safe_mode_error_threshold: int = 5     # more than this many consecutive errors -> safe mode
-    safe_mode_scale: float = 0.1
-    safe_mode_recovery_cycles: int = 3     # clean cycles in a row that end safe mode
-    max_stale_days: int = 6                # a traded symbol this far behind the as-of date is a critical gap
-    # Stage 2 reads the database; a provider request longer than this is a GUARD VIOLATION.
-    guard_max_days: int = 10
-    heartbeat_seconds: float = 5.0
     live_credentials: LiveCredentials | None = field(default=None, repr=False)
 
     @property
@@ -79,41 +58,23 @@ class TradingConfig:
 
 
 class ConfigError(ValueError):
-    """A ``[trading]`` setting has the wrong kind of value."""
+    """Stage 2 was asked for a mode it does not have."""
 
 
 def load_trading_config(settings: Settings, mode: str, env: Mapping[str, str] | None = None,
                         **overrides: Any) -> TradingConfig:
-    """Resolve the config for ``mode``.  In paper mode live credentials are
-    dropped whatever the environment holds; in live mode they are read from
-    ``ALPACA_API_KEY`` / ``ALPACA_SECRET_KEY`` (absent keys leave None and
-    the live gate refuses)."""
+    """Resolve the config for ``mode`` from ``settings.trading`` (plus
+    ``overrides``, keys of ``[trading]`` checked like the file's).  In paper
+    mode live credentials are dropped whatever the environment holds; in
+    live mode they are read from ``ALPACA_API_KEY`` / ``ALPACA_SECRET_KEY``
+    (absent keys leave None and the live gate refuses)."""
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     env = os.environ if env is None else env
-    table = dict(settings.get("trading", {}) or {})
-    table.update(overrides)
-    known = {f.name: f for f in fields(TradingConfig)}
-    values: dict[str, Any] = {}
-    defaults = TradingConfig()
-    for key, value in table.items():
-        if key not in known or key in ("mode", "live_credentials"):
-            raise ConfigError(f"[trading] unknown setting {key!r}")
-        default = getattr(defaults, key)
-        try:
-            if isinstance(default, tuple):
-                value = tuple(int(v) for v in value)
-            elif isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise TypeError("expected true or false")
-            elif isinstance(default, int):
-                value = int(value)
-            elif isinstance(default, float):
-                value = float(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"[trading] {key}: {exc}") from exc
-        values[key] = value
-    config = replace(defaults, mode=mode, **values)
+    if overrides:
+        settings = settings.with_overrides({"trading": overrides}, source="load_trading_config overrides")
+    knobs = {f.name: getattr(settings.trading, f.name) for f in fields(TradingSettings)}
+    config = TradingConfig(mode=mode, **knobs)
     if mode == "live":
         key, secret = env.get(LIVE_KEY_ENV), env.get(LIVE_SECRET_ENV)
         if key and secret:

@@ -64,10 +64,10 @@ class DataRouter:
         self.settings = settings
         self.guard = guard
         self.env = dict(os.environ if env is None else env)
-        self.capabilities = settings.capabilities
+        self.capabilities = settings.providers.capabilities
         self.data_dir = data_dir or self.env.get("FILE_PROVIDER_DIR") or None
-        priority = list(settings.priority)
-        if self.data_dir and settings.get("providers.file_fallback", True) and "file" not in priority:
+        priority = list(settings.providers.priority)
+        if self.data_dir and settings.providers.file_fallback and "file" not in priority:
             priority.append("file")
         priority = [p for p in priority if p not in exclude]
         if only:
@@ -81,7 +81,7 @@ class DataRouter:
         self._instances: dict[str, Provider] = {}
         self._lock = threading.Lock()
         # Per-run state of each provider (not entitled, circuit breaker).
-        self.circuit_threshold = int(settings.get("providers.circuit_breaker_failures", 5))
+        self.circuit_threshold = settings.providers.circuit_breaker_failures
         self._states: dict[str, ProviderRunState] = {}
         self._states_lock = threading.Lock()
 

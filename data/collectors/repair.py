@@ -18,12 +18,11 @@ import pandas as pd
 
 from core import calendar as cal
 from data.collectors.data_router import DataRouter
-from data.collectors.ingestion import (SUCCESS, IngestionError, SymbolPlan, fetch_symbols, govern_and_verify,
-                                       new_run_id)
+from data.collectors.ingestion import (SUCCESS, IngestionError, RunContext, RunFindings, SymbolPlan, fetch_symbols,
+                                       govern_and_verify, new_run_id)
 from data.providers.base import FetchRequest
 from core.universe import Universe
 from database.manager import Database, MixedOriginError, utc_now
-from core import exit_codes
 from core.audit_trail import AuditTrail
 from core.runtime import RuntimePaths
 from core.settings import Settings
@@ -48,7 +47,11 @@ class RepairReport:
     state_before: str | None = None
     state_after: str | None = None
     reason_after: str | None = None
-    exit_code: int = exit_codes.OK
+
+    @property
+    def failed(self) -> bool:
+        """The fetch failed: nothing was repaired."""
+        return self.error is not None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -108,7 +111,7 @@ def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: R
                              f"repairs never add symbols")
     if start > end:
         raise IngestionError(f"--from {start} is after --to {end}")
-    calendar = entry.calendar or settings.calendar_for(entry.asset_class)
+    calendar = entry.calendar or settings.history.calendar_for(entry.asset_class)
     window = cal.range_window(calendar, start, end)
     if window.sessions == 0:
         raise IngestionError(f"no {calendar} sessions between {start} and {end}")
@@ -134,9 +137,8 @@ def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: R
             router.close()
 
     started_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if fetched.write is None:
+    if fetched.payload is None:
         report.error = f"{fetched.result.outcome} {fetched.result.error_code}: {fetched.result.error_message}"
-        report.exit_code = exit_codes.FAILURE
         if not dry_run:
             db.runs.begin(run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end,
                                                        "provider": provider}, started_at, 1)
@@ -147,7 +149,7 @@ def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: R
 
     report.provider = fetched.result.provider
     stored = db.bars.read(symbol, str(start), str(end), include_provenance=True)
-    changes, replaced, unchanged, only_in_store = diff_bars(stored, fetched.write.frame, report.provider)
+    changes, replaced, unchanged, only_in_store = diff_bars(stored, fetched.payload.frame, report.provider)
     report.changes, report.unchanged, report.only_in_store = changes, unchanged, only_in_store
     if dry_run:
         return report
@@ -157,8 +159,8 @@ def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: R
     written = db.bars.write_repair(run_id, started_at, fetched.write, replaced)
     trail.append("repair_written", symbol=symbol, start=str(start), end=str(end), provider=report.provider,
                  changed=len(changes), rows_written=written)
-    verdict = govern_and_verify(db, universe, settings, paths, run_id=run_id, as_of=as_of or now.date(),
-                                symbols=[symbol], trail=trail, precomputed=None)
+    ctx = RunContext(db, universe, settings, paths, run_id, as_of or now.date(), trail)
+    verdict = govern_and_verify(ctx, RunFindings(symbols=[symbol]))
     db.runs.finish(run_id, status=SUCCESS, symbols_succeeded=1, symbols_failed=0, rows_written=written,
                    providers_used={report.provider: 1}, verification=verdict.verification)
     v = verdict.governance.verdicts[0]
@@ -186,80 +188,10 @@ def undo_repair(db: Database, universe: Universe, settings: Settings, paths: Run
                       for r in rows if not r["undone_at"]]
     trail = AuditTrail(paths.audit_jsonl, module="repair", run_id=run_id)
     trail.append("repair_undone", symbol=symbol, undone_run=repair_run_id, rows=restored)
-    verdict = govern_and_verify(db, universe, settings, paths, run_id=run_id,
-                                as_of=as_of or now.date(), symbols=[symbol], trail=trail)
+    ctx = RunContext(db, universe, settings, paths, run_id, as_of or now.date(), trail)
+    verdict = govern_and_verify(ctx, RunFindings(symbols=[symbol]))
     db.runs.finish(run_id, status=SUCCESS, symbols_succeeded=1, symbols_failed=0, rows_written=restored,
                    providers_used={}, verification=verdict.verification)
     v = verdict.governance.verdicts[0]
     report.state_after, report.reason_after = v.state, v.reason
     return report
-
-
-# ------------------------------------------------------------ CLI entry point
-def repair_command(*, symbol: str | None, start: dt.date | None, end: dt.date | None, provider: str | None,
-                   data_dir: str | None, dry_run: bool, undo: str | None, as_of: dt.date | None = None, db_path: str | None,
-                   universe_path: str | None, as_json: bool) -> int:
-    """What ``repair_db.py`` does: check input, run the repair (or undo),
-    print the diff and the symbol's state, return the exit code."""
-    import json
-    from pathlib import Path
-
-    from core.symbols import InvalidSymbolError, normalise_symbol
-    from core.errors import InputError, MissingInputError
-    from reports.health import load_inputs
-
-    universe, settings = load_inputs(universe_path)
-    if undo is None:
-        if not (symbol and start and end):
-            raise InputError("--symbol, --from and --to are required (or --undo RUN_ID)")
-        try:
-            symbol = normalise_symbol(symbol)
-        except InvalidSymbolError as exc:
-            raise InputError(f"--symbol: {exc}") from exc
-    if data_dir and not Path(data_dir).is_dir():
-        raise MissingInputError(f"--data-dir {data_dir}: directory not found")
-    if provider and provider not in settings.capabilities:
-        raise InputError(f"--provider {provider!r}: unknown; known: {', '.join(sorted(settings.capabilities))}")
-    paths = RuntimePaths.resolve(db_path)
-    if not paths.db.exists():
-        raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")
-    with Database(paths.db) as db:
-        try:
-            if undo:
-                report = undo_repair(db, universe, settings, paths, repair_run_id=undo, as_of=as_of)
-            else:
-                report = repair_symbol(db, universe, settings, paths, symbol=symbol, start=start, end=end,
-                                       provider=provider, data_dir=data_dir, dry_run=dry_run, as_of=as_of)
-        except IngestionError as exc:
-            raise InputError(str(exc)) from exc
-    if as_json:
-        print(json.dumps(report.to_dict(), default=str, indent=2))
-        return report.exit_code
-    _print_repair(report)
-    return report.exit_code
-
-
-def _print_repair(report: RepairReport, limit: int = 40) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(highlight=False, soft_wrap=True)
-    what = "dry run (nothing written)" if report.dry_run else f"run {report.run_id}"
-    console.print(f"repair {report.symbol} {report.start}..{report.end}: {what}; provider {report.provider or '-'}")
-    if report.error:
-        console.print(f"[red]fetch failed:[/red] {report.error}")
-        return
-    table = Table(title=f"{len(report.changes)} changed row(s), {report.unchanged} unchanged")
-    for col in ("date", "change", "column", "before", "after"):
-        table.add_column(col)
-    for change in report.changes[:limit]:
-        for col, pair in (change.get("columns") or {"-": ["", ""]}).items():
-            table.add_row(change["date"], change["change"], col, str(pair[0]), str(pair[1]))
-    console.print(table)
-    if len(report.changes) > limit:
-        console.print(f"... and {len(report.changes) - limit} more (see --json)")
-    if report.only_in_store:
-        console.print(f"{len(report.only_in_store)} stored date(s) not in the payload were kept")
-    if not report.dry_run:
-        console.print(f"state: {report.state_before or 'none'} -> {report.state_after} ({report.reason_after}); "
-                      f"undo with: python repair_db.py --undo {report.run_id}")

@@ -247,12 +247,12 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
     carried = {s: int(q.get("payload_duplicates") or 0) for s, q in db.governance.latest_quality().items()}
     precomputed = dict(precomputed or {})
     to_read = [s for s in wanted if s not in precomputed]
-    workers = int(settings.get("governance.score_workers", 0)) or (os.cpu_count() or 1)
-    if len(to_read) >= int(settings.get("governance.parallel_from_symbols", 300)) and workers > 1:
+    workers = settings.governance.score_workers or (os.cpu_count() or 1)
+    if len(to_read) >= settings.governance.parallel_from_symbols and workers > 1:
         items = []
         for symbol in to_read:
             entry = by_symbol[symbol]
-            items.append((symbol, entry.asset_class, entry.calendar or settings.calendar_for(entry.asset_class),
+            items.append((symbol, entry.asset_class, entry.calendar or settings.history.calendar_for(entry.asset_class),
                           duplicates.get(symbol, carried.get(symbol, 0))))
         precomputed.update(score_stored_windows(db.path, items, as_of=as_of, settings=settings, workers=workers))
         to_read = []
@@ -273,7 +273,7 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
 
     for done, symbol in enumerate(wanted, start=1):
         entry = by_symbol[symbol]
-        calendar = entry.calendar or settings.calendar_for(entry.asset_class)
+        calendar = entry.calendar or settings.history.calendar_for(entry.asset_class)
         if calendar not in windows:
             win = backfill_window(calendar, as_of, required)
             windows[calendar] = (win, expected_sessions(calendar, win.start, win.end))

@@ -117,14 +117,14 @@ class GovernanceRules:
     @classmethod
     def from_settings(cls, settings) -> "GovernanceRules":
         """The rules with ``settings``' numbers (``core.settings.Settings``)."""
-        get = settings.get
-        return cls(required_rows=int(get("history.required_sessions")),
-                   degraded_min_rows=int(get("history.degraded_min_rows")),
-                   accept_threshold=float(get("quality.accept_threshold")),
-                   weights={k: float(v) for k, v in get("quality.weights").items()},
-                   reject_alert_pct=float(get("quality.universe_reject_alert_pct")),
-                   stale_from_sessions=int(get("health.freshness_yellow_sessions")),
-                   red_beyond_sessions=int(get("health.freshness_red_sessions")))
+        history, quality, health = settings.history, settings.quality, settings.health
+        return cls(required_rows=history.required_sessions,
+                   degraded_min_rows=history.degraded_min_rows,
+                   accept_threshold=quality.accept_threshold,
+                   weights=dict(quality.weights),
+                   reject_alert_pct=quality.universe_reject_alert_pct,
+                   stale_from_sessions=health.freshness_yellow_sessions,
+                   red_beyond_sessions=health.freshness_red_sessions)
 
     # ------------------------------------------------------------ quality
     def quality_score(self, components: Mapping[str, float]) -> float:

@@ -16,7 +16,7 @@ import pandas as pd
 from data.quality import checks, components
 from data.quality import findings as F
 from data.quality.findings import Finding, sample_dates
-from core.settings import DEFAULTS, Settings
+from core.settings import Settings
 from data.governance.rules import quality_score
 
 
@@ -42,24 +42,22 @@ class QualityConfig:
     def from_settings(cls, settings: "Settings | QualityConfig | None") -> "QualityConfig":
         if isinstance(settings, QualityConfig):
             return settings
-        q = dict(DEFAULTS["quality"])
-        if settings is not None:
-            q.update(settings.data.get("quality", {}))
-        ft = {**DEFAULTS["quality"]["false_tick"], **q.get("false_tick", {})}
+        q = (settings if settings is not None else Settings()).quality
+        ft = q.false_tick
         return cls(
-            weights={k: float(v) for k, v in q["weights"].items()},
-            accept_threshold=float(q["accept_threshold"]),
-            spike_threshold={k: float(v) for k, v in q["spike_threshold"].items()},
-            false_tick_window=int(ft["window"]),
-            false_tick_mad_z=float(ft["mad_z"]),
-            false_tick_min_move={k: float(v) for k, v in ft["min_move"].items()},
-            false_tick_scale_window=int(ft["scale_window"]),
-            stale_warn_sessions=int(q["stale_warn_sessions"]),
-            stale_error_sessions=int(q["stale_error_sessions"]),
-            zero_volume_warn_fraction=float(q["zero_volume_warn_fraction"]),
-            ohlc_tolerance=float(q["ohlc_tolerance"]),
-            allowed_missing_sessions={k: tuple(v) for k, v in q.get("allowed_missing_sessions", {}).items()},
-            halts={k: tuple(tuple(r) for r in v) for k, v in q.get("halts", {}).items()},
+            weights=dict(q.weights),
+            accept_threshold=q.accept_threshold,
+            spike_threshold=dict(q.spike_threshold),
+            false_tick_window=ft.window,
+            false_tick_mad_z=ft.mad_z,
+            false_tick_min_move=dict(ft.min_move),
+            false_tick_scale_window=ft.scale_window,
+            stale_warn_sessions=q.stale_warn_sessions,
+            stale_error_sessions=q.stale_error_sessions,
+            zero_volume_warn_fraction=q.zero_volume_warn_fraction,
+            ohlc_tolerance=q.ohlc_tolerance,
+            allowed_missing_sessions={k: tuple(v) for k, v in q.allowed_missing_sessions.items()},
+            halts={k: tuple(tuple(r) for r in v) for k, v in q.halts.items()},
         )
 
     def allowed_missing(self, symbol: str | None, calendar: str | None) -> list[pd.Timestamp]:

@@ -4,6 +4,7 @@ that agrees stays ACTIVE.  Two file directories play the two vendors."""
 import datetime as dt
 import json
 
+from cli.ingest import exit_code
 from core.calendar import backfill_window
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import IngestOptions, run_ingestion
@@ -47,7 +48,7 @@ def test_secondary_drift_of_3pct_degrades_the_symbol(runtime, settings, tmp_path
                                IngestOptions(as_of=AS_OF, cross_check=True), router=router)
         states = db.governance.states()
         quality = db.governance.latest_quality()
-    assert report.exit_code == 0
+    assert exit_code(report) == 0
     assert report.providers_used == {"yahoo": 2}
     assert (states["AAPL"]["state"], states["AAPL"]["reason"]) == ("DEGRADED", "CROSS_SOURCE_DRIFT")
     assert (states["MSFT"]["state"], states["MSFT"]["reason"]) == ("ACTIVE", "OK")

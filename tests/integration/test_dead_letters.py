@@ -84,3 +84,23 @@ def test_editing_the_universe_entry_revives_a_dead_letter(runtime, tmp_path, mon
 def test_revive_rejects_symbols_outside_the_universe(runtime):
     result = CliRunner().invoke(ingest_history.main, ["--revive", "TSLA", "--provider", "synthetic"])
     assert result.exit_code == 64 and "--revive: not in the universe: TSLA" in result.stderr
+
+
+def test_a_run_refused_for_its_range_revives_nothing(runtime, tmp_path, monkeypatch):
+    # --start after the last complete session is found only when the run
+    # plans each calendar: a usage error (64) before any state changes, so
+    # the --revive of the same invocation has not happened either.
+    universe = tmp_path / "universe.json"
+    universe.write_text(json.dumps({"symbols": [{"symbol": "AAPL"}, {"symbol": "MSFT"}]}))
+    monkeypatch.setenv("SYNTHETIC_DEFECTS", "MSFT:unavailable")
+    for _ in range(3):
+        ingest("--universe", str(universe), "--provider", "synthetic", "--as-of", AS_OF)
+    monkeypatch.delenv("SYNTHETIC_DEFECTS")
+    with Database(runtime.db) as db:
+        before = (db.table_count("ingestion_audit_runs"), db.table_count("governance_events"))
+    result = CliRunner().invoke(ingest_history.main, ["--universe", str(universe), "--provider", "synthetic",
+                                                      "--as-of", AS_OF, "--start", "2026-12-01", "--revive", "MSFT"])
+    assert result.exit_code == 64 and "--start 2026-12-01 is after --end 2026-11-19" in result.stderr
+    with Database(runtime.db) as db:
+        assert [d["symbol"] for d in db.fetch_state.dead_letters()] == ["MSFT"]
+        assert (db.table_count("ingestion_audit_runs"), db.table_count("governance_events")) == before

@@ -105,6 +105,10 @@ def test_no_valid_provider_is_a_recorded_decision(runtime, tmp_path, monkeypatch
     (["--tickers", "TSLA"], 64, "not in the universe: TSLA"),
     (["--tickers", "NOT A TICKER"], 64, "--tickers"),
     (["--mode", "sideways"], 64, "--mode"),
+    (["--mode", "repair"], 64, "--mode"),          # repair_db.py's, never an unlabelled backfill
+    (["--mode", "range"], 64, "--mode"),           # a range is --start/--end
+    (["--start", "2026-01-10", "--end", "2026-01-02"], 64, "--start 2026-01-10 is after --end 2026-01-02"),
+    (["--mode", "incremental", "--start", "2026-01-02"], 64, "--start/--end go with --mode=deep_backfill"),
     (["--provider", "bloomberg"], 64, "--provider 'bloomberg'"),
     (["--as-of", "2026-13-01"], 64, "--as-of"),
     (["--data-dir", "/nonexistent/dir"], 66, "--data-dir /nonexistent/dir"),
@@ -161,3 +165,17 @@ def test_a_csv_with_a_garbage_row_names_file_and_line_and_writes_nothing_of_it(r
         assert db.bars.history_summary(["AAPL", "MSFT"]) == {
             "AAPL": {"rows": 4, "first_date": "2026-11-16", "last_date": "2026-11-19"},
             "MSFT": {"rows": 0, "first_date": None, "last_date": None}}
+
+
+def test_fail_on_quality_turns_an_error_finding_into_exit_2(runtime, tmp_path, monkeypatch):
+    # A spike leaves the symbol ACTIVE (reason EXTREME_SPIKE): the run passes
+    # unless the operator asked the quality gate to fail it.
+    monkeypatch.setenv("SYNTHETIC_DEFECTS", "MSFT:spike")
+    universe = small_universe(tmp_path, ["AAPL", "MSFT"])
+    result, report = ingest("--universe", universe, "--provider", "synthetic", "--as-of", AS_OF)
+    assert result.exit_code == 0 and report["exit_code"] == 0
+    assert report["governance"]["has_error_findings"] is True
+    gated = CliRunner().invoke(ingest_history.main, ["--universe", universe, "--provider", "synthetic", "--as-of",
+                                                     AS_OF, "--fail-on-quality", "--json"])
+    assert gated.exit_code == 2 and json.loads(gated.stdout)["exit_code"] == 2
+    assert list(json.loads(gated.stdout))[:6] == ["run_id", "mode", "as_of", "status", "exit_code", "rows_written"]

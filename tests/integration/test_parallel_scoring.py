@@ -7,7 +7,6 @@ from data.collectors.ingestion import IngestOptions, run_ingestion
 from data.governance.governance_agent import govern_symbols
 from core.universe import load_universe
 from database.manager import Database
-from core.settings import Settings
 
 AS_OF = dt.date(2026, 11, 19)
 
@@ -20,8 +19,8 @@ def test_parallel_and_serial_scoring_agree(runtime, settings, tmp_path, monkeypa
     universe = load_universe(path)
     with Database(runtime.db) as db:
         run_ingestion(db, universe, settings, runtime, IngestOptions(as_of=AS_OF, provider="synthetic"))
-        serial_cfg = Settings({**settings.data, "governance": {"parallel_from_symbols": 10_000}})
-        parallel_cfg = Settings({**settings.data, "governance": {"parallel_from_symbols": 1, "score_workers": 2}})
+        serial_cfg = settings.with_overrides({"governance": {"parallel_from_symbols": 10_000}})
+        parallel_cfg = settings.with_overrides({"governance": {"parallel_from_symbols": 1, "score_workers": 2}})
         serial = govern_symbols(db, universe_entries=universe.entries, run_id="serial", as_of=AS_OF,
                                 settings=serial_cfg)
         parallel = govern_symbols(db, universe_entries=universe.entries, run_id="parallel", as_of=AS_OF,

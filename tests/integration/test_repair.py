@@ -82,3 +82,6 @@ def test_repair_refuses_symbols_outside_the_universe(runtime, tmp_path):
     assert "TSLA is not an enabled symbol of the universe" in result.stderr
     missing = run(repair_db.main, "--universe", str(universe), "--symbol", "AAPL")
     assert missing.exit_code == 64 and "--from and --to are required" in missing.stderr
+    backwards = run(repair_db.main, "--universe", str(universe), "--symbol", "AAPL", "--from", "2022-01-10",
+                    "--to", "2022-01-03")
+    assert backwards.exit_code == 64 and "--from 2022-01-10 is after --to 2022-01-03" in backwards.stderr

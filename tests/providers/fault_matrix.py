@@ -2,8 +2,8 @@
 
 For each vendor V and each fault, a fresh router (priority: V first, then
 the others in runbook order) fetches AAPL (faulted at V) and MSFT (clean)
-through ``fetch_with_fallback`` (the ingestion run's own fallback loop,
-``fetch_symbols``) from the loopback server.  Each cell records what V
+through the ingestion run's own fallback loop (``fetch_symbols``) from the
+loopback server.  Each cell records what V
 answered (typed error code or served), its attempts, the HTTP requests V
 received for AAPL, which provider finally served AAPL, and the trace (notes)
 a served frame carries.  A served frame is the one the run would write:
@@ -26,12 +26,12 @@ from typing import Iterator
 import pandas as pd
 
 from data.collectors.data_router import DataRouter
-from data.collectors.ingestion import fetch_with_fallback
+from data.collectors.ingestion import fetch_symbols
 from data.providers.base import FetchRequest
 from core.settings import REPO_ROOT
 from tests.fakes.vendor_server import VendorServer, sample_frame
 from tests.providers.vendor_setup import (CANARY_ALPACA_KEY, CANARY_ALPACA_SECRET, CANARY_POLYGON, WINDOW,
-                                          fast_settings)
+                                          by_symbol, failed_tries, fast_settings, plans_for)
 
 VENDOR_ORDER = ("yahoo", "polygon", "alpaca")
 DOC_PATH = REPO_ROOT / "docs" / "providers.md"
@@ -138,13 +138,14 @@ def run_cell(server: VendorServer, vendor: str, scenario: Scenario, workdir: Pat
     start, end = WINDOW
     requests = [FetchRequest("AAPL", "stocks", start, end), FetchRequest("MSFT", "stocks", start, end)]
     try:
-        results = fetch_with_fallback(router, requests)
+        results = by_symbol(fetch_symbols(router, plans_for(requests), settings=settings, raw_dir=None, trail=None),
+                            requests)
     except Exception:  # the matrix records a crash instead of stopping
         router.close()
         return Cell(scenario, vendor, "CRASH", 0, server.count(vendor, "AAPL"), None, "PROVIDER_CRASH", [],
                     crashed=True)
     router.close()
-    outcome, tried = results["AAPL"]
+    outcome, tried = results["AAPL"].outcome, failed_tries(results["AAPL"])
     at_vendor = next((code for name, code in tried if name == vendor), None)
     attempts = outcome.attempts if outcome.result is not None and outcome.result.provider == vendor else \
         _attempts_at(router, vendor)
@@ -160,7 +161,7 @@ def run_cell(server: VendorServer, vendor: str, scenario: Scenario, workdir: Pat
         cell.dates_ok = set(frame["date"]) == set(want["date"]) and frame["date"].is_unique \
             and frame["date"].is_monotonic_increasing
         cell.notes = [n for n in outcome.result.notes if "carry no dividends" not in n]
-    msft, _ = results["MSFT"]
+    msft = results["MSFT"].outcome
     cell.msft_served_by = msft.result.provider if msft.result is not None else None
     return cell
 

@@ -12,12 +12,12 @@ import traceback
 import pytest
 
 from data.collectors.data_router import DataRouter
-from data.collectors.ingestion import fetch_with_fallback
+from data.collectors.ingestion import fetch_symbols
 from data.providers.alpaca import AlpacaDataProvider
 from data.providers.base import FetchRequest
 from data.providers.polygon import PolygonDataProvider
 from data.providers.yahoo import YahooDataProvider
-from tests.providers.vendor_setup import CANARIES, WINDOW, fast_settings
+from tests.providers.vendor_setup import CANARIES, WINDOW, by_symbol, failed_tries, fast_settings, plans_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*inplace keyword")
 
@@ -31,8 +31,8 @@ def test_canary_keys_appear_in_no_output(vendor_runtime, server, point_env_at, c
     faults = {"polygon": {"AAPL": "401", "MSFT": "500", "BRK-B": "truncated_json"},
               "alpaca": {"AAPL": "403", "JPM": "html_200"},
               "yahoo": {"AAPL": "503", "MSFT": "500", "BRK-B": "wrong_symbol", "JPM": "502"}}
-    for vendor, by_symbol in faults.items():
-        for symbol, fault in by_symbol.items():
+    for vendor, symbol_faults in faults.items():
+        for symbol, fault in symbol_faults.items():
             server.fault(vendor, symbol, fault, times=None)
     archives = 0
     for priority in (["polygon", "alpaca", "yahoo"], ["alpaca", "polygon", "yahoo"], ["yahoo", "polygon", "alpaca"]):
@@ -41,9 +41,12 @@ def test_canary_keys_appear_in_no_output(vendor_runtime, server, point_env_at, c
         requests = [FetchRequest(s, "stocks", *WINDOW) for s in ("AAPL", "MSFT", "BRK-B", "JPM")] \
             + [FetchRequest("EURUSD=X", "fx", *WINDOW)]
         raw_dir = tmp_path / "raw" / priority[0]
-        results = fetch_with_fallback(router, requests, raw_dir=raw_dir)
-        for outcome, tried in results.values():
+        results = by_symbol(fetch_symbols(router, plans_for(requests), settings=router.settings, raw_dir=raw_dir,
+                                          trail=None), requests)
+        for fetched in results.values():
+            outcome, tried = fetched.outcome, failed_tries(fetched)
             outputs.append(repr(tried))
+            outputs.append(json.dumps(fetched.audit, default=str))
             if outcome.error is not None:
                 outputs.append(str(outcome.error))
                 outputs.append("".join(traceback.format_exception(outcome.error)))

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter
-from data.collectors.ingestion import fetch_with_fallback
+from data.collectors.ingestion import fetch_symbols
 from data.providers.base import (EntitlementError, FetchRequest, NoDataError, ProviderUnavailable,
                                  RateLimitError)
 from data.providers.http_vendor import (SecretSet, http_status_error, nearest_midnight_dates, parse_retry_after,
                                         payload_error)
-from tests.providers.vendor_setup import WINDOW, fast_settings
+from tests.providers.vendor_setup import WINDOW, by_symbol, failed_tries, fast_settings, plans_for
 
 
 def test_retry_after_reads_seconds_decimals_and_http_dates():
@@ -75,8 +75,10 @@ def test_no_candidate_provider_is_no_valid_provider_and_sends_nothing(vendor_run
     monkeypatch.setenv("YAHOO_ENABLED", "false")
     router = DataRouter(fast_settings())
     request = FetchRequest("GC=F", "commodities", *WINDOW)
-    (outcome, tried), = fetch_with_fallback(router, [request]).values()
+    fetched, = by_symbol(fetch_symbols(router, plans_for([request]), settings=router.settings, raw_dir=None,
+                                       trail=None), [request]).values()
     router.close()
+    outcome, tried = fetched.outcome, failed_tries(fetched)
     assert outcome.error.code == NO_VALID_PROVIDER and tried == []
     assert "yahoo: not entitled (YAHOO_ENABLED=false)" in str(outcome.error)
     assert "polygon: does not serve commodities" in str(outcome.error)

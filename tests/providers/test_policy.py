@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from core.settings import PROVIDER_CAPABILITIES
+from core.settings import Settings
 from data.collectors.data_router import DataRouter
 from data.providers.base import (EntitlementError, FetchRequest, MalformedDataError, NoDataError, ProviderError,
                                  ProviderUnavailable, RateLimitError, SchemaError, WrongSymbolError)
@@ -14,6 +14,8 @@ from data.providers.policy import (ProviderHealth, ProviderRunState, capability_
                                    entitlement_problem, latency_percentiles)
 from data.providers.polygon import PolygonDataProvider
 from tests.providers.vendor_setup import fast_settings
+
+CAPABILITIES = Settings().providers.capabilities
 
 
 def _crash() -> ProviderError:
@@ -58,7 +60,7 @@ def test_run_state_not_entitled_keeps_the_first_cause():
 
 
 def test_entitlement_rule():
-    caps = PROVIDER_CAPABILITIES
+    caps = CAPABILITIES
     assert entitlement_problem("yahoo", caps, {}) is None
     assert entitlement_problem("yahoo", caps, {"YAHOO_ENABLED": "off"}) == "YAHOO_ENABLED=off"
     assert entitlement_problem("polygon", caps, {"POLYGON_API_KEY": "k"}) == "POLYGON_ENABLED not set to true"
@@ -69,11 +71,11 @@ def test_entitlement_rule():
 def test_capability_rule():
     end = dt.date(2026, 11, 20)
     deep = FetchRequest("AAPL", "stocks", end - dt.timedelta(days=1825), end)
-    assert capability_refusal(PROVIDER_CAPABILITIES["alpaca"], deep) == \
+    assert capability_refusal(CAPABILITIES["alpaca"], deep) == \
         "window of 1826 days exceeds max_history_days 730"
-    assert capability_refusal(PROVIDER_CAPABILITIES["alpaca"], FetchRequest("GC=F", "commodities", end, end)) == \
+    assert capability_refusal(CAPABILITIES["alpaca"], FetchRequest("GC=F", "commodities", end, end)) == \
         "does not serve commodities"
-    assert capability_refusal(PROVIDER_CAPABILITIES["yahoo"], deep) is None
+    assert capability_refusal(CAPABILITIES["yahoo"], deep) is None
 
 
 def test_router_and_vendor_refuse_with_the_same_words():

@@ -8,13 +8,13 @@ import datetime as dt
 import pytest
 
 from data.collectors.data_router import DataRouter
-from data.collectors.ingestion import fetch_with_fallback
+from data.collectors.ingestion import fetch_symbols
 from data.providers.alpaca import AlpacaDataProvider
 from data.providers.base import (EntitlementError, FetchRequest, NoDataError, ProviderUnavailable,
                                  RateLimitError)
 from data.providers.polygon import PolygonDataProvider
 from data.providers.yahoo import YahooDataProvider
-from tests.providers.vendor_setup import WINDOW, fast_settings
+from tests.providers.vendor_setup import WINDOW, by_symbol, failed_tries, fast_settings, plans_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*inplace keyword")
 
@@ -30,6 +30,13 @@ def make(vendor: str, server, **quirks):
 def reqs(*symbols: str, start: dt.date = WINDOW[0], end: dt.date = WINDOW[1]) -> list[FetchRequest]:
     classes = {"GC=F": "commodities", "EURUSD=X": "fx", "BTC-USD": "crypto"}
     return [FetchRequest(s, classes.get(s, "stocks"), start, end) for s in symbols]
+
+
+def fall_back(router: DataRouter, requests: list[FetchRequest], raw_dir=None):
+    """The run's fallback loop (``fetch_symbols``) over ``requests``, without
+    a store or a trail: each symbol's SymbolFetch, in request order."""
+    return by_symbol(fetch_symbols(router, plans_for(requests), settings=router.settings, raw_dir=raw_dir,
+                                   trail=None), requests)
 
 
 @pytest.mark.parametrize("status", ["401", "403"])
@@ -144,23 +151,23 @@ def test_router_falls_back_yahoo_polygon_alpaca_per_the_capability_matrix(vendor
     server.fault("polygon", "AAPL", "401", times=None)
     server.fault("yahoo", "GC=F", "503", times=None)
     server.fault("yahoo", "SPY", "truncated_json", times=None)
-    results = fetch_with_fallback(router, requests)
+    results = fall_back(router, requests)
     try:
-        outcome, tried = results["AAPL"]
+        outcome, tried = results["AAPL"].outcome, failed_tries(results["AAPL"])
         assert outcome.error is None and outcome.result.provider == "alpaca"
         assert tried == [("yahoo", "PROVIDER_UNAVAILABLE"), ("polygon", "ENTITLEMENT")]
 
-        outcome, tried = results["MSFT"]
+        outcome, tried = results["MSFT"].outcome, failed_tries(results["MSFT"])
         assert outcome.error is None and outcome.result.provider == "yahoo" and tried == []
 
         # Commodities: only yahoo serves them; nobody else is asked.
-        outcome, tried = results["GC=F"]
+        outcome, tried = results["GC=F"].outcome, failed_tries(results["GC=F"])
         assert outcome.error.code == "PROVIDER_UNAVAILABLE" and tried == [("yahoo", "PROVIDER_UNAVAILABLE")]
         assert server.count("polygon", "GC=F") == server.count("alpaca", "GC=F") == 0
 
         # A multi-year window: polygon is not entitled any more this run and
         # alpaca (730 days) is never asked.
-        outcome, tried = results["SPY"]
+        tried = failed_tries(results["SPY"])
         assert tried == [("yahoo", "MALFORMED_DATA"), ("polygon", "ENTITLEMENT")]
         assert server.count("alpaca", "SPY") == 0
         assert "polygon" in router.not_entitled
@@ -177,37 +184,41 @@ def test_no_symbol_is_lost_when_another_provider_can_serve_it(vendor_runtime, se
         server.fault("yahoo", symbol, "502", times=None)
     for symbol in symbols[::2]:
         server.fault("polygon", symbol, "html_200", times=None)
-    results = fetch_with_fallback(router, reqs(*symbols))
+    results = fall_back(router, reqs(*symbols))
     router.close()
-    served = {s: (o.result.provider if o.result else None) for s, (o, _) in results.items()}
+    served = {s: (f.outcome.result.provider if f.outcome.result else None) for s, f in results.items()}
     # EURUSD=X is lost only because alpaca does not serve fx: nobody else could.
     assert served == {"AAPL": "alpaca", "MSFT": "polygon", "BRK-B": "alpaca", "JPM": "polygon",
                       "EURUSD=X": None, "BTC-USD": "polygon"}
-    assert results["EURUSD=X"][1][-1] == ("polygon", "PROVIDER_UNAVAILABLE")
+    assert failed_tries(results["EURUSD=X"])[-1] == ("polygon", "PROVIDER_UNAVAILABLE")
     # Yahoo's circuit opened after its consecutive failures: not asked again.
     assert "yahoo" in router.circuit_open
 
 
-def test_fallback_adapter_hands_back_what_the_run_would_write(vendor_runtime, server, point_env_at, tmp_path):
-    # fetch_with_fallback is the run's own loop (fetch_symbols): the served
-    # frame is deduplicated and sorted, the payload archived when a raw_dir is
-    # given (and then dropped from memory), else left on the result.
+def test_fallback_hands_back_what_the_run_would_write(vendor_runtime, server, point_env_at, tmp_path):
+    # The run's own loop (fetch_symbols): the served frame is deduplicated
+    # and sorted, the payload archived when a raw_dir is given (and then
+    # dropped from memory, its path on the payload), else left on the result.
     point_env_at(server)
     server.fault("polygon", "MSFT", "duplicate_timestamps", times=None)
     server.fault("polygon", "AAPL", "unsorted_timestamps", times=None)
     router = DataRouter(fast_settings(priority=["polygon", "yahoo", "alpaca"]), provider_options={})
-    kept = fetch_with_fallback(router, reqs("AAPL", "MSFT"))
-    archived = fetch_with_fallback(router, reqs("AAPL", "MSFT"), raw_dir=tmp_path / "raw")
+    kept = fall_back(router, reqs("AAPL", "MSFT"))
+    archived = fall_back(router, reqs("AAPL", "MSFT"), raw_dir=tmp_path / "raw")
     router.close()
     assert list(kept) == ["AAPL", "MSFT"]
     for symbol in ("AAPL", "MSFT"):
-        outcome, tried = kept[symbol]
+        outcome, tried = kept[symbol].outcome, failed_tries(kept[symbol])
         assert outcome.error is None and outcome.result.provider == "polygon" and tried == []
         dates = outcome.result.frame["date"]
         assert dates.is_unique and dates.is_monotonic_increasing
         assert outcome.result.raw_payload
-        outcome, _ = archived[symbol]
+        assert kept[symbol].payload.raw_archive is None
+        outcome = archived[symbol].outcome
         assert outcome.result.raw_payload is None
-        assert any(n.startswith("raw:") for n in outcome.result.notes)
+        archive = archived[symbol].payload.raw_archive
+        assert archive.parent == tmp_path / "raw" and archive.exists()
+        assert archived[symbol].audit["raw_archive"] == str(archive)
+        assert not any(n.startswith("raw:") for n in outcome.result.notes)
     assert len(list((tmp_path / "raw").glob("polygon__*.gz"))) == 2
-    assert any("duplicate date" in n for n in kept["MSFT"][0].result.notes)
+    assert any("duplicate date" in n for n in kept["MSFT"].outcome.result.notes)

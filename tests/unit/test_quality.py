@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import tomllib
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,7 @@ from data.governance.rules import quality_score
 from data.quality import assess_quality, components
 from data.quality import findings as F
 from data.quality.assessment import QualityConfig
-from core.settings import DEFAULTS, REPO_ROOT, Settings, load_settings
+from core.settings import Settings
 from tests import bar_frames as B
 
 SESSIONS = B.window_sessions()
@@ -62,7 +61,7 @@ def test_exact_score_for_a_known_case():
 def test_quality_score_is_the_runbook_formula_term_by_term():
     comps = {"missing_dates_pct": 0.37, "duplicate_pct": 0.11, "zero_negative_flag": 1.0, "extreme_spike_flag": 1.0}
     expected = 1.0 - (0.37 * 0.3 + 0.11 * 0.2 + 1.0 * 0.2 + 1.0 * 0.3)
-    assert quality_score(comps, DEFAULTS["quality"]["weights"]) == expected
+    assert quality_score(comps, Settings().quality.weights) == expected
 
 
 def test_missing_sessions_are_counted_against_the_calendar():
@@ -78,7 +77,7 @@ def test_allow_listed_halts_and_closures_are_not_missing():
     frame = B.without_sessions(CLEAN, [100, 101, 102, 700])
     halt = [str(SESSIONS[100].date()), str(SESSIONS[102].date())]
     closure = str(SESSIONS[700].date())
-    settings = Settings(data={**DEFAULTS, "quality": {**DEFAULTS["quality"], "halts": {"ACME": [halt]},
+    settings = Settings().with_overrides({"quality": {"halts": {"ACME": [halt]},
                                                       "allowed_missing_sessions": {"XNYS": [closure]}}})
     report = assess(frame, settings=settings, symbol="ACME", calendar="XNYS")
     assert report.components["missing_dates_pct"] == 0.0
@@ -297,19 +296,10 @@ def test_report_round_trips_to_json_types():
 
 
 def test_quality_config_reads_overrides():
-    settings = Settings(data={**DEFAULTS, "quality": {**DEFAULTS["quality"], "spike_threshold": {"stocks": 0.1}}})
-    assert QualityConfig.from_settings(settings).spike_threshold == {"stocks": 0.1}
+    settings = Settings().with_overrides({"quality": {"spike_threshold": {"stocks": 0.1}}})
+    assert QualityConfig.from_settings(settings).spike_threshold == {**Settings().quality.spike_threshold,
+                                                                     "stocks": 0.1}
     assert assess(B.with_price_level_shift(CLEAN, 800, 1.2), settings=settings).components["extreme_spike_flag"] == 1.0
-
-
-def test_settings_file_documents_the_defaults():
-    """configs/settings.toml restates the defaults it documents; a drift
-    between the two would silently change thresholds."""
-    with open(REPO_ROOT / "configs" / "settings.toml", "rb") as fh:
-        written = tomllib.load(fh)
-    for table in ("quality", "health", "alerts"):
-        assert written[table] == DEFAULTS[table], table
-    assert load_settings().get("quality.accept_threshold") == 0.6
 
 
 def test_finding_rejects_unknown_severity():

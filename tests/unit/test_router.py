@@ -3,7 +3,7 @@ import datetime as dt
 from data.collectors.data_router import DataRouter
 from data.providers.base import FetchRequest, ProviderUnavailable
 from data.providers.policy import provider_entitled
-from core.settings import PROVIDER_CAPABILITIES
+from core.settings import Settings
 
 DEEP = (dt.date(2021, 11, 15), dt.date(2026, 11, 20))
 DAYS = (dt.date(2026, 11, 18), dt.date(2026, 11, 20))
@@ -14,7 +14,7 @@ def req(symbol, asset_class, window=DEEP):
 
 
 def test_entitlement_reads_enabled_flags_and_keys():
-    caps = PROVIDER_CAPABILITIES
+    caps = Settings().providers.capabilities
     assert provider_entitled("yahoo", caps, {}) == (True, "entitled")
     assert provider_entitled("yahoo", caps, {"YAHOO_ENABLED": "false"})[0] is False
     assert provider_entitled("polygon", caps, {"POLYGON_ENABLED": "true"}) == (False, "missing POLYGON_API_KEY")

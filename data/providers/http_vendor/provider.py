@@ -50,12 +50,12 @@ class HttpVendorProvider:
         env = dict(os.environ if env is None else env)
         settings = settings or load_settings()
         self.quirks = resolve_quirks(self.name, self.VENDOR_QUIRKS, options, settings=settings, env=env)
-        self.capabilities = dict(settings.capabilities.get(self.name, {}))
+        self.capabilities = dict(settings.providers.capabilities.get(self.name, {}))
         self.batch_size = max(1, int(self.quirks["batch_size"]))
         self.deadline = float(self.quirks["deadline_seconds"])
         self.health = ProviderHealth(self.name)
         self.secrets = SecretSet(env.get(k) for k in REQUIRED_KEYS.get(self.name, ()))
-        self.entitlement_problem = entitlement_problem(self.name, settings.capabilities, env)
+        self.entitlement_problem = entitlement_problem(self.name, settings.providers.capabilities, env)
         if self.entitlement_problem:
             self.health.entitled = False
         # The run state the router keeps per provider name, kept here for

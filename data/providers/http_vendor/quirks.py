@@ -11,8 +11,9 @@ from typing import Any, Mapping
 
 from core.settings import Settings
 
-# Generic defaults; core/settings.py DEFAULTS carries each vendor's published
-# numbers, the vendor modules carry their wire facts (default base URL).
+# Generic defaults; core/settings.py (ProvidersSettings) carries each vendor's
+# published numbers and the circuit breaker, the vendor modules carry their
+# wire facts (default base URL).
 BASE_QUIRKS: dict[str, Any] = {
     "base_url": None,
     "batch_size": 1,
@@ -24,7 +25,6 @@ BASE_QUIRKS: dict[str, Any] = {
     "backoff_initial_seconds": 1.0,
     "backoff_max_seconds": 60.0,
     "max_retry_after_seconds": 300.0,  # a longer Retry-After gives up (fall back) at once
-    "circuit_breaker_failures": 5,
     "test_symbol": "SPY",
     "test_days": 10,
 }
@@ -46,10 +46,9 @@ def resolve_quirks(name: str, vendor_quirks: Mapping[str, Any], overrides: Mappi
     """Merge the layers of a vendor's quirks (see the module docstring).
     Unknown keys raise :class:`QuirksError`: a typo must not be ignored."""
     quirks = dict(BASE_QUIRKS)
-    quirks["circuit_breaker_failures"] = int(settings.get("providers.circuit_breaker_failures",
-                                                          BASE_QUIRKS["circuit_breaker_failures"]))
+    quirks["circuit_breaker_failures"] = settings.providers.circuit_breaker_failures
     quirks.update(vendor_quirks)
-    layers = [("settings [providers.%s]" % name, settings.get(f"providers.{name}") or {}),
+    layers = [("settings [providers.%s]" % name, settings.providers.quirks(name)),
               ("constructor", {k: v for k, v in overrides.items() if v is not None})]
     env_url = env.get(BASE_URL_ENV.get(name, ""), "").strip()
     for where, layer in layers:

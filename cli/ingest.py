@@ -1,0 +1,175 @@
+"""``ingest_history.py``: the Stage 1 command's options, their validation,
+the run, its rendering and its exit code.
+
+Everything a flag can get wrong is refused here (exit 64/65/66) before the
+store is opened; what only the run can find out (mixed data origins, a range
+with no sessions) comes back as ``IngestionError`` before the run changes any
+state, and is refused the same way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from cli.command import OperatorCommand, db_option, json_option
+from cli.console import progress_bar
+from core import calendar as cal
+from core import exit_codes
+from core.errors import InputError, MissingInputError
+from core.inputs import load_inputs
+from core.runtime import RuntimePaths
+from core.settings import Settings
+from core.symbols import InvalidSymbolError, normalise_symbol
+from core.universe import Universe, UniverseError
+from data.collectors.ingestion import IngestionError, IngestOptions, RunReport, run_ingestion
+from database.manager import Database
+
+# The runbook's modes; a custom range is asked for with --start/--end (the
+# run is then labelled ``range``).  Repairs are repair_db.py's alone.
+OPERATOR_MODES = ("deep_backfill", "incremental", "verify")
+
+
+def validated(options: IngestOptions, universe: Universe, settings: Settings) -> IngestOptions:
+    """The options as the run takes them (symbols normalised, the range form
+    labelled), or InputError/MissingInputError naming the flag."""
+    try:
+        tickers = tuple(normalise_symbol(t) for t in options.tickers)
+    except InvalidSymbolError as exc:
+        raise InputError(f"--tickers: {exc}") from exc
+    try:
+        universe.select(list(tickers) or None)
+    except UniverseError as exc:
+        raise InputError(str(exc)) from exc
+    if options.data_dir and not Path(options.data_dir).is_dir():
+        raise MissingInputError(f"--data-dir {options.data_dir}: directory not found")
+    if options.provider and options.provider not in settings.providers.capabilities:
+        raise InputError(f"--provider {options.provider!r}: unknown; known: {', '.join(sorted(settings.providers.capabilities))}")
+    if (options.start or options.end) and options.mode != "deep_backfill":
+        raise InputError(f"--start/--end go with --mode=deep_backfill (the default), not --mode={options.mode}")
+    if options.start and options.end and options.start > options.end:
+        raise InputError(f"--start {options.start} is after --end {options.end}")
+    try:
+        revive = tuple(normalise_symbol(t) for t in options.revive)
+    except InvalidSymbolError as exc:
+        raise InputError(f"--revive: {exc}") from exc
+    unknown = [t for t in revive if universe.get(t) is None]
+    if unknown:
+        raise InputError(f"--revive: not in the universe: {', '.join(unknown)}")
+    mode = "range" if (options.start or options.end) else options.mode
+    return dataclasses.replace(options, mode=mode, tickers=tickers, revive=revive)
+
+
+def exit_code(report: RunReport, *, fail_on_quality: bool = False) -> int:
+    """docs/error_codes.md for a run: verify exits 2 unless verification
+    passed; any other run exits 1 when a symbol failed, else 2 when
+    ``--fail-on-quality`` meets an error-severity finding, else 0."""
+    if report.mode == "verify":
+        return exit_codes.OK if report.verification.passed else exit_codes.GATE_FAILED
+    if report.failed:
+        return exit_codes.FAILURE
+    if fail_on_quality and report.verification.governance.has_error_findings:
+        return exit_codes.GATE_FAILED
+    return exit_codes.OK
+
+
+def run_command(options: IngestOptions, *, db_path: str | None, universe_path: str | None,
+                fail_on_quality: bool = False, as_json: bool = False) -> int:
+    """Validate, open the store, run, render; the exit code."""
+    universe, settings = load_inputs(universe_path)
+    options = validated(options, universe, settings)
+    paths = RuntimePaths.resolve(db_path)
+    with Database(paths.db) as db:
+        try:
+            with progress_bar(f"{options.mode}", enabled=not as_json) as progress:
+                report = run_ingestion(db, universe, settings, paths, options, progress=progress)
+        except IngestionError as exc:
+            raise InputError(str(exc)) from exc
+        except cal.CalendarError as exc:
+            raise InputError(f"--as-of/--start/--end: {exc}") from exc
+    code = exit_code(report, fail_on_quality=fail_on_quality)
+    if as_json:
+        click.echo(json.dumps(json_document(report, code, str(paths.db)), default=str, indent=2))
+    else:
+        render(report, db_path=str(paths.db))
+    return code
+
+
+def json_document(report: RunReport, code: int, db_path: str) -> dict:
+    """The --json document: the report with its exit code (after status) and the store."""
+    document = {}
+    for key, value in report.to_dict().items():
+        document[key] = value
+        if key == "status":
+            document["exit_code"] = code
+    return {**document, "db": db_path}
+
+
+def render(report: RunReport, *, db_path: str) -> None:
+    """The human summary: one line per failed symbol, greppable."""
+    console = Console(highlight=False, soft_wrap=True)
+    failed = report.failed
+    console.print(f"run {report.run_id}  mode={report.mode}  as_of={report.as_of}  status={report.status}  "
+                  f"symbols={len(report.symbols)}  failed={len(failed)}  rows_written={report.rows_written}  "
+                  f"elapsed={report.elapsed_s:.1f}s")
+    console.print(f"providers used: {', '.join(f'{k}={v}' for k, v in sorted(report.providers_used.items())) or 'none'}"
+                  f"  db: {db_path}  raw: {report.raw_dir or '-'}")
+    if report.verification is not None:
+        v = report.verification
+        states = ", ".join(f"{k} {n}" for k, n in v.governance.counts.items())
+        console.print(f"governance: {states}; price health {v.freshness['price_health']}; "
+                      f"verification {v.verification}")
+        for problem in v.problems:
+            console.print(f"  {problem}", markup=False)
+    if failed:
+        # One line per symbol (not a table): the message names the file and
+        # line or the vendor's answer, and an operator greps these lines.
+        console.print(f"{len(failed)} symbol(s) failed:")
+        for res in failed[:50]:
+            console.print(f"  {res.symbol}  {res.outcome}  {res.error_code or '-'}  {res.error_message or ''}",
+                          markup=False)
+        if len(failed) > 50:
+            console.print(f"... and {len(failed) - 50} more (see --json or ingestion_audit)")
+
+
+def _symbols(text: str | None) -> tuple[str, ...]:
+    return tuple(t for t in (text or "").split(",") if t.strip())
+
+
+@click.command(cls=OperatorCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--mode", type=click.Choice(OPERATOR_MODES), default="deep_backfill", show_default=True,
+              help="deep_backfill: the trailing 1260 sessions per symbol (or --start/--end); incremental: from "
+                   "the last stored session + 1; verify: fetch nothing, re-check what is stored.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="Custom range start (YYYY-MM-DD).")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Custom range end (YYYY-MM-DD).")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="As-of date (default: today).")
+@click.option("--tickers", help="Comma-separated symbols; each must be in the universe.")
+@click.option("--provider", help="Use only this provider (yahoo, polygon, alpaca, file, synthetic).")
+@click.option("--data-dir", type=click.Path(), envvar="FILE_PROVIDER_DIR",
+              help="Directory of per-symbol CSV/Parquet files for the 'file' provider [env FILE_PROVIDER_DIR].")
+@click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=None,
+              help="Universe file (default: configs/universe.json).")
+@click.option("--fail-on-quality", is_flag=True, help="Exit 2 when an error-severity quality finding exists.")
+@click.option("--cross-check", "cross_check", is_flag=True,
+              help="Compare recent closes with a second entitled provider; drift degrades (settings [cross_check]).")
+@click.option("--revive", help="Comma-separated dead-lettered symbols to try again (see verify_db_status.py).")
+@db_option
+@json_option
+def main(mode, start, end, as_of, tickers, provider, data_dir, universe_path, fail_on_quality, cross_check, revive,
+         db_path, as_json):
+    """Fetch daily bars for the universe, write them idempotently, audit every
+    symbol, then score and govern what was fetched.
+
+    Exit codes: 0 every symbol succeeded, 1 a symbol failed, 2 quality gate
+    failed (--fail-on-quality), 64 bad flag, 65 malformed universe or data
+    file, 66 missing file or directory.
+    """
+    options = IngestOptions(mode=mode, as_of=as_of.date() if as_of else None,
+                            start=start.date() if start else None, end=end.date() if end else None,
+                            tickers=_symbols(tickers), provider=provider.strip().lower() if provider else None,
+                            data_dir=data_dir, revive=_symbols(revive), cross_check=cross_check)
+    return run_command(options, db_path=db_path, universe_path=universe_path, fail_on_quality=fail_on_quality,
+                       as_json=as_json)

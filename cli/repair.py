@@ -1,0 +1,119 @@
+"""``repair_db.py``: the repair command's options, their validation, the
+repair (or its undo), the diff as a table or JSON, and the exit code."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cli.command import OperatorCommand, db_option, json_option
+from core import exit_codes
+from core.errors import InputError, MissingInputError
+from core.inputs import load_inputs
+from core.runtime import RuntimePaths
+from core.symbols import InvalidSymbolError, normalise_symbol
+from data.collectors.ingestion import IngestionError
+from data.collectors.repair import RepairReport, repair_symbol, undo_repair
+from database.manager import Database
+
+DATE = click.DateTime(["%Y-%m-%d"])
+
+
+def exit_code(report: RepairReport) -> int:
+    """0 repaired, undone or dry run; 1 the fetch failed."""
+    return exit_codes.FAILURE if report.failed else exit_codes.OK
+
+
+def run_command(*, symbol: str | None, start: dt.date | None, end: dt.date | None, provider: str | None,
+                data_dir: str | None, dry_run: bool, undo: str | None, as_of: dt.date | None = None,
+                db_path: str | None, universe_path: str | None, as_json: bool) -> int:
+    """Check input, run the repair (or undo), render the diff and the
+    symbol's state; the exit code."""
+    universe, settings = load_inputs(universe_path)
+    if undo is None:
+        if not (symbol and start and end):
+            raise InputError("--symbol, --from and --to are required (or --undo RUN_ID)")
+        try:
+            symbol = normalise_symbol(symbol)
+        except InvalidSymbolError as exc:
+            raise InputError(f"--symbol: {exc}") from exc
+        if start > end:
+            raise InputError(f"--from {start} is after --to {end}")
+    if data_dir and not Path(data_dir).is_dir():
+        raise MissingInputError(f"--data-dir {data_dir}: directory not found")
+    if provider and provider not in settings.providers.capabilities:
+        raise InputError(f"--provider {provider!r}: unknown; known: {', '.join(sorted(settings.providers.capabilities))}")
+    paths = RuntimePaths.resolve(db_path)
+    if not paths.db.exists():
+        raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")
+    with Database(paths.db) as db:
+        try:
+            if undo:
+                report = undo_repair(db, universe, settings, paths, repair_run_id=undo, as_of=as_of)
+            else:
+                report = repair_symbol(db, universe, settings, paths, symbol=symbol, start=start, end=end,
+                                       provider=provider, data_dir=data_dir, dry_run=dry_run, as_of=as_of)
+        except IngestionError as exc:
+            raise InputError(str(exc)) from exc
+    code = exit_code(report)
+    if as_json:
+        click.echo(json.dumps({**report.to_dict(), "exit_code": code}, default=str, indent=2))
+    else:
+        render(report)
+    return code
+
+
+def render(report: RepairReport, limit: int = 40) -> None:
+    """The diff as a table, the symbol's state change and how to undo."""
+    console = Console(highlight=False, soft_wrap=True)
+    what = "dry run (nothing written)" if report.dry_run else f"run {report.run_id}"
+    console.print(f"repair {report.symbol} {report.start}..{report.end}: {what}; provider {report.provider or '-'}")
+    if report.error:
+        console.print(f"[red]fetch failed:[/red] {report.error}")
+        return
+    table = Table(title=f"{len(report.changes)} changed row(s), {report.unchanged} unchanged")
+    for col in ("date", "change", "column", "before", "after"):
+        table.add_column(col)
+    for change in report.changes[:limit]:
+        for col, pair in (change.get("columns") or {"-": ["", ""]}).items():
+            table.add_row(change["date"], change["change"], col, str(pair[0]), str(pair[1]))
+    console.print(table)
+    if len(report.changes) > limit:
+        console.print(f"... and {len(report.changes) - limit} more (see --json)")
+    if report.only_in_store:
+        console.print(f"{len(report.only_in_store)} stored date(s) not in the payload were kept")
+    if not report.dry_run:
+        console.print(f"state: {report.state_before or 'none'} -> {report.state_after} ({report.reason_after}); "
+                      f"undo with: python repair_db.py --undo {report.run_id}")
+
+
+@click.command(cls=OperatorCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--symbol", help="Symbol to repair; must be an enabled universe symbol.")
+@click.option("--from", "start", type=DATE, help="First date of the range (YYYY-MM-DD).")
+@click.option("--to", "end", type=DATE, help="Last date of the range (YYYY-MM-DD).")
+@click.option("--provider", help="Re-fetch from this provider only (default: the router's priority).")
+@click.option("--data-dir", type=click.Path(), envvar="FILE_PROVIDER_DIR",
+              help="Directory of CSV/Parquet files for the 'file' provider [env FILE_PROVIDER_DIR].")
+@click.option("--as-of", "as_of", type=DATE, help="As-of date for re-governing (default: today).")
+@click.option("--dry-run", is_flag=True, help="Fetch and show the changes; write nothing.")
+@click.option("--undo", metavar="RUN_ID", help="Undo the repair with this run id (restores the replaced rows).")
+@click.option("--universe", "universe_path", type=click.Path(dir_okay=False), default=None,
+              help="Universe file (default: configs/universe.json).")
+@db_option
+@json_option
+def main(symbol, start, end, provider, data_dir, as_of, dry_run, undo, universe_path, db_path, as_json):
+    """Re-fetch SYMBOL between --from and --to, show the rows that change, keep
+    the replaced rows (so `--undo RUN_ID` can restore them), then re-score and
+    re-govern the symbol.
+
+    Exit codes: 0 repaired (or dry run), 1 the fetch failed, 64 bad flag or a
+    symbol outside the universe, 65 malformed universe, 66 missing database.
+    """
+    return run_command(symbol=symbol, start=start.date() if start else None, end=end.date() if end else None,
+                       provider=provider.strip().lower() if provider else None, data_dir=data_dir,
+                       as_of=as_of.date() if as_of else None, dry_run=dry_run, undo=undo, db_path=db_path,
+                       universe_path=universe_path, as_json=as_json)
