@@ -51,10 +51,11 @@ class HistoryGap:
     stale: dict[str, int | None] = field(default_factory=dict)
     as_of: dt.date | None = None
     expected_last: dict[str, str] = field(default_factory=dict)
+    may_start: bool = False          # rule 6: Stage1Verdict.stage2_may_start
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.stale
+        return self.may_start
 
     @property
     def reason(self) -> str:
@@ -87,7 +88,7 @@ def check_history(db_path: Path, entries: Sequence[UniverseEntry], settings: Set
         verdict = judge_store(db, entries, settings, as_of, now)
     missing = dict(verdict.missing_history) or ({} if entries else {"(universe)": "no enabled symbol"})
     return HistoryGap(required, missing, stale=dict(verdict.stale), as_of=as_of,
-                      expected_last=verdict.expected_last)
+                      expected_last=verdict.expected_last, may_start=verdict.stage2_may_start)
 
 
 def _stamp() -> str:

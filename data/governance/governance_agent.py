@@ -110,15 +110,6 @@ class GovernanceReport:
     def rejection_alert(self) -> bool:
         return self.rules.rejection_alert(len(self.rejected), self.universe_size)
 
-    def findings_at_least(self, severity: str) -> dict[str, list[Finding]]:
-        """Symbol -> its findings of ``severity`` or worse (symbols with none left out)."""
-        out = {}
-        for v in self.verdicts:
-            hits = [f for f in v.findings if f.at_least(severity)]
-            if hits:
-                out[v.symbol] = hits
-        return out
-
     @property
     def has_error_findings(self) -> bool:
         """True when any symbol has an error or critical finding
