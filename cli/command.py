@@ -6,13 +6,13 @@ single line on stderr naming the flag, file or symbol.
 """
 from __future__ import annotations
 
-import sqlite3
 import sys
 
 import click
 
 from core import exit_codes
 from core.errors import DataInputError, InputError, MissingInputError  # noqa: F401 (re-exported)
+from database.errors import StoreAccessError
 
 
 class OperatorCommand(click.Command):
@@ -32,7 +32,7 @@ class OperatorCommand(click.Command):
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except sqlite3.DatabaseError as exc:
+        except StoreAccessError as exc:
             # A malformed or locked store: one line and the procedure to follow.
             click.echo(f"error: database error: {exc} (see docs/runbook.md, 'Database corruption')", err=True)
             sys.exit(exit_codes.FAILURE)

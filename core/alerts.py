@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import sqlite3
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
@@ -35,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 import apprise
 
 from core.clock import trail_stamp
+from core.errors import StoreError
 from core.redaction import MASK, redact
 from core.runtime import RuntimePaths
 from core.settings import ALERT_SEVERITIES, AlertsSettings, Settings
@@ -65,9 +65,10 @@ class AuditSink(Protocol):
 
 
 class AlertStore(Protocol):
-    """Where alerts are recorded (``database.manager.Database``)."""
+    """Where alerts are recorded (``db.alerts``, ``database.alerts.AlertRepository``);
+    a failure to record raises ``core.errors.StoreError``."""
 
-    def record_alert(self, alert: Mapping[str, Any]) -> int: ...
+    def record(self, alert: Mapping[str, Any]) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -286,8 +287,8 @@ class Alerter:
                   "artifact": str(result.artifact) if result.artifact else None}
         if self.store is not None:
             try:
-                result.alert_id = self.store.record_alert({"run_id": self.run_id, "body": m.body, **fields})
-            except sqlite3.Error as exc:
+                result.alert_id = self.store.record({"run_id": self.run_id, "body": m.body, **fields})
+            except StoreError as exc:
                 log.warning("alert %r could not be recorded in the database: %s", m.title, exc)
         if self.audit is not None:
             try:

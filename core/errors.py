@@ -22,3 +22,12 @@ class MissingInputError(InputError):
     """An input file or directory does not exist."""
 
     exit_code = exit_codes.NO_INPUT
+
+
+class StoreError(Exception):
+    """The store refused or failed a read or write.
+
+    Raised by ``database`` (which adds the subclasses); it lives here so that
+    core code holding a store only through a protocol (the alerter) can catch
+    it without importing the store.
+    """

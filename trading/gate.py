@@ -52,10 +52,11 @@ class HistoryGap:
     stale: dict[str, int | None] = field(default_factory=dict)
     as_of: dt.date | None = None
     expected_last: dict[str, str] = field(default_factory=dict)
+    may_start: bool = False          # rule 6: Stage1Verdict.stage2_may_start
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.stale
+        return self.may_start
 
     @property
     def reason(self) -> str:
@@ -88,7 +89,7 @@ def check_history(db_path: Path, entries: Sequence[UniverseEntry], settings: Set
         verdict = judge_store(db, entries, settings, as_of, now)
     missing = dict(verdict.missing_history) or ({} if entries else {"(universe)": "no enabled symbol"})
     return HistoryGap(required, missing, stale=dict(verdict.stale), as_of=as_of,
-                      expected_last=verdict.expected_last)
+                      expected_last=verdict.expected_last, may_start=verdict.stage2_may_start)
 
 
 def append_halt_log(path: Path, text: str, *, reason: str) -> None:
@@ -111,7 +112,7 @@ def kill_switch_message(path: Path) -> str:
 def stage1_verified(db: Database) -> tuple[bool, str]:
     """Stage 1 is verified when the most recent ingestion run that was
     verified at all passed its verification."""
-    for run in db.runs(limit=200):
+    for run in db.runs.recent(limit=200):
         verdict = run.get("verification")
         if verdict:
             if str(verdict).upper() == "PASSED":

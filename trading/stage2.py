@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from core.universe import UniverseError
-from database.manager import Database, StoreError
+from database.manager import Database, StoreAccessError, StoreError
 from core import exit_codes
 from core.inputs import load_inputs
 from cli.command import DataInputError, InputError, MissingInputError
@@ -137,6 +137,8 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
 
     try:
         db = Database(paths.db)
+    except StoreAccessError:
+        raise                           # a damaged store: the command names the runbook's procedure
     except StoreError as exc:
         raise InputError(str(exc)) from exc
     run_id = f"stage2-{run_id_stamp()}-{uuid.uuid4().hex[:6]}"

@@ -13,13 +13,14 @@ from database.manager import Database
 from tests.trading.agent_builder import DaemonThread, build_agent, wait_for
 from tests.trading.market_frames import SEEDED_AS_OF, set_states
 from tests.trading.scripted_models import FlippingForecaster, ScriptedForecaster
+from tests import store_reads
 from trading.brokers import PaperBroker
 from trading.daemon import TradingDaemon
 
 
 def _orders(desk):
     with Database(desk.paths.db) as db:
-        return db.paper_orders()
+        return store_reads.orders(db)
 
 
 def _records(desk, name="live.jsonl"):
@@ -89,9 +90,9 @@ def test_injected_loop_errors_enter_safe_mode_and_it_recovers(seeded):
             daemon.tick()
             scales.append(agent.safe_mode.exposure_scale)
         assert scales == [1.0] * 5 + [0.1] * 3 + [1.0] * 4
-        orders = db.paper_orders()
-        events = db.events(event="SAFE_MODE_ENTER") + db.events(event="SAFE_MODE_EXIT")
-        assert db.trading_state("safe_mode")["active"] is False
+        orders = store_reads.orders(db)
+        events = db.governance.events(event="SAFE_MODE_ENTER") + db.governance.events(event="SAFE_MODE_EXIT")
+        assert db.broker.trading_state("safe_mode")["active"] is False
     # Tick 7 traded at 0.1x (each symbol's 10% cap -> 1%); tick 10 topped up to 10%.
     safe_batch, normal_batch = orders[:3], orders[3:]
     assert [o["target_weight"] for o in safe_batch] == pytest.approx([0.01] * 3)
@@ -127,7 +128,7 @@ def test_symbol_demoted_mid_day_stops_trading_on_next_tick(seeded, demoted_to):
         refresh.calls = getattr(refresh, "calls", 0) + 1
         if refresh.calls == 6 and not demoted:
             with Database(seeded.paths.db) as db:
-                held = db.paper_positions().get("BBB", {}).get("quantity", 0.0)
+                held = db.broker.positions().get("BBB", {}).get("quantity", 0.0)
                 set_states(db, {"BBB": demoted_to})
             demoted["at"], demoted["held"] = record_stamp(), held
 

@@ -25,7 +25,7 @@ ROOT_PACKAGES = PYPROJECT["tool"]["importlinter"]["root_packages"]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 MAX_LINES = 500
 # Debts being paid by the architecture work (issue 8); this only shrinks.
-OVERSIZE_DEBT = {"database/manager.py"}
+OVERSIZE_DEBT: set[str] = set()
 
 
 def _lint(cwd: Path) -> subprocess.CompletedProcess:
