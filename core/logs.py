@@ -59,7 +59,7 @@ _FIELDS = "structured"   # the LogRecord attribute holding module, run_id, event
 _HUMAN_HIDDEN = ("module", "run_id", "event", "traceback")
 
 
-def exception_fields(exc: BaseException) -> dict[str, str]:
+def _exception_fields(exc: BaseException) -> dict[str, str]:
     """``error_type, error, traceback`` of an exception (its causes included)."""
     return {"error_type": type(exc).__name__, "error": str(exc),
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
@@ -73,7 +73,7 @@ def fields_of(record: logging.LogRecord) -> dict[str, Any]:
     if fields is None:
         fields = {"module": record.name, "run_id": None, "event": LIBRARY_EVENT, "message": record.getMessage()}
         if record.exc_info and record.exc_info[1] is not None:
-            fields.update(exception_fields(record.exc_info[1]))
+            fields.update(_exception_fields(record.exc_info[1]))
         setattr(record, _FIELDS, fields)
     return fields
 
@@ -200,7 +200,7 @@ class EventLog:
             # A field named like a fixed key (run_id, event...) is kept, renamed, never dropped.
             body[f"{key}_field" if key in body or key in ("ts", "level") else key] = value
         if exc is not None:
-            body.update(exception_fields(exc))
+            body.update(_exception_fields(exc))
         record = self._logger.makeRecord(self._logger.name, getattr(logging, name), "(unknown file)", 0, event,
                                          None, None, extra={_FIELDS: body})
         with self._lock:
@@ -219,11 +219,11 @@ class EventLog:
         """Send the records to ``handler`` too (the edge's console)."""
         self._logger.addHandler(handler)
 
-    def capture(self, *packages: str) -> None:
-        """Until :meth:`close`, records of the stdlib loggers under
-        ``packages`` (default: the product's) are written here too, at the
-        level those loggers let through (WARNING unless configured)."""
-        for package in packages or PRODUCT_PACKAGES:
+    def capture(self) -> None:
+        """Until :meth:`close`, records of the product's stdlib loggers
+        (``logging.getLogger(__name__)`` in its modules) are written here
+        too, at the level they let through (WARNING unless configured)."""
+        for package in PRODUCT_PACKAGES:
             logger, handler = logging.getLogger(package), _Capture(self)
             logger.addHandler(handler)
             self._captured.append((logger, handler))
@@ -251,12 +251,11 @@ class OperatorLog(EventLog):
 
     def __init__(self, logs_dir: str | os.PathLike, *, run_id: str, module: str = "trading",
                  env: Mapping[str, str] | None = None):
-        self.logs_dir = Path(logs_dir)
-        jsonl = JsonLinesFormatter(record_stamp)
+        logs, jsonl = Path(logs_dir), JsonLinesFormatter(record_stamp)
         super().__init__(f"operator:{run_id}", [
-            AppendFileHandler(self.logs_dir / "live.jsonl", jsonl),
-            AppendFileHandler(self.logs_dir / "errors.jsonl", jsonl, logging.ERROR),
-            AppendFileHandler(self.logs_dir / "live_trading.log", HumanLineFormatter()),
+            AppendFileHandler(logs / "live.jsonl", jsonl),
+            AppendFileHandler(logs / "errors.jsonl", jsonl, logging.ERROR),
+            AppendFileHandler(logs / "live_trading.log", HumanLineFormatter()),
         ], run_id=run_id, module=module, env=env)
 
 
@@ -266,8 +265,7 @@ class AuditTrail(EventLog):
 
     def __init__(self, path: str | os.PathLike, *, module: str, run_id: str | None = None,
                  env: Mapping[str, str] | None = None):
-        self.path = Path(path)
-        super().__init__(f"audit:{module}:{run_id}", [AppendFileHandler(self.path, JsonLinesFormatter(trail_stamp))],
+        super().__init__(f"audit:{module}:{run_id}", [AppendFileHandler(path, JsonLinesFormatter(trail_stamp))],
                          run_id=run_id, module=module, env=env)
 
     def append(self, event: str, level: str = "INFO", **fields: Any) -> None:
