@@ -185,13 +185,13 @@ def run_bench(symbols: int, work: Path, keep: bool = False) -> dict:
     db = work / "bench.db"
     first = run_ingest(work, csv_dir, universe, db)
     with Database(db) as store:
-        hash_first = store.content_hash(include_provenance=True)
+        hash_first = store.bars.content_hash(include_provenance=True)
         rows = store.table_count("price_history")
         types = store.conn.execute("SELECT typeof(volume), typeof(close), COUNT(*) FROM price_history "
                                    "GROUP BY 1, 2").fetchall()
     second = run_ingest(work, csv_dir, universe, db)
     with Database(db) as store:
-        hash_second = store.content_hash(include_provenance=True)
+        hash_second = store.bars.content_hash(include_provenance=True)
         runs = store.table_count("ingestion_audit_runs")
     verify_backfill = timed_command(work, [str(REPO / "verify_backfill.py"), "--strict", "--json", "--db", str(db),
                                            "--universe", str(universe), "--as-of", AS_OF.isoformat()])

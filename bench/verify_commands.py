@@ -51,12 +51,12 @@ def symbol_names(n: int) -> list[str]:
 
 
 def build_store(path: Path, symbols: list[str], sessions: pd.DatetimeIndex, batch: int = 100) -> float:
-    """Write every symbol's bars through Database.write_symbols; seconds taken."""
+    """Write every symbol's bars through db.bars.write_symbols; seconds taken."""
     rng = np.random.default_rng(11)
     n = len(sessions)
     t0 = time.perf_counter()
     with Database(path) as db:
-        db.begin_run("bench-1", "deep_backfill", str(AS_OF), {}, INGESTED_AT, len(symbols))
+        db.runs.begin("bench-1", "deep_backfill", str(AS_OF), {}, INGESTED_AT, len(symbols))
         for lo in range(0, len(symbols), batch):
             writes = []
             for symbol in symbols[lo:lo + batch]:
@@ -67,9 +67,9 @@ def build_store(path: Path, symbols: list[str], sessions: pd.DatetimeIndex, batc
                 writes.append(SymbolWrite(symbol, "file", frame, {
                     "outcome": "SUCCESS", "providers_tried": ["file"], "provider_used": "file",
                     "rows_received": n, "duplicate_rows": 0}))
-            db.write_symbols("bench-1", INGESTED_AT, writes)
-        db.finish_run("bench-1", status="SUCCESS", symbols_succeeded=len(symbols), symbols_failed=0,
-                      rows_written=len(symbols) * n, providers_used={"file": len(symbols)}, verification="PASSED")
+            db.bars.write_symbols("bench-1", INGESTED_AT, writes)
+        db.runs.finish("bench-1", status="SUCCESS", symbols_succeeded=len(symbols), symbols_failed=0,
+                       rows_written=len(symbols) * n, providers_used={"file": len(symbols)}, verification="PASSED")
     return time.perf_counter() - t0
 
 

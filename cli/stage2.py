@@ -9,10 +9,10 @@ import sys
 from typing import Any, Callable, Mapping
 
 import click
-from rich.console import Console
 
 from cli import exit_codes
 from cli.command import OperatorCommand
+from cli.console import log_console
 from cli.options import as_of_option, db_option, json_option, tickers_option, universe_option
 from trading.stage2 import (CycleDone, CycleFailed, CycleHalted, DaemonStopped, HistoryHalted, KillSwitchRefused,
                             LiveRefused, Stage2Options, Stage2Outcome, run_stage2)
@@ -43,10 +43,7 @@ def say(as_json: bool, text: str, payload: Mapping[str, Any] | None = None, *, e
 def run_command(opts: Stage2Options, *, as_json: bool = False, env: Mapping[str, str] | None = None,
                 live_broker_factory: Callable[..., Any] | None = None) -> int:
     """Run Stage 2, render what happened; the exit code."""
-    # Under --json stdout carries only the JSON document: the log's console
-    # lines go to stderr.
-    console = Console(stderr=True, highlight=False, soft_wrap=True) if as_json else "auto"
-    outcome = run_stage2(opts, env=env, live_broker_factory=live_broker_factory, log_console=console)
+    outcome = run_stage2(opts, env=env, live_broker_factory=live_broker_factory, console=log_console(as_json))
     render(outcome, as_json)
     return OUTCOME_EXIT_CODES[type(outcome)]
 

@@ -21,7 +21,6 @@ whitespace), e.g. ``slack://T000/B000/XXXX``, ``discord://id/token``,
 """
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import json
 import logging
@@ -34,6 +33,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import apprise
 
+from core.clock import trail_stamp
 from core.errors import StoreError
 from core.redaction import MASK, redact
 from core.runtime import RuntimePaths
@@ -59,16 +59,16 @@ BELOW_SEVERITY = "BELOW_SEVERITY"  # under min_severity
 
 
 class AuditSink(Protocol):
-    """Anything with ``append(event, level, **fields)`` (``core.audit_trail.AuditTrail``)."""
+    """Anything with ``append(event, level, **fields)`` (``core.logs.AuditTrail``)."""
 
     def append(self, event: str, level: str = "INFO", **fields: Any) -> None: ...
 
 
 class AlertStore(Protocol):
-    """Where alerts are recorded (``database.manager.Database``); a failure
-    to record raises ``core.errors.StoreError``."""
+    """Where alerts are recorded (``db.alerts``, ``database.alerts.AlertRepository``);
+    a failure to record raises ``core.errors.StoreError``."""
 
-    def record_alert(self, alert: Mapping[str, Any]) -> int: ...
+    def record(self, alert: Mapping[str, Any]) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ class Alerter:
         folder = self.alerts_dir / (self.run_id or "adhoc")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self._seq:03d}-{message.severity}-{slug}.json"
-        payload = {"ts": _now(), "run_id": self.run_id, "severity": message.severity, "title": message.title,
+        payload = {"ts": trail_stamp(), "run_id": self.run_id, "severity": message.severity, "title": message.title,
                    "body": message.body, "details": message.details, "key": message.key,
                    "targets": [_service(u, i) for i, u in enumerate(self.urls, start=1)], "dry_run": True}
         path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
@@ -287,7 +287,7 @@ class Alerter:
                   "artifact": str(result.artifact) if result.artifact else None}
         if self.store is not None:
             try:
-                result.alert_id = self.store.record_alert({"run_id": self.run_id, "body": m.body, **fields})
+                result.alert_id = self.store.record({"run_id": self.run_id, "body": m.body, **fields})
             except StoreError as exc:
                 log.warning("alert %r could not be recorded in the database: %s", m.title, exc)
         if self.audit is not None:
@@ -295,7 +295,3 @@ class Alerter:
                 self.audit.append("ALERT", level=level, **fields)
             except OSError as exc:
                 log.warning("alert %r could not be written to the audit trail: %s", m.title, exc)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

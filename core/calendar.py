@@ -14,6 +14,7 @@ from functools import lru_cache
 import exchange_calendars as xcals
 import pandas as pd
 
+from core.clock import utc_now
 from core.errors import UsageError
 
 # exchange_calendars builds 20 years back by default; ask for more so that a
@@ -76,7 +77,7 @@ def last_complete_session(name: str, as_of: dt.date, now: dt.datetime | None = N
     """
     cal = get_calendar(name)
     as_of = _as_date(as_of)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or utc_now()
     ts = pd.Timestamp(as_of)
     if ts > cal.last_session:
         raise CalendarError(f"as-of {as_of} is beyond calendar {name}'s last session {cal.last_session.date()}")

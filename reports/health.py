@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from core.clock import utc_now
 from core.calendar import CalendarError, last_complete_session
 from core.universe import Universe, UniverseEntry
 from database.manager import SCHEMA_VERSION, Database, StoreAccessError, StoreError
@@ -62,7 +63,7 @@ def backfill_compliance(db: Database, universe: Universe, settings: Settings, as
     (default: today): ACTIVE, its required rows as governed and as stored
     now (rows deleted since governance ran fail), and fresh against its
     calendar's last complete session (rules 5 in data/governance/rules.py)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or utc_now()
     as_of = as_of or now.date()
     verdict = judge_store(db, universe.enabled, settings, as_of, now)
     return {
@@ -94,7 +95,7 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         raise ValueError(f"unknown section(s): {', '.join(unknown)}")
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or utc_now()
     as_of = as_of or now.date()
     entries = universe.enabled
     symbols = [e.symbol for e in entries]
@@ -102,8 +103,8 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
     # one counts rows (sqlite releases the GIL, and the machine has 2+ cores).
     integrity = _integrity_in_background(db.path) if "integrity" in chosen else None
     needs_history = {"history", "freshness"} & set(chosen)
-    history = db.history_summary(symbols) if needs_history else {}
-    states = db.governance_states() if {"quality", "governance"} & set(chosen) else {}
+    history = db.bars.history_summary(symbols) if needs_history else {}
+    states = db.governance.states() if {"quality", "governance"} & set(chosen) else {}
     out: dict[str, Any] = {"database": str(db.path), "universe": universe.path, "as_of": str(as_of),
                            "symbols": len(symbols)}
     for name in chosen:
@@ -145,7 +146,7 @@ def _quality(db: Database, symbols: list[str], states: Mapping[str, Mapping[str,
              settings: Settings) -> dict[str, Any]:
     rules = GovernanceRules.from_settings(settings)
     threshold = rules.accept_threshold
-    rows = db.latest_quality(symbols)
+    rows = db.governance.latest_quality(symbols)
     scored = [s for s in symbols if s in rows]
     scores = np.array([rows[s]["quality_score"] for s in scored], dtype="float64")
     below = sorted(({"symbol": s, "quality_score": rows[s]["quality_score"],
@@ -192,7 +193,7 @@ def _governance(db: Database, symbols: list[str], states: Mapping[str, Mapping[s
                                "quality_score": gov["quality_score"] if gov else None})
     limit = settings.health.recent_events
     events = [{k: e[k] for k in ("ts", "run_id", "symbol", "event", "before_state", "after_state", "reason")}
-              for e in db.events(limit=limit)]
+              for e in db.governance.events(limit=limit)]
     return {"status": FAIL if not_active or not symbols else PASS, "counts": counts,
             "not_active": not_active, "recent_events": events}
 
@@ -207,11 +208,11 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
     ``health.freshness_red_sessions``, RED beyond or with no bars (rule 4,
     ``GovernanceRules.price_health``).  The
     whole universe's health is its worst symbol's.  ``history`` is
-    ``Database.history_summary`` or ``history_summary`` (symbol -> last_date).
+    ``db.bars.history_summary`` or ``history_summary`` (symbol -> last_date).
     """
     rules = GovernanceRules.from_settings(settings)
     yellow, red = rules.stale_from_sessions, rules.red_beyond_sessions
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or utc_now()
     ends: dict[str, dt.date] = {}
     age = lru_cache(maxsize=None)(lambda calendar, last: bars_behind(calendar, last, ends[calendar]))
 
@@ -274,7 +275,7 @@ def _integrity_in_background(path: Path) -> Callable[[], dict[str, Any]]:
 
 
 def _last_ingest(db: Database) -> dict[str, Any]:
-    runs = db.runs(limit=50)
+    runs = db.runs.recent(limit=50)
     if not runs:
         return {"status": FAIL, "run_id": None, "message": "no ingestion run recorded (run ingest_history.py)"}
     last = runs[0]
@@ -303,9 +304,9 @@ def _providers(db: Database) -> dict[str, Any]:
     """Dead-lettered symbols, and the provider health of the last fetch run.
     WARN (never FAIL: freshness already fails a symbol left without data)
     when a symbol is dead-lettered or a provider's circuit opened."""
-    dead = db.dead_letters()
-    fetched = next((r for r in db.runs(limit=50) if r["mode"] not in ("verify",)), None)
-    health = db.provider_health(fetched["run_id"]) if fetched else []
+    dead = db.fetch_state.dead_letters()
+    fetched = next((r for r in db.runs.recent(limit=50) if r["mode"] not in ("verify",)), None)
+    health = db.runs.provider_health(fetched["run_id"]) if fetched else []
     troubled = [h["provider"] for h in health if h["circuit_open"] or h["entitled"] == 0]
     status = WARN if dead or troubled else PASS
     return {"status": status, "dead_letters": dead, "run_id": fetched["run_id"] if fetched else None,

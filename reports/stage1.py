@@ -21,8 +21,8 @@ from database.manager import Database
 def standings(db: Database, entries: Sequence[UniverseEntry], settings: Settings) -> list[SymbolStanding]:
     """Each entry's governance row and stored history, as the rules take them."""
     symbols = [e.symbol for e in entries]
-    states = db.governance_states()
-    history = db.history_summary(symbols)
+    states = db.governance.states()
+    history = db.bars.history_summary(symbols)
     out = []
     for entry in entries:
         gov = states.get(entry.symbol) or {}

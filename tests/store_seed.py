@@ -1,5 +1,5 @@
 """Seed a test store with hand-built frames through the real write path
-(``Database.write_symbols``), as an ingestion run would."""
+(``db.bars.write_symbols``), as an ingestion run would."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -16,12 +16,12 @@ def seed_store(db: Database, frames: Mapping[str, pd.DataFrame], *, run_id: str 
                mode: str = "deep_backfill", as_of: str = "2024-06-28") -> None:
     """One run that wrote ``frames`` (symbol -> bars), with its audit rows."""
     duplicates = duplicates or {}
-    db.begin_run(run_id, mode, as_of, {}, INGESTED_AT, len(frames))
+    db.runs.begin(run_id, mode, as_of, {}, INGESTED_AT, len(frames))
     writes = [SymbolWrite(symbol, provider, frame.drop_duplicates("date", keep="last"),
                           {"outcome": "SUCCESS", "providers_tried": [provider], "provider_used": provider,
                            "rows_received": len(frame) + duplicates.get(symbol, 0),
                            "duplicate_rows": duplicates.get(symbol, 0)})
               for symbol, frame in frames.items()]
-    rows = db.write_symbols(run_id, INGESTED_AT, writes)
-    db.finish_run(run_id, status="SUCCESS", symbols_succeeded=len(frames), symbols_failed=0,
-                  rows_written=rows, providers_used={provider: len(frames)})
+    rows = db.bars.write_symbols(run_id, INGESTED_AT, writes)
+    db.runs.finish(run_id, status="SUCCESS", symbols_succeeded=len(frames), symbols_failed=0,
+                   rows_written=rows, providers_used={provider: len(frames)})

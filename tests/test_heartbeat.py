@@ -8,7 +8,8 @@ import re
 
 from rich.console import Console
 
-from core.structured_log import StructuredLog
+from cli.console import LogConsole
+from core.logs import OperatorLog
 from tests.trading.agent_builder import DaemonThread, wait_for
 from tests.trading.conftest import desk, live_broker_explodes, no_network, seeded  # noqa: F401  (shared fixtures)
 from tests.trading.scripted_models import ScriptedForecaster
@@ -24,7 +25,8 @@ def test_format_is_the_runbooks():
 
 def test_daemon_beats_to_console_and_live_jsonl(seeded):
     out = io.StringIO()
-    log = StructuredLog(seeded.paths.logs, run_id="hb-test", console=Console(file=out, width=200))
+    log = OperatorLog(seeded.paths.logs, run_id="hb-test")
+    log.attach(LogConsole(Console(file=out, width=200)))
     live = seeded.paths.logs / "live.jsonl"
 
     def beats():

@@ -31,7 +31,8 @@ import pandas as pd
 from core.errors import TradingHalt
 from core.universe import UniverseEntry
 from data.governance.rules import ACTIVE, DEGRADED, QUARANTINED, governed_quantity
-from database.manager import SYNTHETIC_PROVIDER, Database, utc_now
+from core.clock import record_stamp
+from database.manager import SYNTHETIC_PROVIDER, Database
 from core.runtime import RuntimePaths
 from trading.alpha_model import SafePredictor
 from trading.brokers import BUY, SELL, Book, Broker, OrderRequest, OrderResult
@@ -138,7 +139,7 @@ class TradingAgent:
         self.safe_mode = safe_mode or SafeMode(error_threshold=config.safe_mode_error_threshold,
                                                scale=config.safe_mode_scale,
                                                recovery_cycles=config.safe_mode_recovery_cycles)
-        self.safe_mode.load(db.trading_state(SAFE_MODE_STATE_KEY))
+        self.safe_mode.load(db.broker.trading_state(SAFE_MODE_STATE_KEY))
         self.safe_mode.on_transition = self._safe_mode_transition
         self.id_factory = id_factory or (lambda: uuid.uuid4().hex[:10])
         self.snapshot: Snapshot | None = None
@@ -148,7 +149,7 @@ class TradingAgent:
         """Read the stored bars and recompute forecasts, features and alpha."""
         bars: dict[str, pd.DataFrame] = {}
         for symbol in self.symbols:
-            frame = self.db.read_recent_bars(symbol, self.config.history_rows)
+            frame = self.db.bars.recent(symbol, self.config.history_rows)
             if len(frame):
                 bars[symbol] = frame
         closes, last_dates, providers, rows_used = {}, {}, {}, {}
@@ -207,7 +208,7 @@ class TradingAgent:
         (each read once per cycle: ``run_cycle`` passes what it read)."""
         snapshot = self.snapshot or self.refresh_snapshot()
         if governance is None:
-            governance = self.db.governance_states(self.symbols)
+            governance = self.db.governance.states(self.symbols)
         if current is None:
             current = self.broker.book()
         session = snapshot.as_of
@@ -300,7 +301,7 @@ class TradingAgent:
         switch exists."""
         results = []
         for order in decision.orders:
-            stamped = replace(order, created_at=utc_now())
+            stamped = replace(order, created_at=record_stamp())
             if kill_switch_engaged(self.paths.kill_switch):
                 raise KillSwitchEngaged(kill_switch_message(self.paths.kill_switch))
             result = self.broker.submit(stamped)
@@ -320,7 +321,7 @@ class TradingAgent:
         if kill_switch_engaged(self.paths.kill_switch):
             raise KillSwitchEngaged(kill_switch_message(self.paths.kill_switch))
         snapshot = self.snapshot or self.refresh_snapshot()
-        governance = self.db.governance_states(self.symbols)
+        governance = self.db.governance.states(self.symbols)
         current = self.broker.book()
         gaps = self.data_gaps(snapshot, governance, current.positions)
         if gaps:
@@ -339,12 +340,12 @@ class TradingAgent:
         self.persist_safe_mode()
 
     def persist_safe_mode(self) -> None:
-        self.db.set_trading_state(SAFE_MODE_STATE_KEY, self.safe_mode.to_dict())
+        self.db.broker.set_trading_state(SAFE_MODE_STATE_KEY, self.safe_mode.to_dict())
 
     def _safe_mode_transition(self, event: str, state, reason: str) -> None:
         detail = {"scale": self.safe_mode.exposure_scale, "consecutive_errors": state.consecutive_errors}
-        self.db.record_event(event, reason=reason, detail=detail,
-                             before_state="SAFE" if event == "SAFE_MODE_EXIT" else "NORMAL",
-                             after_state="SAFE" if event == "SAFE_MODE_ENTER" else "NORMAL")
+        self.db.governance.record_event(event, reason=reason, detail=detail,
+                                        before_state="SAFE" if event == "SAFE_MODE_EXIT" else "NORMAL",
+                                        after_state="SAFE" if event == "SAFE_MODE_ENTER" else "NORMAL")
         if self.log is not None:
             self.log.warning(event, module="trading.risk", reason=reason, **detail)

@@ -24,8 +24,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from core.clock import record_stamp
 from core.errors import OperationFailed
-from database.manager import SYNTHETIC_PROVIDER, Database, utc_now
+from database.manager import SYNTHETIC_PROVIDER, Database
 from trading.config import LiveCredentials, TradingConfig
 
 BUY, SELL = "BUY", "SELL"
@@ -99,16 +100,16 @@ class PaperBroker:
 
     mode = "paper"
 
-    def __init__(self, db: Database, config: TradingConfig, *, clock: Callable[[], str] = utc_now):
+    def __init__(self, db: Database, config: TradingConfig, *, clock: Callable[[], str] = record_stamp):
         self.db = db
         self.config = config
         self.clock = clock
-        self.account = db.paper_account(config.initial_cash)
+        self.account = db.broker.open_account(config.initial_cash)
         self._session_start: tuple[str, Book] | None = None
 
     def book(self) -> Book:
-        account = self.db.paper_account_row() or self.db.paper_account(self.config.initial_cash)
-        positions = {s: float(r["quantity"]) for s, r in self.db.paper_positions().items()}
+        account = self.db.broker.account() or self.db.broker.open_account(self.config.initial_cash)
+        positions = {s: float(r["quantity"]) for s, r in self.db.broker.positions().items()}
         return Book(cash=float(account["cash"]), positions=positions)
 
     def book_at_session_start(self, session: str, current: Book | None = None) -> Book:
@@ -125,7 +126,7 @@ class PaperBroker:
     def _replay_before(self, session: str) -> Book:
         cash = float(self.account["initial_cash"])
         positions: dict[str, float] = {}
-        for fill in self.db.paper_fills(before_session=session):
+        for fill in self.db.broker.fills(before_session=session):
             signed = float(fill["quantity"]) * (1 if fill["side"] == BUY else -1)
             cash -= signed * float(fill["price"]) + float(fill["commission"])
             qty = positions.get(fill["symbol"], 0.0) + signed
@@ -134,10 +135,10 @@ class PaperBroker:
 
     def fill_price(self, symbol: str, session: str) -> tuple[float, str] | None:
         """The base price (before slippage) and its source, or None."""
-        nxt = self.db.bar_after(symbol, session)
+        nxt = self.db.bars.first_after(symbol, session)
         if nxt is not None and _usable(nxt.get("open")):
             return float(nxt["open"]), "next_open"
-        last = self.db.bar_on_or_before(symbol, session)
+        last = self.db.bars.last_on_or_before(symbol, session)
         if last is not None and _usable(last.get("close")):
             return float(last["close"]), "last_close"
         return None
@@ -149,7 +150,7 @@ class PaperBroker:
         row = {"created_at": now, "session": order.session, "symbol": order.symbol, "side": order.side,
                "quantity": order.quantity, "mode": "paper", "target_weight": order.target_weight,
                "client_order_id": order.client_order_id, "reason": order.reason}
-        current = self.db.paper_positions().get(order.symbol)
+        current = self.db.broker.positions().get(order.symbol)
         held = float(current["quantity"]) if current else 0.0
         signed = order.quantity if order.side == BUY else -order.quantity
         if not self.config.allow_short and held + signed < -1e-9:
@@ -175,11 +176,11 @@ class PaperBroker:
                 "quantity": order.quantity, "price": price, "commission": commission,
                 "price_source": source, "slippage_bps": self.config.slippage_bps}
         position = {"symbol": order.symbol, "quantity_delta": signed, "avg_price": avg, "updated_at": now}
-        order_id = self.db.paper_record_order(dict(row, status="FILLED"), fill, position, cash_delta)
+        order_id = self.db.broker.record_order(dict(row, status="FILLED"), fill, position, cash_delta)
         return OrderResult(order_id, order.symbol, order.side, order.quantity, "FILLED", price, commission, source)
 
     def _reject(self, row: dict[str, Any], reason: str) -> OrderResult:
-        order_id = self.db.paper_record_order(dict(row, status="REJECTED", reason=reason))
+        order_id = self.db.broker.record_order(dict(row, status="REJECTED", reason=reason))
         return OrderResult(order_id, row["symbol"], row["side"], row["quantity"], "REJECTED", reason=reason)
 
 
@@ -208,7 +209,7 @@ class LiveAlpacaBroker:
     mode = "live"
 
     def __init__(self, credentials: LiveCredentials, db: Database, *, url_override: str | None = None,
-                 clock: Callable[[], str] = utc_now):
+                 clock: Callable[[], str] = record_stamp):
         if credentials is None:
             raise BrokerError("live broker needs credentials")
         self._credentials = credentials
@@ -270,7 +271,7 @@ class LiveAlpacaBroker:
         elif order.asset_class not in LIVE_ASSET_CLASSES:
             reason = f"alpaca does not trade {order.asset_class}"
         if reason:
-            oid = self.db.paper_record_order(dict(row, status="REJECTED", reason=reason))
+            oid = self.db.broker.record_order(dict(row, status="REJECTED", reason=reason))
             return OrderResult(oid, order.symbol, order.side, order.quantity, "REJECTED", reason=reason)
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import MarketOrderRequest
@@ -286,5 +287,5 @@ class LiveAlpacaBroker:
         except Exception as exc:
             raise BrokerError(f"alpaca: order {order.side} {order.quantity} {order.symbol} failed: {exc}") from exc
         status = str(getattr(placed.status, "value", placed.status)).upper()
-        oid = self.db.paper_record_order(dict(row, status=status, broker_order_id=str(placed.id)))
+        oid = self.db.broker.record_order(dict(row, status=status, broker_order_id=str(placed.id)))
         return OrderResult(oid, order.symbol, order.side, order.quantity, status)

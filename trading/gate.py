@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from core.clock import audit_stamp
 from core.settings import Settings
 from core.universe import UniverseEntry
 from data.governance.rules import GovernanceRules
@@ -51,10 +52,11 @@ class HistoryGap:
     stale: dict[str, int | None] = field(default_factory=dict)
     as_of: dt.date | None = None
     expected_last: dict[str, str] = field(default_factory=dict)
+    may_start: bool = False          # rule 6: Stage1Verdict.stage2_may_start
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.stale
+        return self.may_start
 
     @property
     def reason(self) -> str:
@@ -87,18 +89,14 @@ def check_history(db_path: Path, entries: Sequence[UniverseEntry], settings: Set
         verdict = judge_store(db, entries, settings, as_of, now)
     missing = dict(verdict.missing_history) or ({} if entries else {"(universe)": "no enabled symbol"})
     return HistoryGap(required, missing, stale=dict(verdict.stale), as_of=as_of,
-                      expected_last=verdict.expected_last)
-
-
-def _stamp() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                      expected_last=verdict.expected_last, may_start=verdict.stage2_may_start)
 
 
 def append_halt_log(path: Path, text: str, *, reason: str) -> None:
     """Append one halt record: a stamped header line then the text."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(f"--- {_stamp()} {reason}\n{text.rstrip()}\n")
+        fh.write(f"--- {audit_stamp()} {reason}\n{text.rstrip()}\n")
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -114,7 +112,7 @@ def kill_switch_message(path: Path) -> str:
 def stage1_verified(db: Database) -> tuple[bool, str]:
     """Stage 1 is verified when the most recent ingestion run that was
     verified at all passed its verification."""
-    for run in db.runs(limit=200):
+    for run in db.runs.recent(limit=200):
         verdict = run.get("verification")
         if verdict:
             if str(verdict).upper() == "PASSED":

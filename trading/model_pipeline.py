@@ -39,7 +39,7 @@ def feature_store(paths: RuntimePaths) -> FeatureStore:
 def refresh_feature_store(db: Database, symbols: Sequence[str], paths: RuntimePaths, *,
                           force: bool = False) -> FeatureRefresh:
     """Rebuild the features when the stored price data changed."""
-    bars = {s: db.read_bars(s) for s in symbols}
+    bars = {s: db.bars.read(s) for s in symbols}
     bars = {s: f for s, f in bars.items() if len(f)}
     data_hash = price_data_hash(bars)
     as_of = max((f["date"].iloc[-1].strftime("%Y-%m-%d") for f in bars.values()), default=None)
@@ -48,7 +48,7 @@ def refresh_feature_store(db: Database, symbols: Sequence[str], paths: RuntimePa
     if not force and manifest and manifest.get("data_hash") == data_hash and store.table_path.exists():
         return FeatureRefresh(store.table_path, manifest["rows"], manifest["symbols"], data_hash, as_of, False)
     table = build_feature_table(bars)
-    states = db.governance_states(list(bars))
+    states = db.governance.states(list(bars))
     table["governance_state"] = table["symbol"].map(lambda s: (states.get(s) or {}).get("state") or "MISSING")
     store.write(table, data_hash=data_hash, as_of=as_of)
     return FeatureRefresh(store.table_path, len(table), int(table["symbol"].nunique()) if len(table) else 0,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import signal
 import threading
@@ -27,12 +28,13 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Union
 
+from core.clock import run_id_stamp, utc_now
+from core.errors import UsageError
 from core.inputs import load_inputs
+from core.logs import OperatorLog
 from core.runtime import RuntimePaths
-from core.structured_log import StructuredLog
 from core.universe import NotInUniverseError
 from database.manager import Database, StoreAccessError, StoreError
-from core.errors import UsageError
 from trading.agent import KillSwitchEngaged, TradingAgent
 from trading.brokers import LiveAlpacaBroker, PaperBroker
 from trading.config import load_trading_config
@@ -155,12 +157,13 @@ def _open_store(paths: RuntimePaths) -> Database:
 
 
 def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
-               live_broker_factory: Callable[..., Any] | None = None, log_console: Any = "auto") -> Stage2Outcome:
+               live_broker_factory: Callable[..., Any] | None = None,
+               console: logging.Handler | None = None) -> Stage2Outcome:
     """Run Stage 2 as asked: the gates, then one cycle or the daemon loop.
 
-    ``log_console`` is the structured log's console (``"auto"``: rich on
-    stdout; the edge passes a stderr console under ``--json``).  Raises a
-    ``core.errors.InputError`` for bad input, before anything is written."""
+    ``console``: the edge's handler that shows the run's log to the
+    operator.  Raises a ``core.errors.InputError`` for bad input, before
+    anything is written."""
     env = os.environ if env is None else env
     settings, universe, entries, config = _load(opts, env)
     paths = RuntimePaths.resolve(opts.db_path)
@@ -170,7 +173,7 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
         if reasons:
             return LiveRefused(reasons)
 
-    as_of = opts.as_of or dt.datetime.now(dt.timezone.utc).date()
+    as_of = opts.as_of or utc_now().date()
     gap = check_history(paths.db, universe.entries, settings, as_of)
     if not gap.ok:
         append_halt_log(paths.governance_halt_log, gap.block(), reason=gap.reason)
@@ -182,8 +185,11 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
         return KillSwitchRefused(message)
 
     db = _open_store(paths)
-    run_id = f"stage2-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
-    log = StructuredLog(paths.logs, run_id=run_id, module="trading", console=log_console)
+    run_id = f"stage2-{run_id_stamp()}-{uuid.uuid4().hex[:6]}"
+    log = OperatorLog(paths.logs, run_id=run_id, module="trading")
+    if console is not None:
+        log.attach(console)
+    log.capture()
     try:
         if opts.mode == "live":
             ok, why = stage1_verified(db)
@@ -203,6 +209,7 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
             daemon.run()
         return DaemonStopped(daemon.ticks)
     finally:
+        log.close()
         db.close()
 
 
@@ -223,7 +230,7 @@ def _stop_on_signals(daemon: TradingDaemon):
             signal.signal(sig, handler)
 
 
-def _run_once(agent: TradingAgent, paths: RuntimePaths, log: StructuredLog) -> CycleDone | CycleHalted | CycleFailed:
+def _run_once(agent: TradingAgent, paths: RuntimePaths, log: OperatorLog) -> CycleDone | CycleHalted | CycleFailed:
     """One cycle, its orders and the ticket; a failure is a loop error."""
     try:
         report = agent.run_cycle()

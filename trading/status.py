@@ -35,12 +35,12 @@ def read_status(db_path: str | None, *, env: Mapping[str, str] | None = None) ->
 
 def portfolio_status(db: Database, config: TradingConfig, paths: RuntimePaths) -> dict[str, Any]:
     """The paper book valued at the last stored closes, with its risk."""
-    positions = db.paper_positions()
-    account = db.paper_account_row()
+    positions = db.broker.positions()
+    account = db.broker.account()
     cash = float(account["cash"]) if account else config.initial_cash
     rows, returns = [], {}
     for symbol, pos in sorted(positions.items()):
-        bars = db.read_recent_bars(symbol, config.var_window + 1)
+        bars = db.bars.recent(symbol, config.var_window + 1)
         close = float(bars["close"].iloc[-1]) if len(bars) else float("nan")
         last = bars["date"].iloc[-1].strftime("%Y-%m-%d") if len(bars) else None
         if len(bars) > 1:
@@ -55,7 +55,7 @@ def portfolio_status(db: Database, config: TradingConfig, paths: RuntimePaths) -
     for r in rows:
         r["weight"] = weights[r["symbol"]]
     var, cvar = historical_var_cvar(weights, pd.DataFrame(returns).sort_index(), config.var_level)
-    safe = db.trading_state(SAFE_MODE_STATE_KEY) or {"active": False, "scale": 1.0}
+    safe = db.broker.trading_state(SAFE_MODE_STATE_KEY) or {"active": False, "scale": 1.0}
     tickets = sorted(paths.tickets_dir.glob("*.json")) if paths.tickets_dir.exists() else []
     return {
         "cash": cash, "equity": equity, "positions": rows, "exposure": exposure(weights),

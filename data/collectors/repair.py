@@ -22,8 +22,9 @@ from data.collectors.ingestion import (SUCCESS, IngestionError, RunContext, RunF
                                        govern_and_verify, new_run_id)
 from data.providers.base import FetchRequest
 from core.universe import Universe
-from database.manager import Database, MixedOriginError, utc_now
-from core.audit_trail import AuditTrail
+from database.manager import Database, MixedOriginError
+from core.clock import audit_stamp, record_stamp, utc_now
+from core.logs import AuditTrail
 from core.runtime import RuntimePaths
 from core.settings import Settings
 
@@ -120,10 +121,10 @@ def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: R
             db.check_origin(provider)
         except MixedOriginError as exc:
             raise IngestionError(str(exc)) from exc
-    now = dt.datetime.now(dt.timezone.utc)
+    now = utc_now()
     run_id = new_run_id(now)
     report = RepairReport(None if dry_run else run_id, symbol, str(start), str(end), dry_run)
-    report.state_before = (db.governance_states([symbol]).get(symbol) or {}).get("state")
+    report.state_before = (db.governance.states([symbol]).get(symbol) or {}).get("state")
     plan = SymbolPlan(entry, calendar, FetchRequest(symbol, entry.asset_class, start, end, calendar),
                       window.sessions)
     own_router = router is None
@@ -136,33 +137,33 @@ def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: R
         if own_router:
             router.close()
 
-    started_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    started_at = audit_stamp(now)
     if fetched.payload is None:
         report.error = f"{fetched.result.outcome} {fetched.result.error_code}: {fetched.result.error_message}"
         if not dry_run:
-            db.begin_run(run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end,
-                                                      "provider": provider}, started_at, 1)
-            db.write_symbols(run_id, started_at, [], [fetched.audit])
-            db.finish_run(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=1, rows_written=0,
-                          providers_used={})
+            db.runs.begin(run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end,
+                                                       "provider": provider}, started_at, 1)
+            db.bars.write_symbols(run_id, started_at, [], [fetched.audit])
+            db.runs.finish(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=1, rows_written=0,
+                           providers_used={})
         return report
 
     report.provider = fetched.result.provider
-    stored = db.read_bars(symbol, str(start), str(end), include_provenance=True)
+    stored = db.bars.read(symbol, str(start), str(end), include_provenance=True)
     changes, replaced, unchanged, only_in_store = diff_bars(stored, fetched.payload.frame, report.provider)
     report.changes, report.unchanged, report.only_in_store = changes, unchanged, only_in_store
     if dry_run:
         return report
 
-    db.begin_run(run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end, "provider": provider},
-                 started_at, 1)
-    written = db.write_repair(run_id, started_at, fetched.write, replaced)
+    db.runs.begin(run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end, "provider": provider},
+                  started_at, 1)
+    written = db.bars.write_repair(run_id, started_at, fetched.write, replaced)
     trail.append("repair_written", symbol=symbol, start=str(start), end=str(end), provider=report.provider,
                  changed=len(changes), rows_written=written)
     ctx = RunContext(db, universe, settings, paths, run_id, as_of or now.date(), trail)
     verdict = govern_and_verify(ctx, RunFindings(symbols=[symbol]))
-    db.finish_run(run_id, status=SUCCESS, symbols_succeeded=1, symbols_failed=0, rows_written=written,
-                  providers_used={report.provider: 1}, verification=verdict.verification)
+    db.runs.finish(run_id, status=SUCCESS, symbols_succeeded=1, symbols_failed=0, rows_written=written,
+                   providers_used={report.provider: 1}, verification=verdict.verification)
     v = verdict.governance.verdicts[0]
     report.state_after, report.reason_after = v.state, v.reason
     return report
@@ -171,27 +172,27 @@ def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: R
 def undo_repair(db: Database, universe: Universe, settings: Settings, paths: RuntimePaths, *,
                 repair_run_id: str, as_of: dt.date | None = None) -> RepairReport:
     """Restore what repair ``repair_run_id`` replaced, then re-govern."""
-    rows = db.replaced_rows(repair_run_id)
+    rows = db.bars.replaced_rows(repair_run_id)
     if not rows:
         raise IngestionError(f"--undo {repair_run_id}: no rows recorded for that repair run")
     if all(r["undone_at"] for r in rows):
         raise IngestionError(f"--undo {repair_run_id}: already undone at {rows[0]['undone_at']}")
     symbol = rows[0]["symbol"]
     report = RepairReport(repair_run_id, symbol, rows[0]["date"], rows[-1]["date"], dry_run=False)
-    report.state_before = (db.governance_states([symbol]).get(symbol) or {}).get("state")
-    now = dt.datetime.now(dt.timezone.utc)
+    report.state_before = (db.governance.states([symbol]).get(symbol) or {}).get("state")
+    now = utc_now()
     run_id = new_run_id(now)
-    db.begin_run(run_id, "repair", None, {"undo": repair_run_id, "symbol": symbol},
-                 now.strftime("%Y-%m-%dT%H:%M:%SZ"), 1)
-    restored = db.undo_repair(repair_run_id, utc_now())
+    db.runs.begin(run_id, "repair", None, {"undo": repair_run_id, "symbol": symbol},
+                  audit_stamp(now), 1)
+    restored = db.bars.undo_repair(repair_run_id, record_stamp())
     report.changes = [{"date": r["date"], "change": "restored" if r["change"] == "updated" else "deleted"}
                       for r in rows if not r["undone_at"]]
     trail = AuditTrail(paths.audit_jsonl, module="repair", run_id=run_id)
     trail.append("repair_undone", symbol=symbol, undone_run=repair_run_id, rows=restored)
     ctx = RunContext(db, universe, settings, paths, run_id, as_of or now.date(), trail)
     verdict = govern_and_verify(ctx, RunFindings(symbols=[symbol]))
-    db.finish_run(run_id, status=SUCCESS, symbols_succeeded=1, symbols_failed=0, rows_written=restored,
-                  providers_used={}, verification=verdict.verification)
+    db.runs.finish(run_id, status=SUCCESS, symbols_succeeded=1, symbols_failed=0, rows_written=restored,
+                   providers_used={}, verification=verdict.verification)
     v = verdict.governance.verdicts[0]
     report.state_after, report.reason_after = v.state, v.reason
     return report

@@ -5,7 +5,7 @@ The rules (states, reasons, thresholds, the score) are on one page,
 state carries a reason code (docs/error_codes.md); ``symbol_governance`` holds the current state,
 ``data_quality`` one row per symbol per run with every score component, and
 every change of state or reason appends a STATE_CHANGE row to
-``governance_events`` (``Database.set_governance``): nothing changes silently.
+``governance_events`` (``db.governance.set_states``): nothing changes silently.
 
 :func:`govern_symbols` reads the store, scores with
 :func:`data.quality.assess_quality`, decides with
@@ -32,7 +32,8 @@ from data.quality.findings import Finding
 from core.universe import UniverseEntry
 from data.governance.rules import (ACTIVE, DEGRADED, QUARANTINED, STATES, GovernanceRules,  # noqa: F401 (re-exported)
                                    State)
-from database.manager import Database, utc_now
+from core.clock import record_stamp
+from database.manager import Database
 from core.alerts import AlertMessage
 from core.settings import Settings
 
@@ -112,15 +113,6 @@ class GovernanceReport:
     def rejection_alert(self) -> bool:
         return self.rules.rejection_alert(len(self.rejected), self.universe_size)
 
-    def findings_at_least(self, severity: str) -> dict[str, list[Finding]]:
-        """Symbol -> its findings of ``severity`` or worse (symbols with none left out)."""
-        out = {}
-        for v in self.verdicts:
-            hits = [f for f in v.findings if f.at_least(severity)]
-            if hits:
-                out[v.symbol] = hits
-        return out
-
     @property
     def has_error_findings(self) -> bool:
         """True when any symbol has an error or critical finding
@@ -175,12 +167,12 @@ def _score_chunk(db_path: str, items: Sequence[tuple[str, str, str, int]], as_of
         db = _READERS[db_path] = Database(db_path, readonly=True)
     cfg = QualityConfig.from_settings(settings)
     required = GovernanceRules.from_settings(settings).required_rows
-    actions = db.corporate_actions_by_symbol([i[0] for i in items])
+    actions = db.bars.corporate_actions([i[0] for i in items])
     out = []
     for symbol, asset_class, calendar, dups in items:
         win = backfill_window(calendar, as_of, required)
         sessions = expected_sessions(calendar, win.start, win.end)
-        frame = db.read_bars(symbol, str(win.start), str(win.end))
+        frame = db.bars.read(symbol, str(win.start), str(win.end))
         quality = assess_quality(frame, expected_sessions=sessions, payload_duplicates=dups,
                                  asset_class=asset_class, corporate_actions=actions.get(symbol), as_of=as_of,
                                  settings=cfg, symbol=symbol, calendar=calendar)
@@ -245,8 +237,8 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
     rules = GovernanceRules.from_settings(settings)
     required = rules.required_rows
     report = GovernanceReport(run_id=run_id, as_of=as_of, universe_size=len(enabled), rules=rules)
-    previous = db.governance_states()
-    carried = {s: int(q.get("payload_duplicates") or 0) for s, q in db.latest_quality().items()}
+    previous = db.governance.states()
+    carried = {s: int(q.get("payload_duplicates") or 0) for s, q in db.governance.latest_quality().items()}
     precomputed = dict(precomputed or {})
     to_read = [s for s in wanted if s not in precomputed]
     workers = settings.governance.score_workers or (os.cpu_count() or 1)
@@ -258,7 +250,7 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
                           duplicates.get(symbol, carried.get(symbol, 0))))
         precomputed.update(score_stored_windows(db.path, items, as_of=as_of, settings=settings, workers=workers))
         to_read = []
-    actions = db.corporate_actions_by_symbol(to_read)
+    actions = db.bars.corporate_actions(to_read)
     windows: dict[str, tuple[Any, pd.DatetimeIndex]] = {}
 
     quality_rows: list[dict[str, Any]] = []
@@ -267,9 +259,9 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
     def flush() -> None:
         if not states:
             return
-        ts = utc_now()
-        db.write_quality(quality_rows)
-        report.changes.extend(db.set_governance(states, run_id=run_id, ts=ts))
+        ts = record_stamp()
+        db.governance.write_quality(quality_rows)
+        report.changes.extend(db.governance.set_states(states, run_id=run_id, ts=ts))
         quality_rows.clear()
         states.clear()
 
@@ -283,7 +275,7 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
         if symbol in precomputed:
             quality, provider = precomputed[symbol]
         else:
-            frame = db.read_bars(symbol, str(win.start), str(win.end))
+            frame = db.bars.read(symbol, str(win.start), str(win.end))
             dups = duplicates.get(symbol, carried.get(symbol, 0))
             quality = assess_quality(frame, expected_sessions=sessions, payload_duplicates=dups,
                                      asset_class=entry.asset_class, corporate_actions=actions.get(symbol),

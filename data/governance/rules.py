@@ -308,11 +308,6 @@ def governed_quantity(state: str | None, target: float, held: float) -> tuple[fl
     return held, "blocked"
 
 
-def may_open(state: str | None) -> bool:
-    """Only ACTIVE opens positions."""
-    return state == ACTIVE
-
-
 def _action(held: float, target: float) -> str:
     if target == held:
         return "hold"

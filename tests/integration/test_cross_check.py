@@ -46,8 +46,8 @@ def test_secondary_drift_of_3pct_degrades_the_symbol(runtime, settings, tmp_path
     with Database(runtime.db) as db:
         report = run_ingestion(db, load_universe(universe_path), settings, runtime,
                                IngestOptions(as_of=AS_OF, cross_check=True), router=router)
-        states = db.governance_states()
-        quality = db.latest_quality()
+        states = db.governance.states()
+        quality = db.governance.latest_quality()
     assert exit_code(report) == 0
     assert report.providers_used == {"yahoo": 2}
     assert (states["AAPL"]["state"], states["AAPL"]["reason"]) == ("DEGRADED", "CROSS_SOURCE_DRIFT")
@@ -69,5 +69,5 @@ def test_without_the_flag_nothing_is_compared(runtime, settings, tmp_path):
     with Database(runtime.db) as db:
         report = run_ingestion(db, load_universe(universe_path), settings, runtime, IngestOptions(as_of=AS_OF),
                                router=router)
-        assert db.governance_states()["AAPL"]["state"] == "ACTIVE"
+        assert db.governance.states()["AAPL"]["state"] == "ACTIVE"
     assert report.cross_check == {}

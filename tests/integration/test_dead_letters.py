@@ -30,10 +30,10 @@ def test_dead_letter_lifecycle(runtime, tmp_path, monkeypatch):
         code, report = ingest("--universe", str(universe), "--provider", "synthetic", "--as-of", AS_OF)
         assert code == 1 and outcomes(report)["MSFT"] == "FAILED"
         with Database(runtime.db) as db:
-            assert bool(db.fetch_states()["MSFT"]["dead_letter"]) == (run == 2)
+            assert bool(db.fetch_state.by_symbol()["MSFT"]["dead_letter"]) == (run == 2)
     with Database(runtime.db) as db:
-        assert [e["symbol"] for e in db.events(event="DEAD_LETTER")] == ["MSFT"]
-        health = {h["provider"]: h for h in db.provider_health(report["run_id"])}
+        assert [e["symbol"] for e in db.governance.events(event="DEAD_LETTER")] == ["MSFT"]
+        health = {h["provider"]: h for h in db.runs.provider_health(report["run_id"])}
         assert health["synthetic"]["requests"] == 2
         assert health["synthetic"]["successes"] == 1
         assert health["synthetic"]["failures"] == {"PROVIDER_UNAVAILABLE": 1}
@@ -57,8 +57,8 @@ def test_dead_letter_lifecycle(runtime, tmp_path, monkeypatch):
                           "--as-of", "2026-11-20", "--revive", "msft")
     assert outcomes(report)["MSFT"] == "SUCCESS"
     with Database(runtime.db) as db:
-        assert db.dead_letters() == []
-        assert [e["reason"] for e in db.events(event="REVIVED")] == ["OPERATOR"]
+        assert db.fetch_state.dead_letters() == []
+        assert [e["reason"] for e in db.governance.events(event="REVIVED")] == ["OPERATOR"]
 
 
 def test_editing_the_universe_entry_revives_a_dead_letter(runtime, tmp_path, monkeypatch):
@@ -68,7 +68,7 @@ def test_editing_the_universe_entry_revives_a_dead_letter(runtime, tmp_path, mon
     for _ in range(3):
         ingest("--universe", str(universe), "--provider", "synthetic", "--as-of", AS_OF)
     with Database(runtime.db) as db:
-        assert [d["symbol"] for d in db.dead_letters()] == ["GC=F"]
+        assert [d["symbol"] for d in db.fetch_state.dead_letters()] == ["GC=F"]
     monkeypatch.delenv("SYNTHETIC_DEFECTS")
     _, report = ingest("--universe", str(universe), "--mode=incremental", "--provider", "synthetic",
                        "--as-of", AS_OF)
@@ -78,7 +78,7 @@ def test_editing_the_universe_entry_revives_a_dead_letter(runtime, tmp_path, mon
                        "--as-of", AS_OF)
     assert outcomes(report)["GC=F"] == "SUCCESS"
     with Database(runtime.db) as db:
-        assert [e["reason"] for e in db.events(event="REVIVED")] == ["UNIVERSE_ENTRY_CHANGED"]
+        assert [e["reason"] for e in db.governance.events(event="REVIVED")] == ["UNIVERSE_ENTRY_CHANGED"]
 
 
 def test_revive_rejects_symbols_outside_the_universe(runtime):
@@ -102,5 +102,5 @@ def test_a_run_refused_for_its_range_revives_nothing(runtime, tmp_path, monkeypa
                                                       "--as-of", AS_OF, "--start", "2026-12-01", "--revive", "MSFT"])
     assert result.exit_code == 64 and "--start 2026-12-01 is after --end 2026-11-19" in result.stderr
     with Database(runtime.db) as db:
-        assert [d["symbol"] for d in db.dead_letters()] == ["MSFT"]
+        assert [d["symbol"] for d in db.fetch_state.dead_letters()] == ["MSFT"]
         assert (db.table_count("ingestion_audit_runs"), db.table_count("governance_events")) == before

@@ -35,7 +35,7 @@ def governed(tmp_path_factory):
                                                              "--as-of", AS_OF, "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     with Database(root / "runtime" / "institutional_trading.db") as db:
-        return db.governance_states(), db.latest_quality()
+        return db.governance.states(), db.governance.latest_quality()
 
 
 def test_states_follow_the_runbook_rules(governed):

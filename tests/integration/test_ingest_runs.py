@@ -30,11 +30,11 @@ def test_deep_backfill_default_universe_every_window_exact(runtime):
     result, report = ingest("--mode=deep_backfill", "--provider", "synthetic", "--as-of", AS_OF)
     assert result.exit_code == 0, result.output
     with Database(runtime.db) as db:
-        summary = db.history_summary()
+        summary = db.bars.history_summary()
         universe = json.load(open("configs/universe.json"))["symbols"]
         assert set(summary) == {e["symbol"] for e in universe}
         assert all(info["rows"] == 1260 for info in summary.values())
-        audit = db.audit_rows(report["run_id"])
+        audit = db.runs.audit_rows(report["run_id"])
         assert len(audit) == len(universe)
         assert {a["outcome"] for a in audit} == {"SUCCESS"}
         assert {a["provider_used"] for a in audit} == {"synthetic"}
@@ -52,11 +52,11 @@ def test_backfill_twice_same_content_two_runs(runtime, tmp_path):
     universe = small_universe(tmp_path, STOCKS + ["BTC-USD"])
     _, first = ingest("--universe", universe, "--provider", "synthetic", "--as-of", AS_OF)
     with Database(runtime.db) as db:
-        h1 = db.content_hash(include_provenance=True)
+        h1 = db.bars.content_hash(include_provenance=True)
     _, second = ingest("--universe", universe, "--provider", "synthetic", "--as-of", AS_OF)
     assert second["rows_written"] == 0
     with Database(runtime.db) as db:
-        assert db.content_hash(include_provenance=True) == h1
+        assert db.bars.content_hash(include_provenance=True) == h1
         assert db.table_count("ingestion_audit_runs") == 2
 
 
@@ -68,9 +68,9 @@ def test_incremental_adds_exactly_one_session_and_reads_no_history(runtime, tmp_
     assert result.exit_code == 0
     assert report["rows_written"] == len(STOCKS)
     with Database(runtime.db) as db:
-        for row in db.audit_rows(report["run_id"]):
+        for row in db.runs.audit_rows(report["run_id"]):
             assert (row["window_start"], row["window_end"], row["rows_received"]) == (NEXT, NEXT, 1)
-        assert all(v["rows"] == 1261 for v in db.history_summary(STOCKS).values())
+        assert all(v["rows"] == 1261 for v in db.bars.history_summary(STOCKS).values())
     # Nothing new: every symbol up to date, nothing fetched.
     _, again = ingest("--universe", universe, "--mode=incremental", "--provider", "synthetic", "--as-of", NEXT)
     assert again["rows_written"] == 0
@@ -86,7 +86,7 @@ def test_a_failing_symbol_never_stops_the_batch(runtime, tmp_path, monkeypatch):
     assert outcomes["MSFT"] == ("FAILED", "PROVIDER_UNAVAILABLE")
     assert outcomes["AAPL"] == ("SUCCESS", None) and outcomes["SPY"] == ("SUCCESS", None)
     with Database(runtime.db) as db:
-        assert db.fetch_states()["MSFT"]["consecutive_failures"] == 1
+        assert db.fetch_state.by_symbol()["MSFT"]["consecutive_failures"] == 1
 
 
 def test_no_valid_provider_is_a_recorded_decision(runtime, tmp_path, monkeypatch):
@@ -96,7 +96,7 @@ def test_no_valid_provider_is_a_recorded_decision(runtime, tmp_path, monkeypatch
     assert result.exit_code == 1
     assert report["symbols"][0]["outcome"] == "NO_VALID_PROVIDER"
     with Database(runtime.db) as db:
-        event = db.events(event="NO_VALID_PROVIDER")[0]
+        event = db.governance.events(event="NO_VALID_PROVIDER")[0]
         assert event["symbol"] == "GC=F"
         assert "YAHOO_ENABLED=false" in event["detail"] and "does not serve commodities" in event["detail"]
 
@@ -138,13 +138,13 @@ def test_synthetic_never_mixes_with_vendor_data(runtime, tmp_path):
     csv_dir.mkdir()
     (csv_dir / "AAPL.csv").write_text("Date,Open,High,Low,Close,Adj Close,Volume\n2026-11-19,1,2,0.5,1.5,1.5,100\n")
     with Database(runtime.db) as db:
-        before = db.content_hash(include_provenance=True)
+        before = db.bars.content_hash(include_provenance=True)
     result = CliRunner().invoke(ingest_history.main, ["--universe", universe, "--provider", "file",
                                                       "--data-dir", str(csv_dir), "--as-of", AS_OF])
     assert result.exit_code == 64
     assert "holds synthetic data" in result.stderr
     with Database(runtime.db) as db:
-        assert db.content_hash(include_provenance=True) == before
+        assert db.bars.content_hash(include_provenance=True) == before
 
 
 def test_a_csv_with_a_garbage_row_names_file_and_line_and_writes_nothing_of_it(runtime, tmp_path):
@@ -162,7 +162,7 @@ def test_a_csv_with_a_garbage_row_names_file_and_line_and_writes_nothing_of_it(r
     line = next(l for l in result.stdout.splitlines() if "MSFT" in l and "MALFORMED_DATA" in l)
     assert "MSFT.csv" in line and "line 4" in line and "abc" in line
     with Database(runtime.db) as db:
-        assert db.history_summary(["AAPL", "MSFT"]) == {
+        assert db.bars.history_summary(["AAPL", "MSFT"]) == {
             "AAPL": {"rows": 4, "first_date": "2026-11-16", "last_date": "2026-11-19"},
             "MSFT": {"rows": 0, "first_date": None, "last_date": None}}
 

@@ -57,7 +57,7 @@ def test_the_run_refuses_a_missing_directory_before_any_state_change(runtime, tm
     with Database(runtime.db) as db:
         with pytest.raises(DataDirectoryNotFound, match="gone does not exist"):
             run_ingestion(db, universe, settings, runtime, options)
-        assert db.runs() == [] and db.events() == [] and db.governance_states() == {}
+        assert db.runs.recent() == [] and db.governance.events() == [] and db.governance.states() == {}
         assert db.table_count("ingestion_audit") == 0
 
 

@@ -18,7 +18,7 @@ def run(cli, *args):
 
 def state(db_path, symbol):
     with Database(db_path) as db:
-        return db.governance_states([symbol])[symbol]["state"], db.governance_states([symbol])[symbol]["reason"]
+        return db.governance.states([symbol])[symbol]["state"], db.governance.states([symbol])[symbol]["reason"]
 
 
 def test_repair_restores_a_damaged_range(runtime, tmp_path):
@@ -27,7 +27,7 @@ def test_repair_restores_a_damaged_range(runtime, tmp_path):
     assert run(ingest_history.main, "--universe", str(universe), "--provider", "synthetic",
                "--as-of", AS_OF).exit_code == 0
     with Database(runtime.db) as db:
-        healthy = db.content_hash()
+        healthy = db.bars.content_hash()
     assert state(runtime.db, "AAPL") == ("ACTIVE", "OK")
 
     # Damage: three closes far above their highs (a bad vendor correction).
@@ -39,7 +39,7 @@ def test_repair_restores_a_damaged_range(runtime, tmp_path):
     assert run(ingest_history.main, "--universe", str(universe), "--mode=verify", "--as-of", AS_OF).exit_code == 2
     assert state(runtime.db, "AAPL") == ("QUARANTINED", "OHLC_INCONSISTENT")
     with Database(runtime.db) as db:
-        damaged = db.content_hash(include_provenance=True)
+        damaged = db.bars.content_hash(include_provenance=True)
 
     dry = run(repair_db.main, "--universe", str(universe), "--symbol", "AAPL", "--from", "2022-02-01",
               "--to", "2022-03-31", "--provider", "synthetic", "--dry-run", "--json", "--as-of", AS_OF)
@@ -48,7 +48,7 @@ def test_repair_restores_a_damaged_range(runtime, tmp_path):
     assert [c["date"] for c in report["changes"]] == ["2022-03-01", "2022-03-02", "2022-03-03"]
     assert set(report["changes"][0]["columns"]) == {"close"}
     with Database(runtime.db) as db:
-        assert db.content_hash(include_provenance=True) == damaged
+        assert db.bars.content_hash(include_provenance=True) == damaged
         assert db.table_count("price_history_replaced") == 0
 
     fixed = run(repair_db.main, "--universe", str(universe), "--symbol", "AAPL", "--from", "2022-02-01",
@@ -57,17 +57,17 @@ def test_repair_restores_a_damaged_range(runtime, tmp_path):
     report = json.loads(fixed.stdout)
     assert (report["state_before"], report["state_after"]) == ("QUARANTINED", "ACTIVE")
     with Database(runtime.db) as db:
-        assert db.content_hash() == healthy
-        assert db.runs(1)[0]["mode"] == "repair"
-        assert len(db.replaced_rows(report["run_id"])) == 3
+        assert db.bars.content_hash() == healthy
+        assert db.runs.recent(1)[0]["mode"] == "repair"
+        assert len(db.bars.replaced_rows(report["run_id"])) == 3
 
     undone = run(repair_db.main, "--universe", str(universe), "--undo", report["run_id"], "--json",
                  "--as-of", AS_OF)
     assert undone.exit_code == 0
     assert json.loads(undone.stdout)["state_after"] == "QUARANTINED"
     with Database(runtime.db) as db:
-        assert db.content_hash() != healthy
-        assert db.content_hash(include_provenance=True) == damaged
+        assert db.bars.content_hash() != healthy
+        assert db.bars.content_hash(include_provenance=True) == damaged
     again = run(repair_db.main, "--universe", str(universe), "--undo", report["run_id"])
     assert again.exit_code == 64 and "already undone" in again.stderr
 

@@ -18,6 +18,7 @@ from core.runtime import DB_FILENAME
 from core.settings import Settings
 from tests import bar_frames as B
 from tests.store_seed import seed_store
+from tests import store_reads
 
 AS_OF = B.AS_OF
 AS_OF_PLUS_16_SESSIONS = "2024-07-23"    # 16 XNYS sessions after 2024-06-28 (07-04 is a holiday)
@@ -48,7 +49,7 @@ def desk(tmp_path, monkeypatch):
         seed_store(db, frames, run_id="run-1")
         govern_symbols(db, universe_entries=load_universe(universe).entries, run_id="run-1", as_of=AS_OF,
                        settings=Settings())
-        db.set_run_verification("run-1", "PASSED")
+        store_reads.set_run_verification(db, "run-1", "PASSED")
     return tmp_path
 
 

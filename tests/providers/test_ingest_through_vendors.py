@@ -63,14 +63,14 @@ def test_deep_backfill_through_yahoo_with_fallback_to_polygon(vendor_runtime, tm
     assert served == {"AAPL": ("SUCCESS", "yahoo"), "MSFT": ("SUCCESS", "polygon"),
                       "EURUSD=X": ("SUCCESS", "yahoo"), "GC=F": ("SUCCESS", "yahoo")}
     db = Database(vendor_runtime / "institutional_trading.db")
-    audit = {a["symbol"]: a for a in db.audit_rows(report["run_id"])}
+    audit = {a["symbol"]: a for a in db.runs.audit_rows(report["run_id"])}
     tried = json.loads(audit["MSFT"]["providers_tried"])
     assert [(t["provider"], t.get("error_code")) for t in tried] == [("yahoo", "PROVIDER_UNAVAILABLE"),
                                                                       ("polygon", None)]
     assert audit["MSFT"]["adjustment"] == "unadjusted"          # Polygon gives no adjusted series
     assert audit["AAPL"]["rows_written"] == 1260
-    assert all(v["rows"] == 1260 for v in db.history_summary(list(SYMBOLS)).values())
-    health = {h["provider"]: h for h in db.provider_health(report["run_id"])}
+    assert all(v["rows"] == 1260 for v in db.bars.history_summary(list(SYMBOLS)).values())
+    health = {h["provider"]: h for h in db.runs.provider_health(report["run_id"])}
     assert health["yahoo"]["failures"] == {"PROVIDER_UNAVAILABLE": 1}
     assert health["yahoo"]["detail"]["rate_limited"] >= 2 and health["polygon"]["successes"] == 1
     assert server.count("alpaca") == 0                      # never asked for 1,260 sessions (> 730 days)
@@ -91,7 +91,7 @@ def test_bad_keys_cost_one_request_and_no_output_holds_a_key(vendor_runtime, tmp
     assert outcomes["EURUSD=X"] == ("SUCCESS", None) and outcomes["GC=F"] == ("SUCCESS", None)
     assert server.count("polygon") == 1                     # 401: exactly one request, no retry, no second symbol
     with Database(vendor_runtime / "institutional_trading.db") as db:
-        assert {h["provider"]: h["entitled"] for h in db.provider_health(report["run_id"])}["polygon"] == 0
+        assert {h["provider"]: h["entitled"] for h in db.runs.provider_health(report["run_id"])}["polygon"] == 0
 
     outputs = [result.stdout, result.stderr]
     outputs += [p.read_text() for p in vendor_runtime.rglob("*.jsonl")]

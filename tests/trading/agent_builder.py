@@ -10,7 +10,7 @@ from typing import Callable
 from core.universe import load_universe
 from database.manager import Database
 from core.settings import load_settings
-from core.structured_log import StructuredLog
+from core.logs import OperatorLog
 from trading.agent import TradingAgent
 from trading.brokers import PaperBroker
 from trading.config import load_trading_config
@@ -23,7 +23,7 @@ def build_agent(desk, db: Database, *, forecaster=None, broker=None, mode: str =
     config = load_trading_config(settings, mode, env or {}, **overrides)
     if broker is None:
         broker = broker_factory(db, config) if broker_factory else PaperBroker(db, config)
-    log = log or StructuredLog(desk.paths.logs, run_id="test-run", console=None)
+    log = log or OperatorLog(desk.paths.logs, run_id="test-run")
     entries = load_universe(desk.universe).enabled
     return TradingAgent(db, config, broker, entries, desk.paths, log=log, forecaster=forecaster)
 

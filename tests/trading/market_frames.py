@@ -1,6 +1,6 @@
 """Market data for Stage 2 tests: seeded geometric random walks written to a
-tmp store through the real ``Database.write_symbols``, with governance
-states set through ``Database.set_governance``.
+tmp store through the real ``db.bars.write_symbols``, with governance
+states set through ``db.governance.set_states``.
 
 Deliberately independent of ``data/providers/synthetic.py`` (built in
 parallel): these frames only need to look like stored daily bars.
@@ -45,18 +45,18 @@ def write_bars(db: Database, frames: Mapping[str, pd.DataFrame], *, provider: st
                           audit={"asset_class": "stocks", "providers_tried": [provider], "provider_used": provider,
                                  "outcome": "SUCCESS", "rows_received": len(f), "duplicate_rows": 0})
               for s, f in frames.items()]
-    if run_id not in {r["run_id"] for r in db.runs(limit=1000)}:
-        db.begin_run(run_id, "deep_backfill", None, {}, "2024-01-01T00:00:00Z", len(writes))
-    db.write_symbols(run_id, "2024-01-01T00:00:00Z", writes)
+    if run_id not in {r["run_id"] for r in db.runs.recent(limit=1000)}:
+        db.runs.begin(run_id, "deep_backfill", None, {}, "2024-01-01T00:00:00Z", len(writes))
+    db.bars.write_symbols(run_id, "2024-01-01T00:00:00Z", writes)
 
 
 def set_states(db: Database, states: Mapping[str, str], *, quality: float = 0.95,
                ts: str = "2024-01-01T00:00:00Z") -> None:
-    summary = db.history_summary(list(states))
-    db.set_governance([{"symbol": s, "asset_class": "stocks", "state": st, "reason": f"test: {st}",
-                        "rows": summary[s]["rows"], "quality_score": quality if st != "DEGRADED" else 0.5,
-                        "first_date": summary[s]["first_date"], "last_date": summary[s]["last_date"],
-                        "provider": "file"} for s, st in states.items()], ts=ts)
+    summary = db.bars.history_summary(list(states))
+    db.governance.set_states([{"symbol": s, "asset_class": "stocks", "state": st, "reason": f"test: {st}",
+                               "rows": summary[s]["rows"], "quality_score": quality if st != "DEGRADED" else 0.5,
+                               "first_date": summary[s]["first_date"], "last_date": summary[s]["last_date"],
+                               "provider": "file"} for s, st in states.items()], ts=ts)
 
 
 def seed_store(db_path: Path, symbols: Sequence[str], *, rows: int = 300, provider: str = "file",
@@ -70,9 +70,9 @@ def seed_store(db_path: Path, symbols: Sequence[str], *, rows: int = 300, provid
                                       drift=drifts.get(s, 0.0008), vol=vol)
                   for s in symbols}
         write_bars(db, frames, provider=provider)
-        db.finish_run("seed-run", status="SUCCESS", symbols_succeeded=len(frames), symbols_failed=0,
-                      rows_written=rows * len(frames), providers_used={provider: len(frames)},
-                      verification="PASSED")
+        db.runs.finish("seed-run", status="SUCCESS", symbols_succeeded=len(frames), symbols_failed=0,
+                       rows_written=rows * len(frames), providers_used={provider: len(frames)},
+                       verification="PASSED")
         set_states(db, states if states is not None else {s: "ACTIVE" for s in symbols})
 
 

@@ -8,17 +8,19 @@ import time
 
 import pytest
 
-from database.manager import Database, utc_now
+from core.clock import record_stamp
+from database.manager import Database
 from tests.trading.agent_builder import DaemonThread, build_agent, wait_for
 from tests.trading.market_frames import SEEDED_AS_OF, set_states
 from tests.trading.scripted_models import FlippingForecaster, ScriptedForecaster
+from tests import store_reads
 from trading.brokers import PaperBroker
 from trading.daemon import TradingDaemon
 
 
 def _orders(desk):
     with Database(desk.paths.db) as db:
-        return db.paper_orders()
+        return store_reads.orders(db)
 
 
 def _records(desk, name="live.jsonl"):
@@ -42,7 +44,7 @@ def test_kill_switch_at_random_moments(seeded):
         with DaemonThread(seeded, forecaster=FlippingForecaster()) as run:
             time.sleep(rng.uniform(0.03, 0.4))
             seeded.paths.kill_switch.touch()
-            touched_at = utc_now()              # taken after the file exists
+            touched_at = record_stamp()         # taken after the file exists
             tick_at_touch = run.daemon.ticks
             orders_before_touch += sum(1 for o in _orders(seeded) if o["created_at"] <= touched_at)
             new_halts = wait_for(lambda: _halt_ticks(seeded)[halts_so_far:], what="halt log line")
@@ -54,7 +56,7 @@ def test_kill_switch_at_random_moments(seeded):
             assert run.daemon.halted and len(_halt_ticks(seeded)) == halts_so_far + 1
             # Removing the file resumes trading.
             seeded.paths.kill_switch.unlink()
-            removed_at = utc_now()
+            removed_at = record_stamp()
             wait_for(lambda: any(o["created_at"] > removed_at for o in _orders(seeded)), what="orders to resume")
             assert not run.daemon.halted
     assert orders_before_touch > 0, "the trials never traded before the touch; the test proved nothing"
@@ -88,9 +90,9 @@ def test_injected_loop_errors_enter_safe_mode_and_it_recovers(seeded):
             daemon.tick()
             scales.append(agent.safe_mode.exposure_scale)
         assert scales == [1.0] * 5 + [0.1] * 3 + [1.0] * 4
-        orders = db.paper_orders()
-        events = db.events(event="SAFE_MODE_ENTER") + db.events(event="SAFE_MODE_EXIT")
-        assert db.trading_state("safe_mode")["active"] is False
+        orders = store_reads.orders(db)
+        events = db.governance.events(event="SAFE_MODE_ENTER") + db.governance.events(event="SAFE_MODE_EXIT")
+        assert db.broker.trading_state("safe_mode")["active"] is False
     # Tick 7 traded at 0.1x (each symbol's 10% cap -> 1%); tick 10 topped up to 10%.
     safe_batch, normal_batch = orders[:3], orders[3:]
     assert [o["target_weight"] for o in safe_batch] == pytest.approx([0.01] * 3)
@@ -126,9 +128,9 @@ def test_symbol_demoted_mid_day_stops_trading_on_next_tick(seeded, demoted_to):
         refresh.calls = getattr(refresh, "calls", 0) + 1
         if refresh.calls == 6 and not demoted:
             with Database(seeded.paths.db) as db:
-                held = db.paper_positions().get("BBB", {}).get("quantity", 0.0)
+                held = db.broker.positions().get("BBB", {}).get("quantity", 0.0)
                 set_states(db, {"BBB": demoted_to})
-            demoted["at"], demoted["held"] = utc_now(), held
+            demoted["at"], demoted["held"] = record_stamp(), held
 
     with DaemonThread(seeded, forecaster=FlippingForecaster(), refresh=refresh) as run:
         wait_for(lambda: demoted, what="demotion")

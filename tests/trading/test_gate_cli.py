@@ -5,6 +5,7 @@ from click.testing import CliRunner
 
 from database.manager import Database
 from tests.trading.market_frames import SEEDED_AS_OF, seed_store, write_settings
+from tests import store_reads
 
 import main as main_cli
 
@@ -52,12 +53,12 @@ def test_symbol_without_governance_row_lacks_history(desk):
     seed_store(desk.paths.db, ["AAA", "BBB"], rows=300)
     seed_store(desk.paths.db, ["CCC"], rows=300, states={})
     with Database(desk.paths.db) as db:
-        assert "CCC" not in db.governance_states()
+        assert "CCC" not in db.governance.states()
     result = run("--run-once")
     assert result.exit_code == 3
     assert "Symbols affected: 1" in result.output
     with Database(desk.paths.db) as db:
-        assert db.paper_orders() == []
+        assert store_reads.orders(db) == []
 
 
 def test_a_store_16_sessions_behind_is_refused_with_the_fix_named(seeded):
@@ -72,7 +73,7 @@ def test_a_store_16_sessions_behind_is_refused_with_the_fix_named(seeded):
     assert by_clock.exit_code == 3
     assert "Action required: Run ingest_history.py --mode=incremental" in by_clock.output
     with Database(seeded.paths.db) as db:
-        assert db.paper_orders() == []
+        assert store_reads.orders(db) == []
     assert run("--run-once").exit_code == 0
 
 
@@ -89,7 +90,7 @@ def test_kill_switch_present_refuses_with_exit_3(seeded):
     assert "KILL_SWITCH" in result.output
     assert "KILL_SWITCH" in seeded.paths.governance_halt_log.read_text()
     with Database(seeded.paths.db) as db:
-        assert db.paper_orders() == []
+        assert store_reads.orders(db) == []
 
 
 def test_after_stage1_orders_only_for_active_symbols(desk):
@@ -99,7 +100,7 @@ def test_after_stage1_orders_only_for_active_symbols(desk):
     result = run("--run-once", "--mode=paper", "--json")
     assert result.exit_code == 0, result.output
     with Database(desk.paths.db) as db:
-        orders = db.paper_orders()
+        orders = store_reads.orders(db)
     assert orders, "the ACTIVE symbol should have been bought"
     assert {o["symbol"] for o in orders} == {"AAA"}
 
@@ -122,4 +123,4 @@ def test_tickers_limit_trading_to_the_named_symbols(desk):
     result = run("--run-once", "--tickers=BBB")
     assert result.exit_code == 0, result.output
     with Database(desk.paths.db) as db:
-        assert {o["symbol"] for o in db.paper_orders()} == {"BBB"}
+        assert {o["symbol"] for o in store_reads.orders(db)} == {"BBB"}

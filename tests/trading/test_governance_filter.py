@@ -7,6 +7,7 @@ from database.manager import Database
 from tests.trading.agent_builder import build_agent
 from tests.trading.market_frames import set_states
 from tests.trading.scripted_models import ScriptedForecaster
+from tests import store_reads
 from data.governance.rules import governed_quantity
 
 
@@ -31,7 +32,7 @@ def test_governed_quantity(state, target, held, expected):
 
 def _orders_by_symbol(db):
     out = {}
-    for o in db.paper_orders():
+    for o in store_reads.orders(db):
         out.setdefault(o["symbol"], []).append(o)
     return out
 
@@ -54,7 +55,7 @@ def held_book(seeded):
     db = Database(seeded.paths.db)
     agent = build_agent(seeded, db, forecaster=ScriptedForecaster({}, default=0.002))
     agent.run_cycle()
-    held = {s: p["quantity"] for s, p in db.paper_positions().items()}
+    held = {s: p["quantity"] for s, p in db.broker.positions().items()}
     assert set(held) == {"AAA", "BBB", "CCC"}
     yield seeded, db, held
     db.close()
@@ -72,15 +73,15 @@ def _cycle(desk, db, expected, **kw):
 def test_demoted_symbols_get_no_adding_orders(held_book):
     desk, db, held = held_book
     set_states(db, {"BBB": "DEGRADED", "CCC": "QUARANTINED"})
-    before = len(db.paper_orders())
+    before = len(store_reads.orders(db))
     # A larger cap asks every symbol to add: only AAA may.
     report = _cycle(desk, db, {}, max_symbol_weight=0.3)
     assert {r.symbol for r in report.results} == {"AAA"}
     assert all(r.side == "BUY" for r in report.results)
-    positions = db.paper_positions()
+    positions = db.broker.positions()
     assert positions["BBB"]["quantity"] == held["BBB"]
     assert positions["CCC"]["quantity"] == held["CCC"]
-    assert len(db.paper_orders()) == before + 1
+    assert len(store_reads.orders(db)) == before + 1
 
 
 def test_degraded_symbol_is_reduced_but_quarantined_is_left_alone(held_book):
@@ -90,7 +91,7 @@ def test_degraded_symbol_is_reduced_but_quarantined_is_left_alone(held_book):
     report = _cycle_all(desk, db, -0.002)
     sides = {(r.symbol, r.side) for r in report.results}
     assert sides == {("AAA", "SELL"), ("BBB", "SELL")}
-    positions = db.paper_positions()
+    positions = db.broker.positions()
     assert "AAA" not in positions and "BBB" not in positions     # closed, never short
     assert positions["CCC"]["quantity"] == held["CCC"]
 
@@ -101,7 +102,7 @@ def test_degraded_symbol_shrinks_to_a_smaller_target(held_book):
     report = _cycle(desk, db, {}, max_symbol_weight=0.05)
     bbb = [r for r in report.results if r.symbol == "BBB"]
     assert len(bbb) == 1 and bbb[0].side == "SELL"
-    left = db.paper_positions()["BBB"]["quantity"]
+    left = db.broker.positions()["BBB"]["quantity"]
     assert 0 < left < held["BBB"]
 
 
@@ -110,4 +111,4 @@ def test_quarantined_symbol_is_not_closed_even_when_signal_says_so(held_book):
     set_states(db, {"CCC": "QUARANTINED"})
     report = _cycle(desk, db, {"CCC": -0.01})
     assert all(r.symbol != "CCC" for r in report.results)
-    assert db.paper_positions()["CCC"]["quantity"] == held["CCC"]
+    assert db.broker.positions()["CCC"]["quantity"] == held["CCC"]

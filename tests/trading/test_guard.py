@@ -127,14 +127,14 @@ def test_the_daemon_refresh_builds_a_guarded_router(runtime, settings, tmp_path)
     """The refresh Stage 2 installs fetches through a router given the guard:
     an empty store's incremental run asks for years and is refused before
     any provider is reached."""
-    from core.structured_log import StructuredLog
+    from core.logs import OperatorLog
     from core.universe import load_universe
     from database.manager import Database
     from trading.daemon import ingestion_refresh
 
     path = tmp_path / "universe.json"
     path.write_text(json.dumps({"symbols": [{"symbol": "AAPL"}]}))
-    log = StructuredLog(tmp_path / "logs", run_id="g", console=None)
+    log = OperatorLog(tmp_path / "logs", run_id="g")
     with Database(runtime.db) as db:
         refresh = ingestion_refresh(db, load_universe(path), settings, runtime, log, HistoryGuard(10))
         with pytest.raises(GuardViolation, match="^GUARD VIOLATION: AAPL: request for"):
@@ -147,10 +147,10 @@ def test_refresh_surfaces_a_violation_that_ingestion_would_swallow(tmp_path):
     """Ingestion catches provider exceptions into per-symbol failures; the
     daemon's refresh still fails loudly and logs GUARD_VIOLATION."""
     from core.runtime import RuntimePaths
-    from core.structured_log import StructuredLog
+    from core.logs import OperatorLog
     from trading.daemon import ingestion_refresh
 
-    log = StructuredLog(tmp_path, run_id="g", console=None)
+    log = OperatorLog(tmp_path, run_id="g")
     guard = HistoryGuard(10)
     router = DataRouter(load_settings(), env={}, factories={"yahoo": RecordingProvider}, guard=guard)
 

@@ -12,6 +12,7 @@ from database.manager import Database
 from core.settings import load_settings
 from tests.trading.fake_alpaca_trading import FakeAlpacaTrading
 from tests.trading.market_frames import SEEDED_AS_OF, seed_store
+from tests import store_reads
 from trading.brokers import LiveAlpacaBroker
 from trading.config import load_trading_config
 from cli.stage2 import run_command
@@ -47,7 +48,7 @@ def test_live_without_confirmation_is_refused(seeded, monkeypatch):
 def test_confirmation_by_env_still_needs_stage1_verified(desk, monkeypatch, capsys):
     seed_store(desk.paths.db, desk.symbols, rows=300)
     with Database(desk.paths.db) as db:
-        db.set_run_verification("seed-run", "FAILED")
+        store_reads.set_run_verification(db, "seed-run", "FAILED")
     for k, v in {**KEYS, "LIVE_TRADING_CONFIRMED": "yes"}.items():
         monkeypatch.setenv(k, v)
     code = run_command(Stage2Options(mode="live", run_once=True, as_of=AS_OF), live_broker_factory=exploding_live_broker)
@@ -83,7 +84,7 @@ def test_confirmed_live_run_sends_orders_through_trading_client(desk, monkeypatc
     assert all(o["side"] == "buy" and o["time_in_force"] == "day" for o in alpaca.orders)
     assert all(r["key"] == KEYS["ALPACA_API_KEY"] for r in alpaca.requests)
     with Database(desk.paths.db) as db:
-        rows = db.paper_orders(mode="live")
+        rows = store_reads.orders(db, mode="live")
     assert len(rows) == 3 and all(r["status"] == "ACCEPTED" and r["broker_order_id"] for r in rows)
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from database.manager import Database
 from tests.trading.market_frames import random_walk_bars, write_bars
+from tests import store_reads
 from trading.brokers import BUY, SELL, BrokerError, OrderRequest, PaperBroker
 from trading.config import TradingConfig
 
@@ -52,10 +53,10 @@ def test_sell_gets_slippage_against_it_and_reduction_keeps_cost_basis(store):
     buy = broker.submit(OrderRequest(session=s, symbol="AAA", side=BUY, quantity=10))
     sell = broker.submit(OrderRequest(session=s, symbol="AAA", side=SELL, quantity=4))
     assert sell.fill_price == pytest.approx(float(bars["close"].iloc[-1]) * 0.999)
-    pos = db.paper_positions()["AAA"]
+    pos = db.broker.positions()["AAA"]
     assert pos["quantity"] == 6 and pos["avg_price"] == pytest.approx(buy.fill_price)
     broker.submit(OrderRequest(session=s, symbol="AAA", side=SELL, quantity=6))
-    assert "AAA" not in db.paper_positions()
+    assert "AAA" not in db.broker.positions()
 
 
 def test_adding_averages_the_cost(store):
@@ -64,7 +65,7 @@ def test_adding_averages_the_cost(store):
     first = broker.submit(OrderRequest(session=_date(bars, 5), symbol="AAA", side=BUY, quantity=10))
     second = broker.submit(OrderRequest(session=_date(bars, 20), symbol="AAA", side=BUY, quantity=30))
     avg = (10 * first.fill_price + 30 * second.fill_price) / 40
-    assert db.paper_positions()["AAA"]["avg_price"] == pytest.approx(avg)
+    assert db.broker.positions()["AAA"]["avg_price"] == pytest.approx(avg)
 
 
 def test_book_persists_across_broker_instances(store, tmp_path):
@@ -94,8 +95,8 @@ def test_short_sale_is_rejected_when_shorting_is_off(store):
     result = PaperBroker(db, CONFIG).submit(OrderRequest(session=_date(bars, -1), symbol="AAA", side=SELL,
                                                          quantity=1))
     assert result.status == "REJECTED" and "shorting disabled" in result.reason
-    assert db.paper_orders()[0]["status"] == "REJECTED"
-    assert db.paper_fills() == []
+    assert store_reads.orders(db)[0]["status"] == "REJECTED"
+    assert db.broker.fills() == []
 
 
 def test_symbol_without_prices_is_rejected(store):
@@ -133,6 +134,6 @@ def test_concurrent_writers_lose_no_cash_or_quantity(store):
         t.join()
     broker = PaperBroker(db, CONFIG)
     replay = broker.book_at_session_start("9999-12-31")
-    assert len(db.paper_fills()) == 120
+    assert len(db.broker.fills()) == 120
     assert broker.book().positions == {"AAA": 120} == replay.positions
     assert broker.book().cash == pytest.approx(replay.cash)

@@ -8,13 +8,14 @@ from rich.console import Console
 
 from core.redaction import redact_value as redact
 from core.redaction import secret_values
-from core.structured_log import REDACTED, StructuredLog
+from cli.console import LogConsole
+from core.logs import REDACTED, OperatorLog
 
 CANARY = "canary-9f8e7d6c5b4a"
 
 
 def test_records_fields_and_sinks(tmp_path):
-    log = StructuredLog(tmp_path, run_id="r1", module="trading.test", console=None)
+    log = OperatorLog(tmp_path, run_id="r1", module="trading.test")
     log.info("ORDER", symbol="AAA", quantity=3)
     try:
         raise ValueError("bad thing")
@@ -36,7 +37,8 @@ def test_secrets_are_redacted_in_every_output(tmp_path, monkeypatch):
     monkeypatch.setenv("SOME_TOKEN_VALUE", "tok-" + CANARY)
     monkeypatch.setenv("DB_PASSWORD", "pw-" + CANARY)
     out = io.StringIO()
-    log = StructuredLog(tmp_path, run_id="r2", console=Console(file=out))
+    log = OperatorLog(tmp_path, run_id="r2")
+    log.attach(LogConsole(Console(file=out)))
     log.info("CONFIG", message=f"using key {CANARY}", detail={"nested": [f"x{CANARY}-poly"]})
     try:
         raise RuntimeError(f"auth failed for tok-{CANARY}")

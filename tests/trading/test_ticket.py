@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from database.manager import Database
 from tests.trading.market_frames import SEEDED_AS_OF, random_walk_bars, seed_store, write_bars
+from tests import store_reads
 
 import main as main_cli
 
@@ -31,13 +32,13 @@ def test_two_runs_on_the_same_database_write_identical_tickets(desk):
     assert [p.suffix for p in files] == [".json", ".md"]
     first = {p.name: p.read_bytes() for p in files}
     with Database(desk.paths.db) as db:
-        orders_after_first = len(db.paper_orders())
+        orders_after_first = len(store_reads.orders(db))
     assert orders_after_first > 0
     run_once()
     second = {p.name: p.read_bytes() for p in sorted(desk.paths.tickets_dir.iterdir())}
     assert second == first
     with Database(desk.paths.db) as db:
-        assert len(db.paper_orders()) == orders_after_first, "a rerun of the session sends nothing twice"
+        assert len(store_reads.orders(db)) == orders_after_first, "a rerun of the session sends nothing twice"
 
 
 def test_a_copy_of_the_database_yields_the_same_ticket(desk, tmp_path, monkeypatch):
@@ -55,8 +56,8 @@ def test_ticket_content_and_name(desk):
     _seed(desk)
     run_once()
     with Database(desk.paths.db) as db:
-        last_bar = db.history_summary()["AAA"]["last_date"]
-        orders = db.paper_orders()
+        last_bar = db.bars.history_summary()["AAA"]["last_date"]
+        orders = store_reads.orders(db)
     ticket_json = desk.paths.tickets_dir / f"{last_bar}.json"
     ticket = json.loads(ticket_json.read_text())
     assert ticket["session"] == last_bar and ticket["data"]["as_of"] == last_bar
@@ -82,11 +83,11 @@ def test_new_data_makes_a_new_ticket_with_a_new_hash(desk):
     _seed(desk)
     run_once()
     with Database(desk.paths.db) as db:
-        last = db.history_summary()["AAA"]["last_date"]
+        last = db.bars.history_summary()["AAA"]["last_date"]
         extra = random_walk_bars(301, seed=sum(map(ord, "AAA")), drift=0.004, vol=0.006,
                                  price=50.0 + sum(map(ord, "AAA")) % 100).tail(1)
         write_bars(db, {"AAA": extra}, run_id="next-day")
-        new_last = db.history_summary()["AAA"]["last_date"]
+        new_last = db.bars.history_summary()["AAA"]["last_date"]
     assert new_last > last
     run_once()
     old = json.loads((desk.paths.tickets_dir / f"{last}.json").read_text())

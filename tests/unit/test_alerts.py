@@ -16,6 +16,7 @@ from core.runtime import RuntimePaths
 from core.settings import Settings
 from tests import bar_frames as B
 from tests.store_seed import seed_store
+from tests import store_reads
 
 CANARY = "canary-9f8e7d6c5b4a3210"
 UNREACHABLE = "json://127.0.0.1:1/hooks/ops"
@@ -86,7 +87,7 @@ def db(runtime):
 
 
 def test_alert_is_delivered_to_a_json_webhook(receiver, runtime, db):
-    alerter = Alerter(run_id="run-1", urls=[receiver.url()], store=db, alerts_dir=runtime.alerts_dir)
+    alerter = Alerter(run_id="run-1", urls=[receiver.url()], store=db.alerts, alerts_dir=runtime.alerts_dir)
     result = alerter.send(AlertMessage("Quality rejections: 7 of 100", "AAA: LOW_QUALITY", severity="error"))
     assert result.outcome == A.SENT and result.delivered
     assert [p["path"] for p in receiver.posts] == ["/hooks/ops"]
@@ -94,7 +95,7 @@ def test_alert_is_delivered_to_a_json_webhook(receiver, runtime, db):
     assert body["title"] == "[ERROR] Quality rejections: 7 of 100"
     assert body["message"] == "AAA: LOW_QUALITY"
     assert body["type"] == "failure"
-    row = db.alerts(run_id="run-1")[0]
+    row = store_reads.alerts(db, run_id="run-1")[0]
     assert (row["outcome"], row["severity"], row["title"]) == (A.SENT, "error", "Quality rejections: 7 of 100")
     assert json.loads(row["targets"]) == [{"service": "json#1", "ok": True, "error": None}]
     assert "127.0.0.1" not in row["targets"]     # the URL itself is never stored
@@ -108,7 +109,8 @@ def test_urls_come_from_the_environment(receiver, runtime, monkeypatch):
 
 
 def test_dry_run_writes_an_artifact_and_sends_nothing(receiver, runtime, db):
-    alerter = Alerter(run_id="run-7", urls=[receiver.url()], dry_run=True, alerts_dir=runtime.alerts_dir, store=db)
+    alerter = Alerter(run_id="run-7", urls=[receiver.url()], dry_run=True, alerts_dir=runtime.alerts_dir,
+                      store=db.alerts)
     result = alerter.send(AlertMessage("3 symbol(s) quarantined", "X: OHLC_INCONSISTENT", severity="warning",
                                        details={"quarantined": 3}))
     assert result.outcome == A.DRY_RUN and receiver.posts == []
@@ -116,7 +118,7 @@ def test_dry_run_writes_an_artifact_and_sends_nothing(receiver, runtime, db):
     saved = json.loads(result.artifact.read_text())
     assert saved["title"] == "3 symbol(s) quarantined" and saved["details"] == {"quarantined": 3}
     assert saved["targets"] == ["json#1"] and saved["dry_run"] is True
-    assert db.alerts()[0]["artifact"] == str(result.artifact)
+    assert store_reads.alerts(db)[0]["artifact"] == str(result.artifact)
 
 
 def test_dry_run_from_the_environment(runtime, monkeypatch):
@@ -127,16 +129,16 @@ def test_dry_run_from_the_environment(runtime, monkeypatch):
 
 def test_unreachable_url_does_not_raise_and_is_reported(receiver, runtime, db):
     audit = AuditRecorder()
-    alerter = Alerter(run_id="run-1", urls=[UNREACHABLE, receiver.url()], store=db, audit=audit)
+    alerter = Alerter(run_id="run-1", urls=[UNREACHABLE, receiver.url()], store=db.alerts, audit=audit)
     result = alerter.send(AlertMessage("Ingest verification failed", "details", severity="critical"))
     assert result.outcome == A.PARTIAL
     failed, delivered = result.deliveries
     assert (failed.service, failed.ok) == ("json#1", False) and "onnection" in failed.error
     assert delivered.ok and len(receiver.posts) == 1
-    assert db.alerts()[0]["outcome"] == A.PARTIAL
+    assert store_reads.alerts(db)[0]["outcome"] == A.PARTIAL
     assert audit.events[0]["event"] == "ALERT" and audit.events[0]["level"] == "WARNING"
 
-    only_bad = Alerter(run_id="run-1", urls=[UNREACHABLE, "notaurl"], store=db).send(AlertMessage("t", "b"))
+    only_bad = Alerter(run_id="run-1", urls=[UNREACHABLE, "notaurl"], store=db.alerts).send(AlertMessage("t", "b"))
     assert only_bad.outcome == A.FAILED and not only_bad.delivered
     assert only_bad.deliveries[1].error == "unsupported or malformed alert URL"
 
@@ -146,18 +148,18 @@ def test_unreachable_url_leaves_the_run_result_unchanged(runtime, db):
     seed_store(db, {"OK": B.clean_bars(sessions), "BAD": B.with_ohlc_inversion(B.clean_bars(sessions, seed=2), 3)})
     entries = [UniverseEntry("OK", "stocks"), UniverseEntry("BAD", "stocks")]
     report = govern_symbols(db, universe_entries=entries, run_id="run-1", as_of=B.AS_OF, settings=Settings())
-    before = (report.to_dict(), db.governance_states(), db.events(limit=100))
-    results = Alerter(run_id="run-1", urls=[UNREACHABLE], store=db).send_all(report.alert_messages())
+    before = (report.to_dict(), db.governance.states(), db.governance.events(limit=100))
+    results = Alerter(run_id="run-1", urls=[UNREACHABLE], store=db.alerts).send_all(report.alert_messages())
     assert [r.outcome for r in results] == [A.FAILED, A.FAILED]
-    assert (report.to_dict(), db.governance_states(), db.events(limit=100)) == before
+    assert (report.to_dict(), db.governance.states(), db.governance.events(limit=100)) == before
 
 
 def test_throttle_sends_at_most_n_per_run(receiver, runtime, db):
-    alerter = Alerter(run_id="r", urls=[receiver.url()], max_per_run=2, store=db)
+    alerter = Alerter(run_id="r", urls=[receiver.url()], max_per_run=2, store=db.alerts)
     outcomes = [alerter.send(AlertMessage(f"alert {i}", "b")).outcome for i in range(4)]
     assert outcomes == [A.SENT, A.SENT, A.THROTTLED, A.THROTTLED]
     assert len(receiver.posts) == 2
-    assert [r["outcome"] for r in db.alerts(run_id="r")] == [A.THROTTLED, A.THROTTLED, A.SENT, A.SENT]
+    assert [r["outcome"] for r in store_reads.alerts(db, run_id="r")] == [A.THROTTLED, A.THROTTLED, A.SENT, A.SENT]
 
 
 def test_same_key_alerts_once_per_run(receiver, runtime):
@@ -169,9 +171,9 @@ def test_same_key_alerts_once_per_run(receiver, runtime):
 
 
 def test_severity_below_the_minimum_is_recorded_not_sent(receiver, runtime, db):
-    alerter = Alerter(run_id="r", urls=[receiver.url()], store=db)
+    alerter = Alerter(run_id="r", urls=[receiver.url()], store=db.alerts)
     assert alerter.send(AlertMessage("fyi", "b", severity="info")).outcome == A.BELOW_SEVERITY
-    assert receiver.posts == [] and db.alerts()[0]["outcome"] == A.BELOW_SEVERITY
+    assert receiver.posts == [] and store_reads.alerts(db)[0]["outcome"] == A.BELOW_SEVERITY
     loud = Alerter(run_id="r", urls=[receiver.url()], min_severity="info")
     assert loud.send(AlertMessage("fyi", "b", severity="info")).outcome == A.SENT
 
@@ -186,10 +188,11 @@ def test_secrets_never_leave_in_an_alert(receiver, runtime, db, monkeypatch):
     url = receiver.url(f"hooks/{token}")
     message = AlertMessage(f"provider failed with key {CANARY}", f"request used apiKey={CANARY} via {url}",
                            severity="error", details={"key": CANARY, "url": url})
-    sent = Alerter(run_id="r", urls=[url], store=db).send(message)
-    dry = Alerter(run_id="r", urls=[url], dry_run=True, alerts_dir=runtime.alerts_dir, store=db).send(message)
+    sent = Alerter(run_id="r", urls=[url], store=db.alerts).send(message)
+    dry = Alerter(run_id="r", urls=[url], dry_run=True, alerts_dir=runtime.alerts_dir, store=db.alerts).send(message)
     assert sent.outcome == A.SENT and dry.outcome == A.DRY_RUN
-    outputs = [json.dumps([p["body"] for p in receiver.posts]), dry.artifact.read_text(), json.dumps(db.alerts())]
+    outputs = [json.dumps([p["body"] for p in receiver.posts]), dry.artifact.read_text(),
+               json.dumps(store_reads.alerts(db))]
     for text in outputs:
         assert CANARY not in text and token not in text
     assert "***" in receiver.posts[0]["body"]["message"]

@@ -15,6 +15,7 @@ from database.manager import Database
 from core.settings import Settings
 from tests import bar_frames as B
 from tests.store_seed import seed_store
+from tests import store_reads
 
 SESSIONS = B.window_sessions()
 AS_OF = B.AS_OF
@@ -82,7 +83,7 @@ def test_each_defect_lands_in_the_state_the_rules_give(db):
                             settings=Settings(), critical={"GONE": "NO_VALID_PROVIDER"})
     got = {v.symbol: (v.state, v.reason) for v in report.verdicts}
     assert got == EXPECTED
-    stored = db.governance_states()
+    stored = db.governance.states()
     assert {s: (r["state"], r["reason"]) for s, r in stored.items()} == EXPECTED
     assert stored["H1100"]["rows"] == 1100
     assert stored["SPIKE"]["quality_score"] == pytest.approx(0.7)
@@ -93,7 +94,7 @@ def test_data_quality_row_per_symbol_with_every_component(db):
     defects_store(db)
     govern_symbols(db, universe_entries=universe("SPIKE", "GAPS"), run_id="run-1", as_of=AS_OF,
                    settings=Settings())
-    rows = {r["symbol"]: r for r in db.quality_rows("run-1")}
+    rows = {r["symbol"]: r for r in store_reads.quality_rows(db, "run-1")}
     assert set(rows) == {"SPIKE", "GAPS"}
     spike = rows["SPIKE"]
     assert (spike["missing_dates_pct"], spike["duplicate_pct"], spike["zero_negative_flag"],
@@ -109,18 +110,18 @@ def test_events_are_appended_only_on_change(db):
     entries = universe("CLEAN", "H1100")
     first = govern_symbols(db, universe_entries=entries, run_id="run-1", as_of=AS_OF, settings=Settings())
     assert {c["symbol"] for c in first.changes} == {"CLEAN", "H1100"}
-    events = db.events(event="STATE_CHANGE")
+    events = db.governance.events(event="STATE_CHANGE")
     assert len(events) == 2 and all(e["before_state"] is None for e in events)
 
     again = govern_symbols(db, universe_entries=entries, run_id="verify-1", as_of=AS_OF, settings=Settings())
     assert again.changes == []
-    assert len(db.events(event="STATE_CHANGE")) == 2
+    assert len(db.governance.events(event="STATE_CHANGE")) == 2
 
     # The missing history arrives: H1100 becomes ACTIVE, one event says so.
     seed_store(db, {"H1100": B.clean_bars(SESSIONS, seed=6)}, run_id="run-2")
     third = govern_symbols(db, universe_entries=entries, run_id="run-2", as_of=AS_OF, settings=Settings())
     assert third.changes == [{"symbol": "H1100", "before_state": DEGRADED, "after_state": ACTIVE, "reason": "OK"}]
-    latest = db.events(event="STATE_CHANGE", symbol="H1100")[0]
+    latest = db.governance.events(event="STATE_CHANGE", symbol="H1100")[0]
     assert (latest["before_state"], latest["after_state"], latest["run_id"]) == (DEGRADED, ACTIVE, "run-2")
     assert json.loads(latest["detail"])["rows"] == 1260
     assert frames  # the store was seeded from these frames
@@ -142,7 +143,7 @@ def test_payload_duplicates_are_carried_into_a_verify_run(db):
 def test_stored_split_explains_an_unadjusted_split(db):
     frame = B.with_split(B.clean_bars(SESSIONS, seed=4), 640, 2.0, adjusted=False, column=True)
     seed_store(db, {"SPL": frame}, run_id="run-1")
-    assert len(db.corporate_actions("SPL")) == 1
+    assert len(db.bars.corporate_actions(["SPL"])["SPL"]) == 1
     report = govern_symbols(db, universe_entries=universe("SPL"), run_id="run-1", as_of=AS_OF, settings=Settings())
     assert (report.verdicts[0].state, report.verdicts[0].reason) == (ACTIVE, "OK")
     assert report.verdicts[0].components["extreme_spike_flag"] == 0.0
@@ -153,7 +154,7 @@ def test_only_the_named_symbols_are_governed(db):
     report = govern_symbols(db, universe_entries=universe("CLEAN", "H900", "SPIKE"), run_id="run-1",
                             as_of=AS_OF, settings=Settings(), symbols=["H900"])
     assert [v.symbol for v in report.verdicts] == ["H900"]
-    assert set(db.governance_states()) == {"H900"}
+    assert set(db.governance.states()) == {"H900"}
 
 
 def test_symbols_outside_the_universe_are_refused(db):
@@ -165,7 +166,7 @@ def test_symbols_outside_the_universe_are_refused(db):
     with pytest.raises(G.GovernanceError):
         govern_symbols(db, universe_entries=disabled, run_id="r", as_of=AS_OF, settings=Settings(),
                        critical={"CLEAN": "NO_VALID_PROVIDER"})
-    assert db.governance_states() == {}
+    assert db.governance.states() == {}
 
 
 def test_rejections_over_five_percent_raise_an_alert(db):

@@ -10,7 +10,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from core.audit_trail import AuditTrail
+from core.logs import AuditTrail
 from core.settings import Settings
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion.fetch import fetch_symbols

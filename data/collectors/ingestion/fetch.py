@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from core.audit_trail import AuditTrail
+from core.logs import AuditTrail
 from core.redaction import redact
 from core.settings import Settings
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter, NoValidProviderError

@@ -12,8 +12,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from core.audit_trail import AuditTrail
+from core.clock import run_id_stamp
 from core.errors import UsageError
+from core.logs import AuditTrail
 from core.runtime import RuntimePaths
 from core.settings import Settings
 from core.universe import Universe
@@ -70,12 +71,6 @@ class RunContext:
     now: dt.datetime | None = None   # None: the wall clock (freshness is judged against it)
 
 
-def utc_text(now: dt.datetime | None = None) -> str:
-    """A UTC instant as the audit tables write it: ``2026-11-22T06:48:00Z``."""
-    return (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def new_run_id(now: dt.datetime | None = None) -> str:
     """Sortable, unique, file-name safe: ``20261122T064800Z-3f9a1c``."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    return f"{run_id_stamp(now)}-{secrets.token_hex(3)}"

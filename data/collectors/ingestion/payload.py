@@ -75,7 +75,7 @@ class PayloadPrep:
 
 def actions_in_frame(frame: pd.DataFrame) -> pd.DataFrame | None:
     """The payload's dividends and splits as (date, action, value) rows, the
-    shape ``Database.corporate_actions`` returns."""
+    shape ``db.bars.corporate_actions`` returns."""
     parts = []
     for col, action, neutral in (("dividend", "dividend", 0.0), ("split_ratio", "split", 1.0)):
         if col in frame.columns:

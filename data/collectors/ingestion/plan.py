@@ -61,8 +61,8 @@ def plan_symbols(db: Database, entries: Sequence[UniverseEntry], settings: Setti
     entry changed are planned as live.  Raises IngestionError (a start after
     the end) or ``core.calendar.CalendarError``; writes nothing."""
     required = settings.history.required_sessions
-    last_dates = db.last_bar_dates(e.symbol for e in entries) if options.mode == "incremental" else {}
-    dead = {s: st for s, st in db.fetch_states().items() if st.get("dead_letter") and s not in options.revive}
+    last_dates = db.bars.last_dates(e.symbol for e in entries) if options.mode == "incremental" else {}
+    dead = {s: st for s, st in db.fetch_state.by_symbol().items() if st.get("dead_letter") and s not in options.revive}
     changed = [e.symbol for e in entries if e.symbol in dead and dead[e.symbol].get("dead_letter_entry")
                and dead[e.symbol]["dead_letter_entry"] != entry_fingerprint(e)]
     for symbol in changed:

@@ -16,22 +16,22 @@ run changes any state.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from core.audit_trail import AuditTrail
+from core.clock import audit_stamp, utc_now
 from core.errors import InputError
+from core.logs import AuditTrail
 from core.runtime import RuntimePaths
 from core.settings import Settings
 from core.universe import Universe, UniverseEntry
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter
 from data.collectors.ingestion.cross_check import cross_check
 from data.collectors.ingestion.fetch import ProviderStats, SymbolFetch, SymbolResult, fetch_symbols
-from data.collectors.ingestion.options import MODES, IngestionError, IngestOptions, RunContext, new_run_id, utc_text
+from data.collectors.ingestion.options import MODES, IngestionError, IngestOptions, RunContext, new_run_id
 from data.collectors.ingestion.payload import PayloadScorer
 from data.collectors.ingestion.plan import (FAILED, SKIPPED_DEAD_LETTER, SUCCESS, UP_TO_DATE, RunPlan, SymbolPlan,
                                             entry_fingerprint, plan_symbols)
@@ -106,12 +106,12 @@ class _BatchWriter:
     def flush(self) -> None:
         if not (self.served or self.unserved):
             return
-        self.rows_written += self.db.write_symbols(self.run_id, self.started_at, [f.write for f in self.served],
-                                                   self.unserved)
+        self.rows_written += self.db.bars.write_symbols(self.run_id, self.started_at, [f.write for f in self.served],
+                                                        self.unserved)
         for fetched in self.served:
             quality, request = fetched.payload.quality, fetched.plan.request
-            if quality is not None and self.db.bar_count(fetched.result.symbol, str(request.start),
-                                                         str(request.end)) == len(fetched.payload.frame):
+            if quality is not None and self.db.bars.count(fetched.result.symbol, str(request.start),
+                                                          str(request.end)) == len(fetched.payload.frame):
                 self.scored[fetched.result.symbol] = (quality, fetched.result.provider)
         self.served, self.unserved = [], []
 
@@ -128,10 +128,10 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
     if options.mode not in MODES:
         raise IngestionError(f"unknown mode {options.mode!r}; expected one of {', '.join(MODES)}")
     t0 = time.perf_counter()
-    now = options.now or dt.datetime.now(dt.timezone.utc)
+    now = options.now or utc_now()
     as_of = options.as_of or now.date()
     run_id = run_id or new_run_id(now)
-    started_at = utc_text(options.now)
+    started_at = audit_stamp(options.now)
     entries = universe.select(list(options.tickers) or None)
     ctx = RunContext(db, universe, settings, paths, run_id, as_of,
                      AuditTrail(paths.audit_jsonl, module="ingestion", run_id=run_id), options.now)
@@ -159,12 +159,12 @@ def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: R
 def _revive(ctx: RunContext, options: IngestOptions, plan: RunPlan, started_at: str) -> None:
     """Bring back the dead letters the operator named, then those whose
     universe entry was edited."""
-    for symbol in ctx.db.revive_dead_letters(options.revive, started_at):
-        ctx.db.record_event("REVIVED", run_id=ctx.run_id, symbol=symbol, reason="OPERATOR")
+    for symbol in ctx.db.fetch_state.revive_dead_letters(options.revive, started_at):
+        ctx.db.governance.record_event("REVIVED", run_id=ctx.run_id, symbol=symbol, reason="OPERATOR")
         ctx.trail.append("dead_letter_revived", symbol=symbol, by="operator")
     if plan.entry_changed:
-        for symbol in ctx.db.revive_dead_letters(plan.entry_changed, utc_text()):
-            ctx.db.record_event("REVIVED", symbol=symbol, reason="UNIVERSE_ENTRY_CHANGED")
+        for symbol in ctx.db.fetch_state.revive_dead_letters(plan.entry_changed, audit_stamp()):
+            ctx.db.governance.record_event("REVIVED", symbol=symbol, reason="UNIVERSE_ENTRY_CHANGED")
 
 
 class _FetchRun:
@@ -186,7 +186,7 @@ class _FetchRun:
         """Fetch every plan, write as symbols resolve, cross-check when asked."""
         ctx, options, plans = self.ctx, self.options, self.plans
         db, settings, run_id, trail = ctx.db, ctx.settings, ctx.run_id, ctx.trail
-        db.begin_run(run_id, options.mode, ctx.as_of.isoformat(), options.params(), self.started_at, len(plans))
+        db.runs.begin(run_id, options.mode, ctx.as_of.isoformat(), options.params(), self.started_at, len(plans))
         trail.append("run_started", mode=options.mode, as_of=ctx.as_of.isoformat(), symbols=len(plans),
                      provider=options.provider, priority=router.priority)
         scorer = PayloadScorer(settings, ctx.as_of) if options.mode == "deep_backfill" else None
@@ -208,8 +208,8 @@ class _FetchRun:
                 if res.outcome == NO_VALID_PROVIDER:
                     self.critical[res.symbol] = NO_VALID_PROVIDER
                     request = fetched.plan.request
-                    db.record_event(NO_VALID_PROVIDER, run_id=run_id, symbol=res.symbol, reason=NO_VALID_PROVIDER,
-                                    detail={"skipped": fetched.skipped, "asset_class": fetched.plan.entry.asset_class,
+                    db.governance.record_event(NO_VALID_PROVIDER, run_id=run_id, symbol=res.symbol, reason=NO_VALID_PROVIDER,
+                                               detail={"skipped": fetched.skipped, "asset_class": fetched.plan.entry.asset_class,
                                             "window": [str(request.start), str(request.end)]})
                 self.writer.add(fetched)
                 if progress:
@@ -219,8 +219,8 @@ class _FetchRun:
         except (MixedOriginError, InputError) as exc:
             # Found only once the run had started (the first write, a data
             # directory gone): the run's row is closed as FAILED.
-            db.finish_run(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=len(plans),
-                          rows_written=self.writer.rows_written, providers_used=dict(self.providers_used))
+            db.runs.finish(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=len(plans),
+                           rows_written=self.writer.rows_written, providers_used=dict(self.providers_used))
             if isinstance(exc, InputError):
                 raise
             raise IngestionError(str(exc)) from exc
@@ -234,7 +234,7 @@ class _FetchRun:
         _record_provider_health(ctx, self.health_rows)
         dead_lettered = _mark_dead_letters(ctx, entries, self.started_at)
         # rows_written per symbol comes back from the audit rows the store wrote.
-        for row in db.audit_rows(run_id):
+        for row in db.runs.audit_rows(run_id):
             if row["symbol"] in self.results:
                 self.results[row["symbol"]].rows_written = row["rows_written"]
         ordered = [self.results[p.entry.symbol] for p in self.plans]
@@ -246,9 +246,9 @@ class _FetchRun:
             fetch_failures=[r.symbol for r in failed], payload_duplicates=self.duplicates, critical=self.critical,
             scored=self.writer.scored, dead_lettered=dead_lettered,
             drift_findings={s: [d.finding] for s, d in self.drift.items() if d.finding}))
-        db.finish_run(run_id, status=status, symbols_succeeded=len(ordered) - len(failed),
-                      symbols_failed=len(failed), rows_written=rows_written, providers_used=providers_used,
-                      verification=verdict.verification)
+        db.runs.finish(run_id, status=status, symbols_succeeded=len(ordered) - len(failed),
+                       symbols_failed=len(failed), rows_written=rows_written, providers_used=providers_used,
+                       verification=verdict.verification)
         elapsed = time.perf_counter() - t0
         ctx.trail.append("run_finished", level="INFO" if not failed else "ERROR", status=status,
                          rows_written=rows_written, symbols=len(ordered), failed=[r.symbol for r in failed],
@@ -261,7 +261,7 @@ class _FetchRun:
 
 
 def _record_provider_health(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
-    ctx.db.write_provider_health(ctx.run_id, rows)
+    ctx.db.runs.write_provider_health(ctx.run_id, rows)
     for row in rows:
         if row["circuit_open"] or row["failures"]:
             ctx.trail.append("provider_health", level="WARNING", **{k: row[k] for k in
@@ -272,10 +272,10 @@ def _mark_dead_letters(ctx: RunContext, entries: Sequence[UniverseEntry], starte
     """Dead-letter the symbols no provider served in enough consecutive runs."""
     threshold = ctx.settings.ingest.dead_letter_after_failures
     fingerprints = {e.symbol: entry_fingerprint(e) for e in entries}
-    dead_lettered = ctx.db.mark_dead_letters(threshold, started_at, fingerprints)
+    dead_lettered = ctx.db.fetch_state.mark_dead_letters(threshold, started_at, fingerprints)
     for symbol in dead_lettered:
-        ctx.db.record_event("DEAD_LETTER", run_id=ctx.run_id, symbol=symbol, reason="NO_PROVIDER_SERVED",
-                            detail={"consecutive_failures_at_least": threshold})
+        ctx.db.governance.record_event("DEAD_LETTER", run_id=ctx.run_id, symbol=symbol, reason="NO_PROVIDER_SERVED",
+                                       detail={"consecutive_failures_at_least": threshold})
         ctx.trail.append("dead_letter", level="ERROR", symbol=symbol)
     return dead_lettered
 
@@ -285,7 +285,7 @@ def _verify_run(ctx: RunContext, entries: Sequence[UniverseEntry], options: Inge
     """Fetch nothing: re-score and re-govern every selected symbol from what
     the store holds, check freshness, record the verdict."""
     db = ctx.db
-    db.begin_run(ctx.run_id, "verify", ctx.as_of.isoformat(), options.params(), started_at, len(entries))
+    db.runs.begin(ctx.run_id, "verify", ctx.as_of.isoformat(), options.params(), started_at, len(entries))
     verdict = govern_and_verify(ctx, RunFindings(symbols=[e.symbol for e in entries]))
     results = [SymbolResult(v.symbol, SUCCESS if v.state == ACTIVE else FAILED,
                             error_code=None if v.state == ACTIVE else v.reason,
@@ -295,9 +295,9 @@ def _verify_run(ctx: RunContext, entries: Sequence[UniverseEntry], options: Inge
                for v in verdict.governance.verdicts]
     failed = [r for r in results if r.outcome != SUCCESS]
     status = "SUCCESS" if verdict.passed else "FAILED"
-    db.finish_run(ctx.run_id, status=status, symbols_succeeded=len(results) - len(failed),
-                  symbols_failed=len(failed), rows_written=0, providers_used={},
-                  verification=verdict.verification)
+    db.runs.finish(ctx.run_id, status=status, symbols_succeeded=len(results) - len(failed),
+                   symbols_failed=len(failed), rows_written=0, providers_used={},
+                   verification=verdict.verification)
     ctx.trail.append("verify_finished", status=status, failed=[r.symbol for r in failed])
     return RunReport(ctx.run_id, "verify", ctx.as_of.isoformat(), status, results, 0, {}, None,
                      time.perf_counter() - t0, verification=verdict)

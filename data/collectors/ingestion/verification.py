@@ -69,7 +69,7 @@ def govern_and_verify(ctx: RunContext, found: RunFindings) -> Verification:
                          settings=ctx.settings, payload_duplicates=found.payload_duplicates,
                          critical=found.critical, symbols=found.symbols, precomputed=found.scored,
                          extra_findings=found.drift_findings)
-    fresh = freshness(ctx.universe.enabled, db.history_summary(ctx.universe.symbols), ctx.settings, ctx.as_of,
+    fresh = freshness(ctx.universe.enabled, db.bars.history_summary(ctx.universe.symbols), ctx.settings, ctx.as_of,
                       ctx.now)
     governed = set(found.symbols)
     stage1 = judge_store(db, [e for e in ctx.universe.enabled if e.symbol in governed], ctx.settings, ctx.as_of,
@@ -77,13 +77,13 @@ def govern_and_verify(ctx: RunContext, found: RunFindings) -> Verification:
     problems = verification_problems(stage1, fresh, found.fetch_failures)
     verification = VERIFICATION_FAILED if problems else VERIFICATION_PASSED
     event = "INGEST_SUCCESS" if not problems else "INGEST_VERIFICATION_FAILED"
-    db.record_event(event, run_id=ctx.run_id, reason=verification,
-                    detail={"states": gov.counts, "problems": problems, "price_health": fresh["price_health"],
+    db.governance.record_event(event, run_id=ctx.run_id, reason=verification,
+                               detail={"states": gov.counts, "problems": problems, "price_health": fresh["price_health"],
                             "governed": len(gov.verdicts), "rejection_pct": round(gov.rejection_pct, 3)})
     ctx.trail.append(event.lower(), level="INFO" if not problems else "ERROR", states=gov.counts,
                      problems=problems, price_health=fresh["price_health"])
     messages = gov.alert_messages() + run_alerts(ctx.run_id, gov, problems, found.dead_lettered)
-    alerter = Alerter(run_id=ctx.run_id, settings=ctx.settings, store=db, audit=ctx.trail,
+    alerter = Alerter(run_id=ctx.run_id, settings=ctx.settings, store=db.alerts, audit=ctx.trail,
                       alerts_dir=ctx.paths.alerts_dir)
     alerts = [{"title": m.title, "severity": m.severity, "outcome": r.outcome}
               for m, r in zip(messages, alerter.send_all(messages))]
