@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from core.errors import (GovernedTradingError, InputError, MalformedInputError, MissingInputError, StoreError,
                          TradingHalt, UsageError)
-from database.manager import StoreAccessError
+from database.errors import StoreAccessError
 
 OK = 0
 FAILURE = 1            # at least one symbol or step failed

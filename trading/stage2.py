@@ -148,6 +148,9 @@ def _load(opts: Stage2Options, env: Mapping[str, str]):
 
 
 def _open_store(paths: RuntimePaths) -> Database:
+    """The store, read-write.  One this code cannot use (a schema newer
+    than the code) is refused as the ``--db`` given (a UsageError); a
+    damaged or locked one stays a StoreAccessError."""
     try:
         return Database(paths.db)
     except StoreAccessError:
