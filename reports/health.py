@@ -109,7 +109,7 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
                            "symbols": len(symbols)}
     for name in chosen:
         if name == "history":
-            out[name] = _history(symbols, history, settings.history.required_sessions)
+            out[name] = _history(symbols, history, GovernanceRules.from_settings(settings).required_rows)
         elif name == "quality":
             out[name] = _quality(db, symbols, states, settings)
         elif name == "governance":

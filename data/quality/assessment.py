@@ -25,7 +25,6 @@ class QualityConfig:
     """The quality settings (``[quality]`` in configs/settings.toml)."""
 
     weights: Mapping[str, float]
-    accept_threshold: float
     spike_threshold: Mapping[str, float]
     false_tick_window: int
     false_tick_mad_z: float
@@ -46,7 +45,6 @@ class QualityConfig:
         ft = q.false_tick
         return cls(
             weights=dict(q.weights),
-            accept_threshold=q.accept_threshold,
             spike_threshold=dict(q.spike_threshold),
             false_tick_window=ft.window,
             false_tick_mad_z=ft.mad_z,

@@ -22,6 +22,7 @@ from core.symbols import filename_for
 from data.providers.base import FetchOutcome, FetchRequest, NoDataError
 from data.quality import assess_quality
 from data.quality.assessment import QualityConfig, QualityReport
+from data.governance.rules import GovernanceRules
 
 
 @dataclass
@@ -42,7 +43,7 @@ class PayloadScorer:
 
     def __init__(self, settings: Settings, as_of: dt.date):
         self.config = QualityConfig.from_settings(settings)
-        self.required = settings.history.required_sessions
+        self.required = GovernanceRules.from_settings(settings).required_rows
         self.as_of = as_of
         self._windows: dict[str, tuple[cal.Window, pd.DatetimeIndex]] = {}
 

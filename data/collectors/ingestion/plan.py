@@ -18,6 +18,7 @@ from core.universe import UniverseEntry
 from data.collectors.ingestion.options import IngestionError, IngestOptions
 from data.providers.base import FetchRequest
 from database.manager import Database
+from data.governance.rules import GovernanceRules
 
 # Outcomes in ingestion_audit.outcome (NO_VALID_PROVIDER is the router's).
 SUCCESS = "SUCCESS"
@@ -60,7 +61,7 @@ def plan_symbols(db: Database, entries: Sequence[UniverseEntry], settings: Setti
     operator revives (``options.revive``) and dead letters whose universe
     entry changed are planned as live.  Raises IngestionError (a start after
     the end) or ``core.calendar.CalendarError``; writes nothing."""
-    required = settings.history.required_sessions
+    required = GovernanceRules.from_settings(settings).required_rows
     last_dates = db.bars.last_dates(e.symbol for e in entries) if options.mode == "incremental" else {}
     dead = {s: st for s, st in db.fetch_state.by_symbol().items() if st.get("dead_letter") and s not in options.revive}
     changed = [e.symbol for e in entries if e.symbol in dead and dead[e.symbol].get("dead_letter_entry")
