@@ -256,10 +256,14 @@ def judge_stage1(rules: GovernanceRules, standings: Sequence[SymbolStanding], as
     expected: dict[str, dt.date] = {}
     verdict = Stage1Verdict(as_of=as_of, required_rows=rules.required_rows, expected_last={}, ages={},
                             states={**{s.value: 0 for s in STATES}, UNGOVERNED: 0}, symbols=len(standings))
+    ages: dict[tuple[str, str | None], int | None] = {}   # thousands of symbols share a few last dates
     for s in standings:
         if s.calendar not in expected:
             expected[s.calendar] = last_complete_session(s.calendar, as_of, now)
-        age = bars_behind(s.calendar, s.last_date, expected[s.calendar])
+        key = (s.calendar, s.last_date)
+        if key not in ages:
+            ages[key] = bars_behind(s.calendar, s.last_date, expected[s.calendar])
+        age = ages[key]
         verdict.ages[s.symbol] = age
         verdict.states[s.state or UNGOVERNED] += 1
         fresh = rules.is_fresh(age)
