@@ -30,7 +30,7 @@ def verify_backfill(db_path: str | None, universe_path: str | None, *, show_symb
     """``verify_backfill.py``: print compliance at ``as_of`` (default: now);
     with ``strict`` exit 2 unless every enabled universe symbol complies."""
     universe, settings = load_inputs(universe_path)
-    with health.open_store(db_path) as db:
+    with health.open_for_report(db_path) as db:
         result = health.backfill_compliance(db, universe, settings, as_of=as_of)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
@@ -46,7 +46,7 @@ def verify_db_status(db_path: str | None, universe_path: str | None, *, sections
     """``verify_db_status.py``: the chosen sections (all by default); exit 0
     when every check passes, 2 when one fails, 1 when integrity fails."""
     universe, settings = load_inputs(universe_path)
-    with health.open_store(db_path) as db:
+    with health.open_for_report(db_path) as db:
         status = health.db_status(db, universe, settings, as_of=as_of, sections=sections or None)
     if as_json:
         click.echo(json.dumps(status, indent=2, default=str))

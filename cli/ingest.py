@@ -28,7 +28,7 @@ from core.settings import Settings
 from core.universe import Universe
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import IngestOptions, RunReport, run_ingestion
-from database.manager import Database
+from database import open_store
 
 # The runbook's modes; a custom range is asked for with --start/--end (the
 # run is then labelled ``range``).  Repairs are repair_db.py's alone.
@@ -79,7 +79,7 @@ def run_command(options: IngestOptions, *, db_path: str | None, universe_path: s
     router = DataRouter(settings, only=options.provider, data_dir=options.data_dir) \
         if options.mode != "verify" else None
     try:
-        with Database(paths.db) as db:
+        with open_store(paths.db) as db:
             with progress_bar(f"{options.mode}", enabled=not as_json) as progress:
                 report = run_ingestion(db, universe, settings, paths, options, router=router, progress=progress)
     except cal.CalendarError as exc:

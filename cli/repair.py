@@ -18,7 +18,7 @@ from core.inputs import load_inputs
 from core.runtime import RuntimePaths
 from core.symbols import InvalidSymbolError, normalise_symbol
 from data.collectors.repair import RepairReport, repair_symbol, undo_repair
-from database.manager import Database
+from database import open_store, store_exists
 
 
 def exit_code(report: RepairReport) -> int:
@@ -46,9 +46,9 @@ def run_command(*, symbol: str | None, start: dt.date | None, end: dt.date | Non
     if provider and provider not in settings.providers.capabilities:
         raise UsageError(f"--provider {provider!r}: unknown; known: {', '.join(sorted(settings.providers.capabilities))}")
     paths = RuntimePaths.resolve(db_path)
-    if not paths.db.exists():
+    if not store_exists(paths.db):
         raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")
-    with Database(paths.db) as db:
+    with open_store(paths.db) as db:
         if undo:
             report = undo_repair(db, universe, settings, paths, repair_run_id=undo, as_of=as_of)
         else:

@@ -21,8 +21,8 @@ The leaves live beside the code that raises them, for instance
 ``core.settings_schema.SettingsError`` (malformed), ``core.symbols.InvalidSymbolError``
 (usage), ``data.providers.base`` (every provider error, with the audit codes),
 ``data.providers.file.DataDirectoryNotFound`` (missing), ``database.errors``
-(``MixedOriginError``, ``StoreAccessError``), ``trading.agent.KillSwitchEngaged``
-(halt).  This module knows no exit code: the edge maps each branch to one
+(``MixedOriginError``, ``StoreAccessError``; ``StoreLocationError``, usage),
+``trading.agent.KillSwitchEngaged`` (halt).  This module knows no exit code: the edge maps each branch to one
 (``cli/exit_codes.py``, docs/error_codes.md).  Messages are one line naming
 the flag, file or symbol concerned.
 """

@@ -8,19 +8,25 @@ switch, the governance halt log, the audit trail and the raw archive.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.settings import REPO_ROOT
 
 DB_FILENAME = "institutional_trading.db"
+# A store given as a URL (sqlite:///path, postgresql://...) rather than a path.
+_STORE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
 class RuntimePaths:
     root: Path
     logs: Path
-    db: Path
+    db: Path | str
+    """The store: the database file (absolute), or the URL given with
+    ``--db`` kept verbatim (a str).  Only ``database`` reads it
+    (``open_store``, ``store_exists``); the rest of the product shows it."""
 
     @classmethod
     def resolve(cls, db: str | os.PathLike | None = None) -> "RuntimePaths":
@@ -31,7 +37,11 @@ class RuntimePaths:
             logs = Path(env_logs)
         else:
             logs = root / "logs" if env_root else REPO_ROOT / "logs"
-        db_path = Path(db) if db else root / DB_FILENAME
+        text = os.fspath(db) if db else ""
+        if _STORE_URL.match(text):
+            # A path would fold the URL's '//'; which schemes serve is database.open_store's call.
+            return cls(root=root.resolve(), logs=logs.resolve(), db=text)
+        db_path = Path(text) if text else root / DB_FILENAME
         return cls(root=root.resolve(), logs=logs.resolve(), db=db_path.resolve())
 
     @property

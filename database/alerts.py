@@ -17,7 +17,7 @@ _ALERT_COLUMNS = ("ts", "run_id", "severity", "title", "body", "outcome", "targe
 
 
 class AlertRepository:
-    """The alerts raised (``db.alerts``; ``core.alerts.AlertStore``)."""
+    """The alerts raised (``db.alerts``; ``database.interfaces.AlertStore``)."""
 
     def __init__(self, sql: SqliteSession):
         self._sql = sql

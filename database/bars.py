@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from database.interfaces import SymbolWrite
 from database.values import insert_sql, sql_value
 
 if TYPE_CHECKING:
@@ -37,18 +37,8 @@ _REPLACED_COLUMNS = ("repair_run_id", "symbol", "date", "change", "open", "high"
                      "adj_close", "volume", "provider", "run_id", "ingested_at", "replaced_at")
 
 
-@dataclass
-class SymbolWrite:
-    """Everything one symbol's successful fetch writes, in one transaction."""
-
-    symbol: str
-    provider: str
-    frame: pd.DataFrame           # bars contract, duplicates already collapsed
-    audit: dict[str, Any]         # ingestion_audit columns (run_id/symbol filled in)
-
-
 class BarRepository:
-    """Stored bars and corporate actions (``db.bars``)."""
+    """Stored bars and corporate actions (``db.bars``; ``database.interfaces.BarStore``)."""
 
     def __init__(self, sql: SqliteSession, *, runs: RunRepository, fetch_state: FetchStateRepository,
                  claim_origin: Callable[[str], None]):

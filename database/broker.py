@@ -25,7 +25,8 @@ _FILL_COLUMNS = ("filled_at", "session", "symbol", "side", "quantity", "price", 
 
 
 class BrokerRepository:
-    """The paper account, orders, fills, positions and trading state (``db.broker``)."""
+    """The paper account, orders, fills, positions and trading state
+    (``db.broker``; ``database.interfaces.BrokerStore``)."""
 
     def __init__(self, sql: SqliteSession):
         self._sql = sql

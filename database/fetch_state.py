@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class FetchStateRepository:
-    """Each symbol's fetch state and the dead letters (``db.fetch_state``)."""
+    """Each symbol's fetch state and the dead letters (``db.fetch_state``; ``database.interfaces.FetchStateStore``)."""
 
     def __init__(self, sql: SqliteSession):
         self._sql = sql

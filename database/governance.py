@@ -25,7 +25,7 @@ _QUALITY_COLUMNS = ("run_id", "symbol", "rows", "expected_rows", "missing_dates_
 
 
 class GovernanceRepository:
-    """Governance states, quality rows and events (``db.governance``)."""
+    """Governance states, quality rows and events (``db.governance``; ``database.interfaces.GovernanceStore``)."""
 
     def __init__(self, sql: SqliteSession):
         self._sql = sql

@@ -13,11 +13,13 @@ transactions, and composes the aggregates, which share that connection::
     db.broker       paper_account, orders, fills, positions, trading_state    database/broker.py
 
 Only the store writes SQL.  Everything SQLite-specific that is not a
-statement is here: the pragmas, the migrations, and ``SqliteSession``, the
-one door to sqlite3's API, which turns every ``sqlite3.Error`` into a
-``StoreAccessError``.  The aggregates hold statements and value mapping;
-their public methods take and return plain Python and pandas values, which
-is the interface a second backend (PostgreSQL) implements.
+statement is here: the pragmas, the migrations, ``PRAGMA quick_check``, and
+``SqliteSession``, the one door to sqlite3's API, which turns every
+``sqlite3.Error`` into a ``StoreAccessError``.  The aggregates hold
+statements and value mapping.  ``Database`` and its aggregates implement the
+protocols of ``database.interfaces`` (``Store``, ``BarStore``, ...), the
+interface a second backend (PostgreSQL) implements; the application names
+only those and opens a store with ``database.open_store``.
 
 Writes are idempotent upserts in one transaction per batch: a crash at any
 instant leaves the database consistent and a re-run converges to the same
@@ -37,11 +39,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from database.alerts import AlertRepository
-from database.bars import BarRepository, SymbolWrite
+from database.bars import BarRepository
 from database.broker import BrokerRepository
 from database.errors import MixedOriginError, StoreAccessError, StoreError
 from database.fetch_state import FetchStateRepository
 from database.governance import GovernanceRepository
+from database.interfaces import IntegrityResult, SymbolWrite
 from database.runs import RunRepository
 
 # The store's front door: callers import these names from here.
@@ -154,11 +157,15 @@ class SqliteSession:
 
 
 class Database:
-    """A connection to the store and its aggregates (see the module docstring).
+    """The SQLite store: a connection and its aggregates (see the module
+    docstring), a ``database.interfaces.Store``.
 
-    ``conn`` is the raw sqlite3 connection, for tests and the bench that
-    inspect the file; the product goes through the aggregates only.
+    ``path`` is the database file and ``conn`` the raw sqlite3 connection,
+    for tests and the bench that inspect the file; the product goes through
+    the protocol only (``location``, the aggregates, ...).
     """
+
+    code_schema_version = SCHEMA_VERSION
 
     def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
@@ -206,6 +213,11 @@ class Database:
         return conn
 
     # ------------------------------------------------------------------ basics
+    @property
+    def location(self) -> str:
+        """The database file, as ``database.open_store`` takes it."""
+        return str(self.path)
+
     def close(self) -> None:
         self.conn.close()
 
@@ -232,10 +244,12 @@ class Database:
             self._sql.script(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
         return self.schema_version()
 
-    def integrity_check(self, quick: bool = False) -> str:
-        """``ok``, or the problems SQLite found (``quick``: PRAGMA quick_check)."""
+    def check_integrity(self, *, quick: bool = False) -> IntegrityResult:
+        """``PRAGMA integrity_check`` (``quick``: ``PRAGMA quick_check``):
+        ok, or the problems SQLite found."""
         pragma = "quick_check" if quick else "integrity_check"
-        return "; ".join(r[0] for r in self._sql.rows(f"PRAGMA {pragma}"))
+        detail = "; ".join(r[0] for r in self._sql.rows(f"PRAGMA {pragma}"))
+        return IntegrityResult(ok=detail == "ok", detail=detail)
 
     def table_count(self, table: str) -> int:
         """Rows in one of the store's tables (by its runbook name)."""

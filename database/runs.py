@@ -23,7 +23,7 @@ _HEALTH_COLUMNS = ("run_id", "provider", "requests", "successes", "failures", "p
 
 
 class RunRepository:
-    """Runs, their per-symbol audit rows and provider health (``db.runs``)."""
+    """Runs, their per-symbol audit rows and provider health (``db.runs``; ``database.interfaces.RunStore``)."""
 
     def __init__(self, sql: SqliteSession):
         self._sql = sql

@@ -2,10 +2,11 @@
 (and the dashboard): JSON-able dicts computed from what ingestion stored.
 
 They read the scores and states written at ingest (``symbol_governance``,
-``data_quality``), one ``GROUP BY symbol`` over ``price_history`` and
-``PRAGMA quick_check``; they never recompute statistics over the bars, so a
-6,000 x 1,260 store answers in seconds.  Rendering (rich tables on a
-terminal, plain text otherwise) lives in ``cli.health_report``.
+``data_quality``), one ``GROUP BY symbol`` over ``price_history`` and the
+store's quick integrity check (``Store.check_integrity``); they never
+recompute statistics over the bars, so a 6,000 x 1,260 store answers in
+seconds.  Rendering (rich tables on a terminal, plain text otherwise) lives
+in ``cli.health_report``.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import datetime as dt
 import json
 import threading
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from core.clock import utc_now
 from core.calendar import CalendarError, last_complete_session
 from core.universe import Universe, UniverseEntry
-from database.manager import SCHEMA_VERSION, Database, StoreAccessError, StoreError
+from database import Store, StoreAccessError, StoreError, open_store, store_exists
 from core.errors import MalformedInputError, MissingInputError
 from core.runtime import RuntimePaths
 from core.settings import Settings
@@ -42,22 +42,23 @@ def _score_bins(threshold: float) -> tuple[tuple[str, float, float], ...]:
 
 
 # ------------------------------------------------------------------ inputs
-def open_store(path: str | Path | None) -> Database:
-    """The store, read-only; a missing file is a one-line MissingInputError,
-    a file that is not a readable store a MalformedInputError."""
+def open_for_report(path: str | None) -> Store:
+    """The store at ``--db`` (default: the runtime's), read-only; a missing
+    file is a one-line MissingInputError, a file that is not a readable
+    store a MalformedInputError."""
     db_path = RuntimePaths.resolve(path).db
     try:
-        return Database(db_path, readonly=True)
+        return open_store(db_path, readonly=True)
     except StoreAccessError as exc:
         raise MalformedInputError(f"{db_path}: not a readable SQLite database ({exc})") from exc
     except StoreError as exc:
-        if not db_path.exists():
+        if not store_exists(db_path):
             raise MissingInputError(f"{db_path}: database not found (run ingest_history.py first)") from exc
         raise MalformedInputError(str(exc)) from exc
 
 
 # -------------------------------------------------------------- compliance
-def backfill_compliance(db: Database, universe: Universe, settings: Settings, as_of: dt.date | None = None,
+def backfill_compliance(db: Store, universe: Universe, settings: Settings, as_of: dt.date | None = None,
                         now: dt.datetime | None = None) -> dict[str, Any]:
     """Share of the (enabled) universe that passes Stage 1 at ``as_of``
     (default: today): ACTIVE, its required rows as governed and as stored
@@ -67,7 +68,7 @@ def backfill_compliance(db: Database, universe: Universe, settings: Settings, as
     as_of = as_of or now.date()
     verdict = judge_store(db, universe.enabled, settings, as_of, now)
     return {
-        "database": str(db.path), "universe": universe.path, "as_of": str(as_of),
+        "database": db.location, "universe": universe.path, "as_of": str(as_of),
         "required_rows": verdict.required_rows, "symbols": verdict.symbols, "compliant": verdict.compliant,
         "compliance_pct": round(100.0 * verdict.compliant / verdict.symbols, 4) if verdict.symbols else 0.0,
         "passed": verdict.passed, "states": verdict.states, "expected_last_session": verdict.expected_last,
@@ -87,7 +88,7 @@ def _fix(verdict) -> str | None:
 
 
 # ------------------------------------------------------------------ status
-def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.date | None = None,
+def db_status(db: Store, universe: Universe, settings: Settings, as_of: dt.date | None = None,
               sections: Iterable[str] | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
     """The sections of ``verify_db_status.py`` (all, or those named), each
     with a ``status`` of PASS, WARN or FAIL, plus ``passed`` overall."""
@@ -99,13 +100,14 @@ def db_status(db: Database, universe: Universe, settings: Settings, as_of: dt.da
     as_of = as_of or now.date()
     entries = universe.enabled
     symbols = [e.symbol for e in entries]
-    # quick_check reads every page; run it on its own connection while this
-    # one counts rows (sqlite releases the GIL, and the machine has 2+ cores).
-    integrity = _integrity_in_background(db.path) if "integrity" in chosen else None
+    # The integrity check reads the whole store; run it on a second
+    # connection while this one counts rows (the driver releases the GIL,
+    # and the machine has 2+ cores).
+    integrity = _integrity_in_background(db.location, db.code_schema_version) if "integrity" in chosen else None
     needs_history = {"history", "freshness"} & set(chosen)
     history = db.bars.history_summary(symbols) if needs_history else {}
     states = db.governance.states() if {"quality", "governance"} & set(chosen) else {}
-    out: dict[str, Any] = {"database": str(db.path), "universe": universe.path, "as_of": str(as_of),
+    out: dict[str, Any] = {"database": db.location, "universe": universe.path, "as_of": str(as_of),
                            "symbols": len(symbols)}
     for name in chosen:
         if name == "history":
@@ -142,7 +144,7 @@ def _history(symbols: list[str], history: Mapping[str, Mapping[str, Any]], requi
     }
 
 
-def _quality(db: Database, symbols: list[str], states: Mapping[str, Mapping[str, Any]],
+def _quality(db: Store, symbols: list[str], states: Mapping[str, Mapping[str, Any]],
              settings: Settings) -> dict[str, Any]:
     rules = GovernanceRules.from_settings(settings)
     threshold = rules.accept_threshold
@@ -179,7 +181,7 @@ def _quality(db: Database, symbols: list[str], states: Mapping[str, Mapping[str,
     }
 
 
-def _governance(db: Database, symbols: list[str], states: Mapping[str, Mapping[str, Any]],
+def _governance(db: Store, symbols: list[str], states: Mapping[str, Mapping[str, Any]],
                 settings: Settings) -> dict[str, Any]:
     counts = {**{s.value: 0 for s in STATES}, UNGOVERNED: 0}
     not_active = []
@@ -241,28 +243,26 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
             "counts": counts, "stale_symbols": stale}
 
 
-def _integrity(db: Database) -> dict[str, Any]:
-    result = db.integrity_check(quick=True)
-    version = db.schema_version()
-    ok = result == "ok"
-    return {"status": PASS if ok else FAIL, "quick_check": result, "schema_version": version,
-            "code_schema_version": SCHEMA_VERSION, "data_origin": db.data_origin()}
+def _integrity(db: Store) -> dict[str, Any]:
+    check = db.check_integrity(quick=True)
+    return {"status": PASS if check.ok else FAIL, "quick_check": check.detail, "schema_version": db.schema_version(),
+            "code_schema_version": db.code_schema_version, "data_origin": db.data_origin()}
 
 
-def _integrity_in_background(path: Path) -> Callable[[], dict[str, Any]]:
-    """Start ``PRAGMA quick_check`` on a second read-only connection; the
-    returned function waits for and returns the integrity section.  A
-    database too damaged to check is a FAIL, not a crash."""
+def _integrity_in_background(location: str, code_schema_version: int) -> Callable[[], dict[str, Any]]:
+    """Start the store's quick integrity check on a second read-only
+    connection; the returned function waits for and returns the integrity
+    section.  A store too damaged to check is a FAIL, not a crash."""
     box: dict[str, dict[str, Any]] = {}
 
     def check() -> None:
         try:
-            with Database(path, readonly=True) as other:
-                box["result"] = _integrity(other)
+            with open_store(location, readonly=True) as db:
+                box["result"] = _integrity(db)
         except StoreError as exc:
             named = exc.__cause__ or exc    # the backend's own error class names the failure
             box["result"] = {"status": FAIL, "quick_check": f"{type(named).__name__}: {exc}", "schema_version": None,
-                             "code_schema_version": SCHEMA_VERSION, "data_origin": None}
+                             "code_schema_version": code_schema_version, "data_origin": None}
 
     worker = threading.Thread(target=check, name="quick_check", daemon=True)
     worker.start()
@@ -274,7 +274,7 @@ def _integrity_in_background(path: Path) -> Callable[[], dict[str, Any]]:
     return wait
 
 
-def _last_ingest(db: Database) -> dict[str, Any]:
+def _last_ingest(db: Store) -> dict[str, Any]:
     runs = db.runs.recent(limit=50)
     if not runs:
         return {"status": FAIL, "run_id": None, "message": "no ingestion run recorded (run ingest_history.py)"}
@@ -300,7 +300,7 @@ def _last_ingest(db: Database) -> dict[str, Any]:
     }
 
 
-def _providers(db: Database) -> dict[str, Any]:
+def _providers(db: Store) -> dict[str, Any]:
     """Dead-lettered symbols, and the provider health of the last fetch run.
     WARN (never FAIL: freshness already fails a symbol left without data)
     when a symbol is dead-lettered or a provider's circuit opened."""

@@ -15,10 +15,10 @@ from core.errors import MalformedInputError
 from core.settings import Settings
 from core.universe import UniverseEntry
 from data.governance.rules import GovernanceRules, Stage1Verdict, SymbolStanding, judge_stage1
-from database.manager import Database
+from database import Store
 
 
-def standings(db: Database, entries: Sequence[UniverseEntry], settings: Settings) -> list[SymbolStanding]:
+def standings(db: Store, entries: Sequence[UniverseEntry], settings: Settings) -> list[SymbolStanding]:
     """Each entry's governance row and stored history, as the rules take them."""
     symbols = [e.symbol for e in entries]
     states = db.governance.states()
@@ -34,7 +34,7 @@ def standings(db: Database, entries: Sequence[UniverseEntry], settings: Settings
     return out
 
 
-def judge_store(db: Database, entries: Sequence[UniverseEntry], settings: Settings, as_of: dt.date,
+def judge_store(db: Store, entries: Sequence[UniverseEntry], settings: Settings, as_of: dt.date,
                 now: dt.datetime | None = None) -> Stage1Verdict:
     """Stage 1's verdict on ``db`` for the enabled ``entries`` at ``as_of``.
     An as-of date the calendars cannot place is an input error (exit 65)."""

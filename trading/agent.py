@@ -32,7 +32,7 @@ from core.errors import TradingHalt
 from core.universe import UniverseEntry
 from data.governance.rules import ACTIVE, DEGRADED, QUARANTINED, governed_quantity
 from core.clock import record_stamp
-from database.manager import SYNTHETIC_PROVIDER, Database
+from database import SYNTHETIC_PROVIDER, Store
 from core.runtime import RuntimePaths
 from trading.alpha_model import SafePredictor
 from trading.brokers import BUY, SELL, Book, Broker, OrderRequest, OrderResult
@@ -121,7 +121,7 @@ def _floor_qty(value: float, decimals: int) -> float:
 class TradingAgent:
     """Makes and executes decisions for the selected universe symbols."""
 
-    def __init__(self, db: Database, config: TradingConfig, broker: Broker, entries: Sequence[UniverseEntry],
+    def __init__(self, db: Store, config: TradingConfig, broker: Broker, entries: Sequence[UniverseEntry],
                  paths: RuntimePaths, *, log: Any = None, counters: RunCounters | None = None,
                  forecaster: Forecaster | None = None, predictor: SafePredictor | None = None,
                  safe_mode: SafeMode | None = None, id_factory: Callable[[], str] | None = None):

@@ -26,7 +26,7 @@ from typing import Any, Callable, Protocol
 
 from core.clock import record_stamp
 from core.errors import OperationFailed
-from database.manager import SYNTHETIC_PROVIDER, Database
+from database import SYNTHETIC_PROVIDER, Store
 from trading.config import LiveCredentials, TradingConfig
 
 BUY, SELL = "BUY", "SELL"
@@ -100,7 +100,7 @@ class PaperBroker:
 
     mode = "paper"
 
-    def __init__(self, db: Database, config: TradingConfig, *, clock: Callable[[], str] = record_stamp):
+    def __init__(self, db: Store, config: TradingConfig, *, clock: Callable[[], str] = record_stamp):
         self.db = db
         self.config = config
         self.clock = clock
@@ -208,7 +208,7 @@ class LiveAlpacaBroker:
 
     mode = "live"
 
-    def __init__(self, credentials: LiveCredentials, db: Database, *, url_override: str | None = None,
+    def __init__(self, credentials: LiveCredentials, db: Store, *, url_override: str | None = None,
                  clock: Callable[[], str] = record_stamp):
         if credentials is None:
             raise BrokerError("live broker needs credentials")

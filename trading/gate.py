@@ -20,7 +20,7 @@ from core.clock import audit_stamp
 from core.settings import Settings
 from core.universe import UniverseEntry
 from data.governance.rules import GovernanceRules
-from database.manager import Database
+from database import Store, open_store, store_exists
 from reports.stage1 import judge_store
 from trading.config import LIVE_CONFIRM_ENV, TradingConfig
 
@@ -74,7 +74,7 @@ def halt_block(count: int, required: int) -> str:
     return HALT_BLOCK_TEMPLATE.format(count=count, required=required)
 
 
-def check_history(db_path: Path, entries: Sequence[UniverseEntry], settings: Settings, as_of: dt.date,
+def check_history(db_path: str | os.PathLike, entries: Sequence[UniverseEntry], settings: Settings, as_of: dt.date,
                   now: dt.datetime | None = None) -> HistoryGap:
     """Which of the enabled ``entries`` stop Stage 2 at ``as_of``: lacking
     the required rows or a governance row, or stale (the rules' one
@@ -83,9 +83,9 @@ def check_history(db_path: Path, entries: Sequence[UniverseEntry], settings: Set
     Stage 2 never makes an empty store)."""
     entries = [e for e in entries if e.enabled]
     required = GovernanceRules.from_settings(settings).required_rows
-    if not Path(db_path).exists():
+    if not store_exists(db_path):
         return HistoryGap(required, {e.symbol: "no database" for e in entries}, as_of=as_of)
-    with Database(db_path, readonly=True) as db:
+    with open_store(db_path, readonly=True) as db:
         verdict = judge_store(db, entries, settings, as_of, now)
     missing = dict(verdict.missing_history) or ({} if entries else {"(universe)": "no enabled symbol"})
     return HistoryGap(required, missing, stale=dict(verdict.stale), as_of=as_of,
@@ -109,7 +109,7 @@ def kill_switch_message(path: Path) -> str:
     return f"KILL_SWITCH present at {path}: trading halted; remove the file to resume"
 
 
-def stage1_verified(db: Database) -> tuple[bool, str]:
+def stage1_verified(db: Store) -> tuple[bool, str]:
     """Stage 1 is verified when the most recent ingestion run that was
     verified at all passed its verification."""
     for run in db.runs.recent(limit=200):

@@ -16,7 +16,7 @@ from typing import Sequence
 import pandas as pd
 
 from data.governance.rules import ACTIVE
-from database.manager import Database
+from database import Store
 from core.runtime import RuntimePaths
 from trading.alpha_model import AlphaModel, save_model, train_ridge
 from trading.features import FeatureStore, build_feature_table, price_data_hash
@@ -36,7 +36,7 @@ def feature_store(paths: RuntimePaths) -> FeatureStore:
     return FeatureStore(paths.root / "features")
 
 
-def refresh_feature_store(db: Database, symbols: Sequence[str], paths: RuntimePaths, *,
+def refresh_feature_store(db: Store, symbols: Sequence[str], paths: RuntimePaths, *,
                           force: bool = False) -> FeatureRefresh:
     """Rebuild the features when the stored price data changed."""
     bars = {s: db.bars.read(s) for s in symbols}
@@ -55,7 +55,7 @@ def refresh_feature_store(db: Database, symbols: Sequence[str], paths: RuntimePa
                           data_hash, as_of, True)
 
 
-def train_alpha_model(db: Database, symbols: Sequence[str], paths: RuntimePaths, *,
+def train_alpha_model(db: Store, symbols: Sequence[str], paths: RuntimePaths, *,
                       ridge_lambda: float = 1.0) -> tuple[AlphaModel, Path, FeatureRefresh]:
     """Refresh the features if needed, train ridge on ACTIVE rows, save."""
     refresh = refresh_feature_store(db, symbols, paths)

@@ -34,7 +34,7 @@ from core.inputs import load_inputs
 from core.logs import OperatorLog
 from core.runtime import RuntimePaths
 from core.universe import NotInUniverseError
-from database.manager import Database, StoreAccessError, StoreError
+from database import Store, StoreAccessError, StoreError, open_store
 from trading.agent import KillSwitchEngaged, TradingAgent
 from trading.brokers import LiveAlpacaBroker, PaperBroker
 from trading.config import load_trading_config
@@ -147,12 +147,12 @@ def _load(opts: Stage2Options, env: Mapping[str, str]):
     return settings, universe, entries, config
 
 
-def _open_store(paths: RuntimePaths) -> Database:
+def _open_store(paths: RuntimePaths) -> Store:
     """The store, read-write.  One this code cannot use (a schema newer
     than the code) is refused as the ``--db`` given (a UsageError); a
     damaged or locked one stays a StoreAccessError."""
     try:
-        return Database(paths.db)
+        return open_store(paths.db)
     except StoreAccessError:
         raise                           # a damaged store: the edge names the runbook's procedure
     except StoreError as exc:

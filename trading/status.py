@@ -14,7 +14,7 @@ import pandas as pd
 from core.errors import MissingInputError
 from core.runtime import RuntimePaths
 from core.settings import load_settings
-from database.manager import Database
+from database import Store, open_store, store_exists
 from trading.agent import SAFE_MODE_STATE_KEY
 from trading.config import TradingConfig, load_trading_config
 from trading.risk import exposure, historical_var_cvar
@@ -27,13 +27,13 @@ def read_status(db_path: str | None, *, env: Mapping[str, str] | None = None) ->
     env = os.environ if env is None else env
     config = load_trading_config(load_settings(), "paper", env)
     paths = RuntimePaths.resolve(db_path)
-    if not paths.db.exists():
+    if not store_exists(paths.db):
         raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")
-    with Database(paths.db) as db:
+    with open_store(paths.db) as db:
         return portfolio_status(db, config, paths)
 
 
-def portfolio_status(db: Database, config: TradingConfig, paths: RuntimePaths) -> dict[str, Any]:
+def portfolio_status(db: Store, config: TradingConfig, paths: RuntimePaths) -> dict[str, Any]:
     """The paper book valued at the last stored closes, with its risk."""
     positions = db.broker.positions()
     account = db.broker.account()

@@ -22,7 +22,7 @@ from data.collectors.ingestion import (SUCCESS, IngestionError, RunContext, RunF
                                        govern_and_verify, new_run_id)
 from data.providers.base import FetchRequest
 from core.universe import Universe
-from database.manager import Database, MixedOriginError
+from database import MixedOriginError, Store
 from core.clock import audit_stamp, record_stamp, utc_now
 from core.logs import AuditTrail
 from core.runtime import RuntimePaths
@@ -99,7 +99,7 @@ def diff_bars(stored: pd.DataFrame, fetched: pd.DataFrame, provider: str) -> tup
     return changes, replaced, unchanged, only_in_store
 
 
-def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: RuntimePaths, *, symbol: str,
+def repair_symbol(db: Store, universe: Universe, settings: Settings, paths: RuntimePaths, *, symbol: str,
                   start: dt.date, end: dt.date, provider: str | None = None, data_dir: str | None = None,
                   dry_run: bool = False, router: DataRouter | None = None,
                   as_of: dt.date | None = None) -> RepairReport:
@@ -169,7 +169,7 @@ def repair_symbol(db: Database, universe: Universe, settings: Settings, paths: R
     return report
 
 
-def undo_repair(db: Database, universe: Universe, settings: Settings, paths: RuntimePaths, *,
+def undo_repair(db: Store, universe: Universe, settings: Settings, paths: RuntimePaths, *,
                 repair_run_id: str, as_of: dt.date | None = None) -> RepairReport:
     """Restore what repair ``repair_run_id`` replaced, then re-govern."""
     rows = db.bars.replaced_rows(repair_run_id)

@@ -33,7 +33,7 @@ from core.universe import UniverseEntry
 from data.governance.rules import (ACTIVE, DEGRADED, QUARANTINED, STATES, GovernanceRules,  # noqa: F401 (re-exported)
                                    State)
 from core.clock import record_stamp
-from database.manager import Database
+from database import Store, open_store
 from core.alerts import AlertMessage
 from core.settings import Settings
 
@@ -156,15 +156,15 @@ class GovernanceReport:
 
 
 # Worker-process state: one read-only connection per store.
-_READERS: dict[str, Database] = {}
+_READERS: dict[str, Store] = {}
 
 
-def _score_chunk(db_path: str, items: Sequence[tuple[str, str, str, int]], as_of: dt.date,
+def _score_chunk(location: str, items: Sequence[tuple[str, str, str, int]], as_of: dt.date,
                  settings: Settings) -> list[tuple[str, QualityReport, str | None]]:
     """Read and score each symbol's stored window (runs in a worker process)."""
-    db = _READERS.get(db_path)
+    db = _READERS.get(location)
     if db is None:
-        db = _READERS[db_path] = Database(db_path, readonly=True)
+        db = _READERS[location] = open_store(location, readonly=True)
     cfg = QualityConfig.from_settings(settings)
     required = GovernanceRules.from_settings(settings).required_rows
     actions = db.bars.corporate_actions([i[0] for i in items])
@@ -180,17 +180,18 @@ def _score_chunk(db_path: str, items: Sequence[tuple[str, str, str, int]], as_of
     return out
 
 
-def score_stored_windows(db_path: str | os.PathLike, items: Sequence[tuple[str, str, str, int]], *,
+def score_stored_windows(location: str, items: Sequence[tuple[str, str, str, int]], *,
                          as_of: dt.date, settings: Settings, workers: int,
                          chunk: int = 100) -> dict[str, tuple[QualityReport, str | None]]:
-    """Score many symbols' stored windows in ``workers`` processes, each with
-    its own read-only connection (reading 1,260 rows and scoring them is
-    ~3.5 ms a symbol: serial, a 6,000-symbol incremental run would spend
-    20 s here).  ``items``: (symbol, asset_class, calendar, payload duplicates)."""
+    """Score many symbols' stored windows in ``workers`` processes, each
+    opening the store at ``location`` (``Store.location``) read-only
+    (reading 1,260 rows and scoring them is ~3.5 ms a symbol: serial, a
+    6,000-symbol incremental run would spend 20 s here).  ``items``:
+    (symbol, asset_class, calendar, payload duplicates)."""
     out: dict[str, tuple[QualityReport, str | None]] = {}
     ctx = multiprocessing.get_context("fork")   # inherits imports; leaves via os._exit
     with futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        jobs = [pool.submit(_score_chunk, str(db_path), items[i:i + chunk], as_of, settings)
+        jobs = [pool.submit(_score_chunk, location, items[i:i + chunk], as_of, settings)
                 for i in range(0, len(items), chunk)]
         for job in jobs:
             for symbol, quality, provider in job.result():
@@ -198,7 +199,7 @@ def score_stored_windows(db_path: str | os.PathLike, items: Sequence[tuple[str, 
     return out
 
 
-def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], run_id: str, as_of: dt.date,
+def govern_symbols(db: Store, *, universe_entries: Sequence[UniverseEntry], run_id: str, as_of: dt.date,
                    settings: Settings, payload_duplicates: Mapping[str, int] | None = None,
                    critical: Mapping[str, str] | None = None, symbols: Iterable[str] | None = None,
                    batch_size: int = 500,
@@ -248,7 +249,7 @@ def govern_symbols(db: Database, *, universe_entries: Sequence[UniverseEntry], r
             entry = by_symbol[symbol]
             items.append((symbol, entry.asset_class, entry.calendar or settings.history.calendar_for(entry.asset_class),
                           duplicates.get(symbol, carried.get(symbol, 0))))
-        precomputed.update(score_stored_windows(db.path, items, as_of=as_of, settings=settings, workers=workers))
+        precomputed.update(score_stored_windows(db.location, items, as_of=as_of, settings=settings, workers=workers))
         to_read = []
     actions = db.bars.corporate_actions(to_read)
     windows: dict[str, tuple[Any, pd.DatetimeIndex]] = {}

@@ -72,7 +72,7 @@ def test_sigkill_at_random_moments_then_rerun_converges(tmp_path):
         proc.wait(timeout=60)
         if db_path.exists():
             with Database(db_path) as db:
-                assert db.integrity_check() == "ok"
+                assert db.check_integrity().detail == "ok"
                 partial = db.table_count("price_history")
                 # Bars and their audit rows commit together: never one without the other.
                 audited = db.conn.execute("SELECT COUNT(*) FROM ingestion_audit WHERE outcome='SUCCESS'").fetchone()[0]
@@ -82,7 +82,7 @@ def test_sigkill_at_random_moments_then_rerun_converges(tmp_path):
         proc = start(db_path, uni, runtime_dir)
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
         with Database(db_path) as db:
-            assert db.integrity_check() == "ok"
+            assert db.check_integrity().detail == "ok"
             assert db.bars.content_hash() == reference, f"trial {trial} diverged"
     # The random moments must actually land inside the write phase sometimes.
     assert killed_mid_write >= 3

@@ -2,10 +2,12 @@
 
 * ``lint-imports`` (import-linter, contracts in ``pyproject.toml``) passes:
   layers import one way, only the edge imports click/rich, only the store
-  speaks SQL.
+  speaks SQL, the store is reached through its front door (``database``).
 * Breaking a contract fails: a copy of the product with one forbidden
   import added is rejected by the same contracts.
 * Every product module sits in a layer, and none is over 500 lines.
+* Outside ``database/`` (and tests, bench) nothing constructs ``Database``:
+  the product opens its store with ``database.open_store``.
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ def test_lint_imports_keeps_every_contract():
     ("core/_violation.py", "from rich.console import Console\n"),
     ("database/_violation.py", "from data.collectors import data_router\n"),
     ("reports/_violation.py", "import sqlite3\n"),
+    ("trading/_violation.py", "from database.manager import Database\n"),
 ])
 def test_a_forbidden_import_breaks_the_contracts(tmp_path, violation, contract):
     """The same contracts reject a copy of the product with one bad import."""
@@ -112,3 +115,20 @@ def test_root_commands_are_thin_and_never_reach_past_the_application():
                 continue
             for name in names:
                 assert not any(name == d or name.startswith(d + ".") for d in DOMAIN), f"{script} imports {name}"
+
+
+def test_nothing_outside_the_store_constructs_database():
+    """The product opens its store with ``database.open_store`` (the one
+    factory, where a second backend plugs in); only ``database/`` itself,
+    the tests and the bench construct the SQLite class."""
+    scripts = sorted(REPO.glob("*.py")) + sorted((REPO / "scripts").glob("*.py"))
+    modules = [p for p in _product_modules() if p.relative_to(REPO).parts[0] != "database"]
+    found = []
+    for path in scripts + modules:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+                if name == "Database":
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not found, f"Database(...) outside database/ (use database.open_store): {found}"

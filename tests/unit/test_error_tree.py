@@ -25,7 +25,7 @@ from data.providers.base import (EntitlementError, MalformedDataError, NoDataErr
 from data.providers.file import DataDirectoryNotFound
 from data.providers.guard import GuardViolation
 from data.providers.http_vendor import QuirksError
-from database.manager import MixedOriginError, StoreAccessError
+from database.errors import MixedOriginError, StoreAccessError, StoreLocationError
 from trading.agent import KillSwitchEngaged
 from trading.alpha_model import AlphaModelError
 from trading.brokers import BrokerError
@@ -79,6 +79,8 @@ CASES = [
     (CalendarError("--as-of/--start/--end: as-of 2099-01-01 is beyond calendar XNYS's last session"), 64, "--as-of"),
     (IngestionError("--start 2026-01-10 is after --end 2026-01-02"), 64, "--start 2026-01-10"),
     (ConfigError("mode must be one of paper, live, got 'x'"), 64, "mode"),
+    (StoreLocationError("PostgreSQL is not available in this build: postgresql://desk:***@db/trading"), 64,
+     "postgresql://desk:***@db/trading"),
     (errors.MalformedInputError("/desk/bars.csv: line 4: not a number"), 65, "/desk/bars.csv"),
     (UniverseError("/desk/universe.json: entry 2 ('AAPL'): duplicate symbol AAPL"), 65, "/desk/universe.json"),
     (SettingsError("/desk/settings.toml: unknown setting [quality] acept_threshold"), 65, "acept_threshold"),

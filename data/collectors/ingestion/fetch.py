@@ -24,7 +24,7 @@ from data.collectors.ingestion.payload import Payload, PayloadPrep, PayloadScore
 from data.collectors.ingestion.plan import FAILED, SKIPPED_DEAD_LETTER, SUCCESS, UP_TO_DATE, SymbolPlan
 from data.collectors.ingestion.pool import FetchPool, Pending
 from data.providers.base import FetchOutcome
-from database.manager import SymbolWrite
+from database import SymbolWrite
 
 
 @dataclass

@@ -18,7 +18,7 @@ from core.logs import AuditTrail
 from core.runtime import RuntimePaths
 from core.settings import Settings
 from core.universe import Universe
-from database.manager import Database
+from database import Store
 
 # The modes ``run_ingestion`` runs.  ``range`` is what --start/--end make of
 # a run; a repair is not an ingest mode (``data.collectors.repair`` records
@@ -61,7 +61,7 @@ class IngestOptions:
 class RunContext:
     """What every step of one run (ingest, verify, repair) shares."""
 
-    db: Database
+    db: Store
     universe: Universe
     settings: Settings
     paths: RuntimePaths

@@ -17,7 +17,7 @@ from core.settings import Settings
 from core.universe import UniverseEntry
 from data.collectors.ingestion.options import IngestionError, IngestOptions
 from data.providers.base import FetchRequest
-from database.manager import Database
+from database import Store
 from data.governance.rules import GovernanceRules
 
 # Outcomes in ingestion_audit.outcome (NO_VALID_PROVIDER is the router's).
@@ -54,7 +54,7 @@ def entry_fingerprint(entry: UniverseEntry) -> str:
     return json.dumps(entry.__dict__, sort_keys=True)
 
 
-def plan_symbols(db: Database, entries: Sequence[UniverseEntry], settings: Settings,
+def plan_symbols(db: Store, entries: Sequence[UniverseEntry], settings: Settings,
                  options: IngestOptions, as_of: dt.date) -> RunPlan:
     """Decide each symbol's window.  Incremental runs start at the session
     after the last stored one and never re-read stored history.  Symbols the

@@ -39,7 +39,7 @@ from data.collectors.ingestion.verification import RunFindings, Verification, go
 from data.governance.governance_agent import ACTIVE
 from data.quality.assessment import QualityReport
 from data.quality.drift import DriftResult
-from database.manager import Database, MixedOriginError
+from database import MixedOriginError, Store
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -88,7 +88,7 @@ class _BatchWriter:
     now holds exactly the payload's rows (nothing older left in it): that
     report stands for the stored window and governance need not read it back."""
 
-    def __init__(self, db: Database, run_id: str, started_at: str, batch_size: int):
+    def __init__(self, db: Store, run_id: str, started_at: str, batch_size: int):
         self.db, self.run_id, self.started_at, self.batch_size = db, run_id, started_at, batch_size
         self.served: list[SymbolFetch] = []
         self.unserved: list[dict[str, Any]] = []
@@ -116,7 +116,7 @@ class _BatchWriter:
         self.served, self.unserved = [], []
 
 
-def run_ingestion(db: Database, universe: Universe, settings: Settings, paths: RuntimePaths,
+def run_ingestion(db: Store, universe: Universe, settings: Settings, paths: RuntimePaths,
                   options: IngestOptions, *, router: DataRouter | None = None,
                   progress: ProgressCallback | None = None,
                   run_id: str | None = None) -> RunReport:
