@@ -23,9 +23,12 @@ import tomllib
 import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from core.settings_schema import IsoDate, RateLimits, SettingsError, Table, parse_table, setting, show
+
+if TYPE_CHECKING:
+    from core.universe import UniverseEntry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_PATH = REPO_ROOT / "configs" / "settings.toml"
@@ -46,9 +49,10 @@ class HistorySettings(Table):
     calendars: Mapping[str, str] = setting({"stocks": "XNYS", "fx": "24/5", "crypto": "24/7",
                                             "commodities": "CMES"})
 
-    def calendar_for(self, asset_class: str) -> str:
-        """The calendar of a symbol of ``asset_class`` without its own."""
-        return self.calendars[asset_class]
+    def calendar_of(self, entry: UniverseEntry) -> str:
+        """The calendar of a universe entry: its own when it names one, else
+        its asset class's."""
+        return entry.calendar or self.calendars[entry.asset_class]
 
     def _check_relations(self) -> None:
         self._require(self.degraded_min_rows <= self.required_sessions, "degraded_min_rows",

@@ -218,7 +218,7 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
 
     per_symbol, counts = [], {GREEN: 0, YELLOW: 0, RED: 0}
     for entry in entries:
-        calendar = entry.calendar or settings.history.calendar_for(entry.asset_class)
+        calendar = settings.history.calendar_of(entry)
         if calendar not in ends:
             try:
                 ends[calendar] = last_complete_session(calendar, as_of, now)
