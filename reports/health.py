@@ -12,20 +12,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from core.clock import utc_now
-from core.calendar import CalendarError, last_complete_session
+from core.calendar import CalendarError
 from core.universe import Universe, UniverseEntry
 from database.manager import SCHEMA_VERSION, Database, StoreAccessError, StoreError
 from core.errors import MalformedInputError, MissingInputError
 from core.runtime import RuntimePaths
 from core.settings import Settings
-from data.governance.rules import ACTIVE, GREEN, RED, STATES, UNGOVERNED, YELLOW, GovernanceRules, bars_behind
+from data.governance.rules import ACTIVE, GREEN, RED, STATES, UNGOVERNED, YELLOW, GovernanceRules, ages_at
 from reports.stage1 import judge_store
 
 SECTIONS = ("history", "quality", "governance", "freshness", "integrity", "last_ingest", "providers")
@@ -203,7 +202,8 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
     """Price health over the universe from each symbol's last stored bar.
 
     Age is counted in sessions of the symbol's own calendar, from its last bar
-    to the last complete session at ``as_of``: GREEN under
+    to the last complete session at ``as_of`` (``rules.ages_at``, the same
+    measure Stage 1's verdict uses; halts and closures excused): GREEN under
     ``health.freshness_yellow_sessions``, YELLOW up to
     ``health.freshness_red_sessions``, RED beyond or with no bars (rule 4,
     ``GovernanceRules.price_health``).  The
@@ -213,23 +213,20 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
     rules = GovernanceRules.from_settings(settings)
     yellow, red = rules.stale_from_sessions, rules.red_beyond_sessions
     now = now or utc_now()
-    ends: dict[str, dt.date] = {}
-    age = lru_cache(maxsize=None)(lambda calendar, last: bars_behind(calendar, last, ends[calendar]))
+    entries = list(entries)
+    items = [(entry.symbol, settings.history.calendar_of(entry),
+              (history.get(entry.symbol) or {}).get("last_date")) for entry in entries]
+    try:
+        ends, ages = ages_at(rules, items, as_of, now)
+    except CalendarError as exc:
+        raise MalformedInputError(f"as-of {as_of}: {exc}") from exc
 
     per_symbol, counts = [], {GREEN: 0, YELLOW: 0, RED: 0}
-    for entry in entries:
-        calendar = settings.history.calendar_of(entry)
-        if calendar not in ends:
-            try:
-                ends[calendar] = last_complete_session(calendar, as_of, now)
-            except CalendarError as exc:
-                raise MalformedInputError(f"as-of {as_of}: {exc}") from exc
-        last = (history.get(entry.symbol) or {}).get("last_date")
-        sessions = age(calendar, last) if last else None
-        health = rules.price_health(sessions)
+    for symbol, calendar, last in items:
+        health = rules.price_health(ages[symbol])
         counts[health] += 1
-        per_symbol.append({"symbol": entry.symbol, "calendar": calendar, "last_date": last,
-                           "expected_last_session": str(ends[calendar]), "age_sessions": sessions,
+        per_symbol.append({"symbol": symbol, "calendar": calendar, "last_date": last,
+                           "expected_last_session": str(ends[calendar]), "age_sessions": ages[symbol],
                            "health": health})
     overall = RED if counts[RED] else (YELLOW if counts[YELLOW] else GREEN)
     if not per_symbol:

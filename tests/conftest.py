@@ -1,11 +1,23 @@
 """Shared fixtures: every test gets its own runtime directory in tmp."""
 from __future__ import annotations
 
-import pytest
+import os
+import tempfile
 
-from database.manager import Database
-from core.runtime import RuntimePaths
-from core.settings import load_settings
+# Hypothesis keeps its example database in ./.hypothesis by default: the suite
+# must write nothing into the repository, so it goes to a temp dir (set before
+# hypothesis is imported by any test module) and the database is off.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="hypothesis-"))
+
+import pytest  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("no-repo-writes", database=None)
+hypothesis_settings.load_profile("no-repo-writes")
+
+from database.manager import Database  # noqa: E402
+from core.runtime import RuntimePaths  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 
 
 @pytest.fixture

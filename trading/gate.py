@@ -109,16 +109,17 @@ def kill_switch_message(path: Path) -> str:
     return f"KILL_SWITCH present at {path}: trading halted; remove the file to resume"
 
 
-def stage1_verified(db: Database) -> tuple[bool, str]:
-    """Stage 1 is verified when the most recent ingestion run that was
-    verified at all passed its verification."""
-    for run in db.runs.recent(limit=200):
-        verdict = run.get("verification")
-        if verdict:
-            if str(verdict).upper() == "PASSED":
-                return True, f"run {run['run_id']} verification PASSED"
-            return False, f"latest verified run {run['run_id']} verification {verdict}"
-    return False, "no verified ingestion run (run ingest_history.py --mode=verify)"
+def stage1_passed(db: Database, entries: Sequence[UniverseEntry], settings: Settings,
+                  as_of: dt.date) -> tuple[bool, str]:
+    """Live mode's gate: Stage 1 passed at ``as_of`` (rule 5 of
+    data/governance/rules.py: every enabled symbol ACTIVE, with its rows,
+    fresh), asked of the store as it is now, not of a run's recorded verdict."""
+    verdict = judge_store(db, entries, settings, as_of)
+    if verdict.passed:
+        return True, f"{verdict.symbols} symbol(s) ACTIVE, complete and fresh as of {as_of}"
+    sample = ", ".join(f"{f['symbol']} {f['state']} {f['reason']}" for f in verdict.failing[:5])
+    return False, (f"{len(verdict.failing)} of {verdict.symbols} symbol(s) fail it ({sample}); "
+                   f"run verify_backfill.py --symbols")
 
 
 def live_refusals(config: TradingConfig, *, confirm_flag: bool, env: Mapping[str, str] | None = None) -> list[str]:

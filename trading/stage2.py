@@ -40,7 +40,7 @@ from trading.brokers import LiveAlpacaBroker, PaperBroker
 from trading.config import load_trading_config
 from trading.daemon import TradingDaemon, ingestion_refresh
 from trading.gate import (HistoryGap, append_halt_log, check_history, kill_switch_engaged, kill_switch_message,
-                          live_refusals, stage1_verified)
+                          live_refusals, stage1_passed)
 from trading.guard import HistoryGuard
 from trading.ticket import build_ticket, write_ticket
 
@@ -195,7 +195,7 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
     log.capture()
     try:
         if opts.mode == "live":
-            ok, why = stage1_verified(db)
+            ok, why = stage1_passed(db, universe.entries, settings, as_of)
             if not ok:
                 return LiveRefused([f"Stage 1 not verified: {why}"])
             broker = (live_broker_factory or LiveAlpacaBroker)(config.live_credentials, db)

@@ -29,8 +29,8 @@ from data.providers.base import FetchRequest, Provider, ProviderError
 from data.providers.guard import FetchGuard, GuardedProvider, GuardViolation
 from data.providers.policy import ProviderRunState, capability_refusal, provider_entitled
 from core.settings import Settings
+from data.governance.rules import NO_VALID_PROVIDER
 
-NO_VALID_PROVIDER = "NO_VALID_PROVIDER"
 
 
 PROVIDER_REGISTRY: dict[str, str] = {

@@ -30,8 +30,7 @@ from data.quality import findings as F
 from data.quality.assessment import QualityConfig, QualityReport
 from data.quality.findings import Finding
 from core.universe import UniverseEntry
-from data.governance.rules import (ACTIVE, DEGRADED, QUARANTINED, STATES, GovernanceRules,  # noqa: F401 (re-exported)
-                                   State)
+from data.governance.rules import QUARANTINED, STATES, GovernanceRules
 from core.clock import record_stamp
 from database.manager import Database
 from core.alerts import AlertMessage

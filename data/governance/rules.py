@@ -19,31 +19,39 @@ defaults in ``core/settings.py``); this page only says what they mean.
    ``score >= accept_threshold`` (0.6) accepts; below rejects (DEGRADED).
    More than ``reject_alert_pct`` (5%) of the universe rejected in a run
    alerts.  A symbol without rows has no passing score.
-3. States::
+3. States (``decide_state``, at ingest, over the window ending at the
+   run's as-of date)::
 
-       ACTIVE       >= 1260 rows AND quality >= 0.6 AND fresh  -> opens and closes positions
-       DEGRADED     1000-1259 rows OR quality < 0.6 OR stale    -> may only reduce
-       QUARANTINED  < 1000 rows OR critical failure             -> no order at all
+       ACTIVE       >= 1260 rows AND quality >= 0.6     -> opens and closes positions
+       DEGRADED     1000-1259 rows OR quality < 0.6     -> blocked: may only reduce what it holds
+       QUARANTINED  < 1000 rows OR critical failure     -> no order at all
 
    A critical failure is a critical finding (OHLC inconsistent, all prices
    null, no data) or a provider-critical reason the ingestion passes in
-   (NO_VALID_PROVIDER, WRONG_SYMBOL, ...).  An error finding from outside
-   the bars (cross-source drift) demotes an otherwise ACTIVE symbol to
-   DEGRADED with its code as the reason.
-4. Freshness: a symbol is fresh while its last bar is fewer than
+   (NO_VALID_PROVIDER, WRONG_SYMBOL, ...).  A window short only because its
+   last bars are missing is STALE (DEGRADED or QUARANTINED by the same
+   counts).  An error finding from outside the bars (cross-source drift)
+   demotes an otherwise ACTIVE symbol to DEGRADED with its code as reason.
+   "Block trading" is read as "open nothing": a DEGRADED symbol may still
+   close or shrink a position it holds (``governed_quantity``).
+4. Freshness (``ages_at``, ``price_health``), judged at any later date too:
+   a symbol is fresh while its last bar is fewer than
    ``stale_from_sessions`` (2) sessions of its own calendar behind that
    calendar's last complete session at the as-of date (a weekend does not
-   age an equity bar).  Price health: GREEN fresh, YELLOW up to
+   age an equity bar; configured closures and the symbol's trading halts
+   are excused).  Price health: GREEN fresh, YELLOW up to
    ``red_beyond_sessions`` (7) behind, RED beyond or without bars.
-5. Stage 1 passed (``verify_backfill.py --strict``, the ingestion's
-   verification): every enabled universe symbol is ACTIVE, holds its
-   required rows (as governed and as stored now), and is fresh at the as-of
-   date (default: now, so a store left behind by the clock fails).
-6. Stage 2 may start unless a symbol lacks its history (the runbook's
-   ``[DATA_GOVERNANCE]`` halt) or the store is stale (a halt naming
-   ``ingest_history.py --mode=incremental``).  A DEGRADED or QUARANTINED
-   symbol does not stop Stage 2; :func:`governed_quantity` keeps it from
-   trading.
+5. Stage 1 passed (``judge_stage1``: ``verify_backfill.py --strict``, the
+   ingestion's verification of the symbols it governed, live mode's gate):
+   every enabled universe symbol is ACTIVE, holds its required rows (as
+   governed and as stored now), and is fresh at the as-of date (default:
+   now, so a store left behind by the clock fails).
+6. Stage 2 may start (``Stage1Verdict.stage2_may_start``) unless a symbol
+   lacks its history (the runbook's ``[DATA_GOVERNANCE]`` halt) or is
+   stale, whatever its state (a halt naming
+   ``ingest_history.py --mode=incremental``).  A fresh DEGRADED or
+   QUARANTINED symbol does not stop paper trading; ``governed_quantity``
+   keeps it from opening.  Live mode needs rule 5.
 """
 from __future__ import annotations
 
@@ -52,7 +60,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from core.calendar import last_complete_session, sessions_between
+from core.calendar import expected_sessions, last_complete_session, sessions_between
 from data.quality import findings as F
 from data.quality.findings import Finding
 
@@ -113,6 +121,11 @@ class GovernanceRules:
     reject_alert_pct: float
     stale_from_sessions: int
     red_beyond_sessions: int
+    # Sessions a symbol is excused from (rule 4 and the score's missing dates
+    # alike): calendar -> closures the calendar does not know; symbol ->
+    # inclusive [start, end] trading halts.
+    closures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    halts: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings) -> "GovernanceRules":
@@ -124,7 +137,20 @@ class GovernanceRules:
                    weights=dict(quality.weights),
                    reject_alert_pct=quality.universe_reject_alert_pct,
                    stale_from_sessions=health.freshness_yellow_sessions,
-                   red_beyond_sessions=health.freshness_red_sessions)
+                   red_beyond_sessions=health.freshness_red_sessions,
+                   closures={c: tuple(str(d) for d in ds) for c, ds in quality.allowed_missing_sessions.items()},
+                   halts={s: tuple((str(a), str(b)) for a, b in rs) for s, rs in quality.halts.items()})
+
+    def excused_sessions(self, symbol: str, calendar: str) -> frozenset[dt.date]:
+        """The sessions ``symbol`` may lack without being late: its
+        calendar's configured closures and its own trading halts."""
+        days = {dt.date.fromisoformat(d) for d in self.closures.get(calendar, ())}
+        for start, end in self.halts.get(symbol, ()):
+            day, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+            while day <= last:
+                days.add(day)
+                day += dt.timedelta(days=1)
+        return frozenset(days)
 
     # ------------------------------------------------------------ quality
     def quality_score(self, components: Mapping[str, float]) -> float:
@@ -197,13 +223,21 @@ class GovernanceRules:
         return self.price_health(age_sessions) == GREEN
 
 
-def bars_behind(calendar: str, last_date: str | dt.date | None, expected_last: dt.date) -> int | None:
+def bars_behind(calendar: str, last_date: str | dt.date | None, expected_last: dt.date,
+                excused: frozenset[dt.date] = frozenset()) -> int | None:
     """Sessions of ``calendar`` after ``last_date`` up to ``expected_last``
-    (0 when the last bar is the expected one or later; None without bars)."""
+    that the symbol should have a bar for (``excused`` sessions - a halt, a
+    closure the calendar does not know - do not count); 0 when the last bar
+    is the expected one or later; None without bars."""
     if last_date is None:
         return None
     last = dt.date.fromisoformat(str(last_date)[:10])
-    return sessions_between(calendar, last, expected_last) if last < expected_last else 0
+    if last >= expected_last:
+        return 0
+    if not excused:
+        return sessions_between(calendar, last, expected_last)
+    missing = expected_sessions(calendar, last + dt.timedelta(days=1), expected_last)
+    return sum(1 for d in missing.date if d not in excused)
 
 
 @dataclass(frozen=True)
@@ -248,23 +282,36 @@ class Stage1Verdict:
         return self.symbols - len(self.failing)
 
 
+def ages_at(rules: GovernanceRules, symbols: Iterable[tuple[str, str, str | None]], as_of: dt.date,
+            now: dt.datetime | None = None) -> tuple[dict[str, dt.date], dict[str, int | None]]:
+    """Rule 4's measure: for each (symbol, calendar, last bar date), the
+    sessions its last bar is behind its calendar's last complete session at
+    ``as_of`` (excused sessions left out).  Returns (calendar -> that
+    session, symbol -> sessions behind or None without bars)."""
+    expected: dict[str, dt.date] = {}
+    cache: dict[tuple, int | None] = {}   # thousands of symbols share a few last dates
+    ages: dict[str, int | None] = {}
+    for symbol, calendar, last_date in symbols:
+        if calendar not in expected:
+            expected[calendar] = last_complete_session(calendar, as_of, now)
+        excused = rules.excused_sessions(symbol, calendar)
+        key = (calendar, last_date, excused)
+        if key not in cache:
+            cache[key] = bars_behind(calendar, last_date, expected[calendar], excused)
+        ages[symbol] = cache[key]
+    return expected, ages
+
+
 def judge_stage1(rules: GovernanceRules, standings: Sequence[SymbolStanding], as_of: dt.date,
                  now: dt.datetime | None = None) -> Stage1Verdict:
     """The one definition of "Stage 1 passed" (rule 5) and of what stops
     Stage 2 (rule 6), for the enabled universe's ``standings`` at ``as_of``.
     ``now`` decides whether today's session is complete (default: the clock)."""
-    expected: dict[str, dt.date] = {}
-    verdict = Stage1Verdict(as_of=as_of, required_rows=rules.required_rows, expected_last={}, ages={},
+    expected, ages = ages_at(rules, [(s.symbol, s.calendar, s.last_date) for s in standings], as_of, now)
+    verdict = Stage1Verdict(as_of=as_of, required_rows=rules.required_rows, expected_last={}, ages=ages,
                             states={**{s.value: 0 for s in STATES}, UNGOVERNED: 0}, symbols=len(standings))
-    ages: dict[tuple[str, str | None], int | None] = {}   # thousands of symbols share a few last dates
     for s in standings:
-        if s.calendar not in expected:
-            expected[s.calendar] = last_complete_session(s.calendar, as_of, now)
-        key = (s.calendar, s.last_date)
-        if key not in ages:
-            ages[key] = bars_behind(s.calendar, s.last_date, expected[s.calendar])
-        age = ages[key]
-        verdict.ages[s.symbol] = age
+        age = ages[s.symbol]
         verdict.states[s.state or UNGOVERNED] += 1
         fresh = rules.is_fresh(age)
         if s.state is None:

@@ -45,15 +45,17 @@ def test_live_without_confirmation_is_refused(seeded, monkeypatch):
     assert code == 2
 
 
-def test_confirmation_by_env_still_needs_stage1_verified(desk, monkeypatch, capsys):
-    seed_store(desk.paths.db, desk.symbols, rows=300)
-    with Database(desk.paths.db) as db:
-        store_reads.set_run_verification(db, "seed-run", "FAILED")
+def test_confirmation_by_env_still_needs_stage1_passed(desk, monkeypatch, capsys):
+    """Paper trades a store with a DEGRADED symbol (it only reduces there);
+    live refuses it: Stage 1 has not passed (rule 5) at the as-of date."""
+    seed_store(desk.paths.db, desk.symbols, rows=300, states={"AAA": "ACTIVE", "BBB": "DEGRADED", "CCC": "ACTIVE"})
     for k, v in {**KEYS, "LIVE_TRADING_CONFIRMED": "yes"}.items():
         monkeypatch.setenv(k, v)
     code = run_command(Stage2Options(mode="live", run_once=True, as_of=AS_OF), live_broker_factory=exploding_live_broker)
     assert code == 2
-    assert "Stage 1 not verified" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Stage 1 not verified: 1 of 3 symbol(s) fail it (BBB DEGRADED" in err
+    assert run_command(Stage2Options(mode="paper", run_once=True, as_of=AS_OF)) == 0
 
 
 def test_paper_mode_drops_live_credentials_and_never_builds_the_live_broker(seeded, monkeypatch):

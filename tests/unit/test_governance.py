@@ -7,7 +7,8 @@ import json
 import pytest
 
 from data.governance import governance_agent as G
-from data.governance.governance_agent import ACTIVE, DEGRADED, QUARANTINED, govern_symbols
+from data.governance.governance_agent import govern_symbols
+from data.governance.rules import ACTIVE, DEGRADED, QUARANTINED
 from data.quality import findings as F
 from data.quality.findings import Finding
 from core.universe import UniverseEntry

@@ -224,3 +224,20 @@ def _is_rule_context(path: Path, node: ast.Constant) -> bool:
         return True
     line = path.read_text().splitlines()[node.lineno - 1]
     return not ("* 1000" in line or "/ 1000" in line or "1000.0" in line)
+
+
+def test_a_configured_trading_halt_is_not_staleness(tmp_path):
+    """A symbol halted for the last sessions is not late, so one halted
+    symbol does not stop Stage 2 for the whole desk; its peers are judged as
+    before, and a calendar closure the calendar does not know is excused too."""
+    path = tmp_path / "settings.toml"
+    path.write_text('[quality]\nhalts = { "AAPL" = [["2024-07-01", "2024-07-09"]] }\n'
+                    'allowed_missing_sessions = { XNYS = ["2024-07-10"] }\n')
+    rules = GovernanceRules.from_settings(load_settings(path))
+    now = dt.datetime(2024, 7, 12, tzinfo=dt.timezone.utc)
+    verdict = judge_stage1(rules, [standing("AAPL"), standing("MSFT")], dt.date(2024, 7, 11), now=now)
+    # 06-28 -> 07-11: 8 XNYS sessions; AAPL is excused 6 (halt) + 1 (closure), MSFT only the closure
+    assert verdict.ages == {"AAPL": 1, "MSFT": 7}
+    assert list(verdict.stale) == ["MSFT"]
+    assert RUNBOOK.excused_sessions("AAPL", "XNYS") == frozenset()
+    assert R.bars_behind("XNYS", "2024-06-28", dt.date(2024, 7, 11)) == 8

@@ -36,7 +36,7 @@ from data.collectors.ingestion.payload import PayloadScorer
 from data.collectors.ingestion.plan import (FAILED, SKIPPED_DEAD_LETTER, SUCCESS, UP_TO_DATE, RunPlan, SymbolPlan,
                                             entry_fingerprint, plan_symbols)
 from data.collectors.ingestion.verification import RunFindings, Verification, govern_and_verify
-from data.governance.governance_agent import ACTIVE
+from data.governance.rules import ACTIVE
 from data.quality.assessment import QualityReport
 from data.quality.drift import DriftResult
 from database.manager import Database, MixedOriginError

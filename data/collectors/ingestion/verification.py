@@ -69,11 +69,11 @@ def govern_and_verify(ctx: RunContext, found: RunFindings) -> Verification:
                          settings=ctx.settings, payload_duplicates=found.payload_duplicates,
                          critical=found.critical, symbols=found.symbols, precomputed=found.scored,
                          extra_findings=found.drift_findings)
-    fresh = freshness(ctx.universe.enabled, db.bars.history_summary(ctx.universe.symbols), ctx.settings, ctx.as_of,
-                      ctx.now)
+    history = db.bars.history_summary(ctx.universe.symbols)
+    fresh = freshness(ctx.universe.enabled, history, ctx.settings, ctx.as_of, ctx.now)
     governed = set(found.symbols)
     stage1 = judge_store(db, [e for e in ctx.universe.enabled if e.symbol in governed], ctx.settings, ctx.as_of,
-                         ctx.now)
+                         ctx.now, history=history)
     problems = verification_problems(stage1, fresh, found.fetch_failures)
     verification = VERIFICATION_FAILED if problems else VERIFICATION_PASSED
     event = "INGEST_SUCCESS" if not problems else "INGEST_VERIFICATION_FAILED"
