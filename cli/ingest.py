@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -19,12 +18,13 @@ from rich.console import Console
 from cli import exit_codes
 from cli.command import OperatorCommand
 from cli.console import progress_bar
-from cli.options import ISO_DATE, SYMBOLS, as_of_option, db_option, json_option, tickers_option, universe_option
+from cli.options import (ISO_DATE, SYMBOLS, as_of_option, check_source_options, db_option, json_option,
+                         tickers_option, universe_option)
 from core import calendar as cal
-from core.errors import MissingInputError, UsageError
+from core.errors import UsageError
 from core.inputs import load_inputs
 from core.runtime import RuntimePaths
-from core.settings import Settings
+from core.settings import HistorySettings, Settings
 from core.universe import Universe
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import IngestOptions, RunReport, run_ingestion
@@ -40,10 +40,7 @@ def validated(options: IngestOptions, universe: Universe, settings: Settings) ->
     UsageError/MissingInputError naming the flag.  ``tickers`` and
     ``revive`` come normalised from their option (``cli.options``)."""
     universe.select(list(options.tickers) or None)
-    if options.data_dir and not Path(options.data_dir).is_dir():
-        raise MissingInputError(f"--data-dir {options.data_dir}: directory not found")
-    if options.provider and options.provider not in settings.providers.capabilities:
-        raise UsageError(f"--provider {options.provider!r}: unknown; known: {', '.join(sorted(settings.providers.capabilities))}")
+    check_source_options(options.provider, options.data_dir, settings)
     if (options.start or options.end) and options.mode != "deep_backfill":
         raise UsageError(f"--start/--end go with --mode=deep_backfill (the default), not --mode={options.mode}")
     if options.start and options.end and options.start > options.end:
@@ -134,7 +131,8 @@ def render(report: RunReport, *, db_path: str) -> None:
 
 @click.command(cls=OperatorCommand)
 @click.option("--mode", type=click.Choice(OPERATOR_MODES), default="deep_backfill", show_default=True,
-              help="deep_backfill: the trailing 1260 sessions per symbol (or --start/--end); incremental: from "
+              help=f"deep_backfill: the trailing required sessions per symbol (history.required_sessions, "
+                   f"{HistorySettings().required_sessions} by default; or --start/--end); incremental: from "
                    "the last stored session + 1; verify: fetch nothing, re-check what is stored.")
 @click.option("--start", type=ISO_DATE, help="Custom range start (YYYY-MM-DD).")
 @click.option("--end", type=ISO_DATE, help="Custom range end (YYYY-MM-DD).")

@@ -1,6 +1,7 @@
 """The options every command shares, defined once: ``--db``, ``--json``,
 ``--universe``, ``--tickers``, ``--as-of`` (and the date and symbol-list
-parsers behind them).
+parsers behind them), and the check of the source options the fetching
+commands share (``--provider``, ``--data-dir``).
 
 A value that does not parse is a click usage error: one line on stderr
 naming the flag and the value, exit 64 (``cli.command.OperatorCommand``).
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 from typing import Any, Callable
 
 import click
 
+from core.errors import MissingInputError, UsageError
+from core.settings import Settings
 from core.symbols import InvalidSymbolError, normalise_symbol
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -93,3 +97,13 @@ def tickers_option(help: str = "Comma-separated symbols, a subset of the univers
 
 def as_of_option(help: str = "Judge the store as of this date (default: today).") -> Decorator:
     return click.option("--as-of", "as_of", type=ISO_DATE, default=None, help=help)
+
+
+def check_source_options(provider: str | None, data_dir: str | None, settings: Settings) -> None:
+    """Refuse a ``--data-dir`` that is not a directory (MissingInputError,
+    exit 66) and a ``--provider`` the capability matrix does not know
+    (UsageError, exit 64), in that order."""
+    if data_dir and not Path(data_dir).is_dir():
+        raise MissingInputError(f"--data-dir {data_dir}: directory not found")
+    if provider and provider not in settings.providers.capabilities:
+        raise UsageError(f"--provider {provider!r}: unknown; known: {', '.join(sorted(settings.providers.capabilities))}")

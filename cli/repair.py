@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -12,7 +11,7 @@ from rich.table import Table
 
 from cli import exit_codes
 from cli.command import OperatorCommand
-from cli.options import ISO_DATE, as_of_option, db_option, json_option, universe_option
+from cli.options import ISO_DATE, as_of_option, check_source_options, db_option, json_option, universe_option
 from core.errors import MissingInputError, UsageError
 from core.inputs import load_inputs
 from core.runtime import RuntimePaths
@@ -41,10 +40,7 @@ def run_command(*, symbol: str | None, start: dt.date | None, end: dt.date | Non
             raise InvalidSymbolError(f"--symbol: {exc}") from exc
         if start > end:
             raise UsageError(f"--from {start} is after --to {end}")
-    if data_dir and not Path(data_dir).is_dir():
-        raise MissingInputError(f"--data-dir {data_dir}: directory not found")
-    if provider and provider not in settings.providers.capabilities:
-        raise UsageError(f"--provider {provider!r}: unknown; known: {', '.join(sorted(settings.providers.capabilities))}")
+    check_source_options(provider, data_dir, settings)
     paths = RuntimePaths.resolve(db_path)
     if not store_exists(paths.db):
         raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")

@@ -1,9 +1,10 @@
 """Expected sessions per asset class, from exchange_calendars.
 
-The deep-backfill window is the trailing N expected sessions (1260 by
-default) of the symbol's calendar ending at the last *complete* session on
-or before the as-of date.  It is derived from the calendar, never from a
-date offset: five calendar years of NYSE sessions is only 1,255 rows.
+The deep-backfill window is the trailing N expected sessions (``[history]
+required_sessions``) of the symbol's calendar ending at the last *complete*
+session on or before the as-of date.  It is derived from the calendar,
+never from a date offset: five calendar years of NYSE sessions is only
+1,255 rows.
 """
 from __future__ import annotations
 

@@ -46,10 +46,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from core.clock import UTC, record_stamp, trail_stamp
-from core.redaction import MASK, redact_value, secret_values
+from core.redaction import redact_value, secret_values
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-REDACTED = MASK
 # The product's packages: the stdlib loggers a Stage 2 run captures.
 PRODUCT_PACKAGES = ("core", "data", "database", "reports", "trading")
 # A stdlib record captured from a library module is this event.

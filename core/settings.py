@@ -23,9 +23,12 @@ import tomllib
 import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from core.settings_schema import IsoDate, SettingsError, Table, parse_table, setting, show
+from core.settings_schema import IsoDate, RateLimits, SettingsError, Table, parse_table, setting, show
+
+if TYPE_CHECKING:
+    from core.universe import UniverseEntry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_PATH = REPO_ROOT / "configs" / "settings.toml"
@@ -46,9 +49,10 @@ class HistorySettings(Table):
     calendars: Mapping[str, str] = setting({"stocks": "XNYS", "fx": "24/5", "crypto": "24/7",
                                             "commodities": "CMES"})
 
-    def calendar_for(self, asset_class: str) -> str:
-        """The calendar of a symbol of ``asset_class`` without its own."""
-        return self.calendars[asset_class]
+    def calendar_of(self, entry: UniverseEntry) -> str:
+        """The calendar of a universe entry: its own when it names one, else
+        its asset class's."""
+        return entry.calendar or self.calendars[entry.asset_class]
 
     def _check_relations(self) -> None:
         self._require(self.degraded_min_rows <= self.required_sessions, "degraded_min_rows",
@@ -59,6 +63,32 @@ def _capability(stocks: bool, fx: bool, crypto: bool, commodities: bool, max_his
                 requires_entitlement: bool) -> dict[str, Any]:
     return {"stocks": stocks, "fx": fx, "crypto": crypto, "commodities": commodities,
             "max_history_days": max_history_days, "requires_entitlement": requires_entitlement}
+
+
+# The keys of a ``[providers.<vendor>]`` table and the type of each: the
+# ones every network vendor takes (their generic defaults are BASE_QUIRKS in
+# data/providers/http_vendor/quirks.py, which checks its layers against this
+# list too), then each vendor's own (defaults in its module's VENDOR_QUIRKS).
+QUIRK_KEYS: Mapping[str, Any] = {
+    "base_url": str,
+    "batch_size": int,
+    "workers": int,
+    "rate_limits": RateLimits,
+    "deadline_seconds": float,
+    "rate_limit_retries": int,
+    "unavailable_retries": int,
+    "backoff_initial_seconds": float,
+    "backoff_max_seconds": float,
+    "max_retry_after_seconds": float,
+    "test_symbol": str,
+    "test_days": int,
+    "circuit_breaker_failures": int,
+}
+VENDOR_QUIRK_KEYS: Mapping[str, Mapping[str, Any]] = {
+    "yahoo": {**QUIRK_KEYS, "cache_dir": str},
+    "polygon": dict(QUIRK_KEYS),
+    "alpaca": {**QUIRK_KEYS, "feed": str, "adjusted_close": bool},
+}
 
 
 @dataclass(frozen=True)
@@ -87,7 +117,8 @@ class ProvidersSettings(Table):
     # a provider's circuit for the rest of the run.
     circuit_breaker_failures: int = setting(5, ge=1)
     # Per-vendor quirks, merged over data/providers/http_vendor/quirks.py's
-    # BASE_QUIRKS (which check their keys); constructor keywords override them.
+    # BASE_QUIRKS; constructor keywords override them.  A table takes the
+    # keys VENDOR_QUIRK_KEYS lists for its vendor, nothing else.
     # rate_limits: [[requests, seconds], ...], every window enforced.
     yahoo: Mapping[str, Any] = setting({
         # Yahoo publishes no limit: 2,000 requests/hour per IP is the
@@ -96,14 +127,14 @@ class ProvidersSettings(Table):
         "batch_size": 100,           # symbols per chunk (yf.download's batch)
         "workers": 4,
         "deadline_seconds": 30.0,
-    }, open=True)
+    }, keys=VENDOR_QUIRK_KEYS["yahoo"])
     polygon: Mapping[str, Any] = setting({
         # Basic (free) plan: 5 API calls per minute; raise for paid plans.
         "rate_limits": [[5, 60.0]],
         "batch_size": 1,             # aggregates are one ticker per request
         "workers": 4,
         "deadline_seconds": 30.0,
-    }, open=True)
+    }, keys=VENDOR_QUIRK_KEYS["polygon"])
     alpaca: Mapping[str, Any] = setting({
         # Basic plan: 200 API calls per minute.
         "rate_limits": [[200, 60.0]],
@@ -111,20 +142,17 @@ class ProvidersSettings(Table):
         "workers": 2,
         "deadline_seconds": 30.0,
         "feed": "sip",
-    }, open=True)
+    }, keys=VENDOR_QUIRK_KEYS["alpaca"])
 
     def quirks(self, vendor: str) -> Mapping[str, Any]:
         """``[providers.<vendor>]``: a network vendor's quirks table."""
-        if vendor not in _VENDORS:
+        if vendor not in VENDOR_QUIRK_KEYS:
             raise KeyError(vendor)
         return getattr(self, vendor)
 
     def _check_relations(self) -> None:
         unknown = [p for p in self.priority if p not in self.capabilities]
         self._require(not unknown, "priority", f"names unknown provider(s) {', '.join(unknown)}")
-
-
-_VENDORS = ("yahoo", "polygon", "alpaca")
 
 
 @dataclass(frozen=True)

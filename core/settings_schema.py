@@ -21,6 +21,19 @@ from typing import Any, ClassVar, Mapping, NewType
 from core.errors import MalformedInputError
 
 IsoDate = NewType("IsoDate", str)          # a calendar date, "YYYY-MM-DD"
+# Request windows a vendor enforces, [[requests, seconds], ...]; every
+# window holds at once (see :func:`is_rate_limits`).
+RateLimits = NewType("RateLimits", list)
+
+
+def is_rate_limits(value: Any) -> bool:
+    """Whether ``value`` is a list of ``[requests, seconds]`` windows, each
+    with requests >= 1 and seconds > 0."""
+    def number(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(w, (list, tuple)) and len(w) == 2 and number(w[0]) and number(w[1]) and w[0] >= 1 and w[1] > 0
+        for w in value)
 
 
 class SettingsError(MalformedInputError):
@@ -33,7 +46,9 @@ def setting(default: Any, **rules: Any) -> Any:
     """A field with its default and its valid range: ``ge``/``gt``/``le``/``lt``
     bound a number (or each value of a table, each item of a list);
     ``choices`` lists the allowed strings; ``open=True`` lets a table take
-    keys its default does not have (otherwise its keys are fixed)."""
+    keys its default does not have (otherwise its keys are fixed);
+    ``keys`` (name -> type) gives a table's every key and the type of its
+    value, whether its default has the key or not."""
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=rules)
     return field(default=default, metadata=rules)
@@ -86,11 +101,14 @@ def _parse(raw: Any, hint: Any, current: Any, table: str, key: str, rules: Mappi
         if not isinstance(raw, dict):
             raise _wrong_type(table, key, raw, hint)
         value_hint = typing.get_args(hint)[1]
+        keys = rules.get("keys")
         merged = copy.deepcopy(dict(current))
         for name, value in raw.items():
-            if name not in merged and not rules.get("open"):
+            known = name in keys if keys is not None else name in merged or rules.get("open")
+            if not known:
                 raise SettingsError(f"unknown setting [{table}.{key}] {name}")
-            merged[name] = _parse(value, value_hint, merged.get(name), f"{table}.{key}", name, {})
+            merged[name] = _parse(value, value_hint if keys is None else keys[name], merged.get(name),
+                                  f"{table}.{key}", name, {})
         return merged
     if hint is Any:    # an open table's value: typed by the default it replaces, if any
         if current is None:
@@ -122,6 +140,8 @@ def _scalar(raw: Any, hint: Any, table: str, key: str) -> Any:
         return raw
     if hint is list and isinstance(raw, list):
         return copy.deepcopy(raw)
+    if hint is RateLimits and isinstance(raw, list) and is_rate_limits(raw):
+        return copy.deepcopy(raw)
     if hint is IsoDate:
         if isinstance(raw, dt.date) and not isinstance(raw, dt.datetime):
             return raw.isoformat()
@@ -135,7 +155,9 @@ def _scalar(raw: Any, hint: Any, table: str, key: str) -> Any:
 
 _WORDS = {bool: ("true or false", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers"),
           str: ("a string", "strings"), list: ("a list", "lists"),
-          IsoDate: ("a date (YYYY-MM-DD)", "dates (YYYY-MM-DD)")}
+          IsoDate: ("a date (YYYY-MM-DD)", "dates (YYYY-MM-DD)"),
+          RateLimits: ("a list of [requests, seconds] windows (requests >= 1, seconds > 0)",
+                       "lists of [requests, seconds] windows (requests >= 1, seconds > 0)")}
 
 
 def _describe(hint: Any, plural: bool = False) -> str:
@@ -157,7 +179,10 @@ def _check_range(table: str, key: str, value: Any, rules: Mapping[str, Any]) -> 
     """Raise when ``value`` (each value of a table, each item of a list)
     breaks a declared rule."""
     if isinstance(value, Mapping):
-        inner = {k: v for k, v in rules.items() if k != "open"}
+        unknown = [name for name in value if name not in rules.get("keys", value)]
+        if unknown:
+            raise SettingsError(f"unknown setting [{table}.{key}] {unknown[0]}")
+        inner = {k: v for k, v in rules.items() if k not in ("open", "keys")}
         for name, item in value.items():
             _check_range(f"{table}.{key}", name, item, inner)
         return

@@ -216,7 +216,7 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
     yellow, red = rules.stale_from_sessions, rules.red_beyond_sessions
     now = now or utc_now()
     entries = list(entries)
-    items = [(entry.symbol, entry.calendar or settings.history.calendar_for(entry.asset_class),
+    items = [(entry.symbol, settings.history.calendar_of(entry),
               (history.get(entry.symbol) or {}).get("last_date")) for entry in entries]
     try:
         ends, ages = ages_at(rules, items, as_of, now)

@@ -32,7 +32,7 @@ def standings(db: Store, entries: Sequence[UniverseEntry], settings: Settings,
         gov = states.get(entry.symbol) or {}
         stored = history[entry.symbol]
         out.append(SymbolStanding(
-            symbol=entry.symbol, calendar=entry.calendar or settings.history.calendar_for(entry.asset_class),
+            symbol=entry.symbol, calendar=settings.history.calendar_of(entry),
             state=gov.get("state"), reason=gov.get("reason"), governed_rows=int(gov.get("rows") or 0),
             stored_rows=int(stored["rows"]), last_date=stored["last_date"], quality_score=gov.get("quality_score")))
     return out

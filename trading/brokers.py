@@ -15,8 +15,8 @@ commission of ``commission_bps`` of the notional is charged.  The fill rule
 is recorded per fill (``price_source``: next_open / last_close).
 
 The live broker wraps alpaca-py's ``TradingClient``.  It is constructed only
-by ``build_broker`` in live mode, and creates its client lazily, so nothing
-in paper mode can reach Alpaca.
+by ``trading.stage2.run_stage2`` in live mode, after Stage 1 is verified, and
+creates its client lazily, so nothing in paper mode can reach Alpaca.
 """
 from __future__ import annotations
 

@@ -23,6 +23,8 @@ import time
 from typing import Any, Callable
 
 from core.runtime import RuntimePaths
+from data.collectors.data_router import DataRouter
+from data.collectors.ingestion import IngestOptions, run_ingestion
 from trading.agent import KillSwitchEngaged, TradingAgent
 from trading.gate import append_halt_log, kill_switch_engaged, kill_switch_message
 from trading.guard import GuardViolation, HistoryGuard
@@ -44,20 +46,11 @@ def ingestion_refresh(db, universe, settings, paths: RuntimePaths, log: Any, gua
 
     Ingestion turns any provider exception into a per-symbol failure, so a
     GUARD VIOLATION would only show in the audit; the guard records each
-    one and this hook logs them and raises, making it a loop error.
-    Re-governance after the ingest is the lead's to add here (the governance
-    agent is not in this branch)."""
+    one and this hook logs them and raises, making it a loop error.  The
+    run re-governs the symbols it fetched, as every ingest run does."""
     def refresh() -> None:
         run = ingest
         if run is None:
-            try:
-                from data.collectors.ingestion import IngestOptions, run_ingestion
-            except ImportError:
-                log.warning("REFRESH_UNAVAILABLE", module="trading.daemon",
-                            message="data refresh unavailable: data.collectors.ingestion is not installed")
-                return
-            from data.collectors.data_router import DataRouter
-
             def run():
                 router = DataRouter(settings, guard=guard)
                 try:

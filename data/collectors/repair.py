@@ -112,7 +112,7 @@ def repair_symbol(db: Store, universe: Universe, settings: Settings, paths: Runt
                              f"repairs never add symbols")
     if start > end:
         raise IngestionError(f"--from {start} is after --to {end}")
-    calendar = entry.calendar or settings.history.calendar_for(entry.asset_class)
+    calendar = settings.history.calendar_of(entry)
     window = cal.range_window(calendar, start, end)
     if window.sessions == 0:
         raise IngestionError(f"no {calendar} sessions between {start} and {end}")

@@ -36,6 +36,7 @@ from database import Store, open_store
 from core.alerts import AlertMessage
 from core.settings import Settings
 
+
 class GovernanceError(InvariantError):
     """Governance was asked about symbols outside the universe (its callers
     select them from the universe: a bug)."""
@@ -246,7 +247,7 @@ def govern_symbols(db: Store, *, universe_entries: Sequence[UniverseEntry], run_
         items = []
         for symbol in to_read:
             entry = by_symbol[symbol]
-            items.append((symbol, entry.asset_class, entry.calendar or settings.history.calendar_for(entry.asset_class),
+            items.append((symbol, entry.asset_class, settings.history.calendar_of(entry),
                           duplicates.get(symbol, carried.get(symbol, 0))))
         precomputed.update(score_stored_windows(db.location, items, as_of=as_of, settings=settings, workers=workers))
         to_read = []
@@ -267,7 +268,7 @@ def govern_symbols(db: Store, *, universe_entries: Sequence[UniverseEntry], run_
 
     for done, symbol in enumerate(wanted, start=1):
         entry = by_symbol[symbol]
-        calendar = entry.calendar or settings.history.calendar_for(entry.asset_class)
+        calendar = settings.history.calendar_of(entry)
         if calendar not in windows:
             win = backfill_window(calendar, as_of, required)
             windows[calendar] = (win, expected_sessions(calendar, win.start, win.end))

@@ -12,7 +12,8 @@ import pytest
 from data.providers.alpaca import AlpacaDataProvider
 from data.providers.base import (ADJ_UNADJUSTED, ADJ_VENDOR, BAR_COLUMNS, CapabilityError, EntitlementError,
                                  FetchRequest)
-from data.providers.http_vendor import QuirksError
+from core.settings import VENDOR_QUIRK_KEYS
+from data.providers.http_vendor import BASE_QUIRKS, QuirksError
 from data.providers.polygon import PolygonDataProvider
 from data.providers.yahoo import YahooDataProvider
 from tests.providers.vendor_setup import FAST, WINDOW, fast_settings
@@ -176,6 +177,15 @@ def test_quirks_layering_and_unknown_options(vendor_runtime, monkeypatch):
     with pytest.raises(QuirksError, match="requests, seconds"):
         PolygonDataProvider(settings=settings, rate_limits=[[5]])
     assert FAST["deadline_seconds"] == provider.deadline
+
+
+def test_the_settings_schema_lists_exactly_the_keys_each_vendor_has_defaults_for():
+    """core.settings.VENDOR_QUIRK_KEYS (what the settings loader accepts)
+    and the defaults here name the same keys: a default nobody may set, or a
+    settable key with no default, is a mistake."""
+    for cls in (YahooDataProvider, PolygonDataProvider, AlpacaDataProvider):
+        defaults = set(BASE_QUIRKS) | set(cls.VENDOR_QUIRKS) | {"circuit_breaker_failures"}
+        assert defaults == set(VENDOR_QUIRK_KEYS[cls.name]), cls.name
 
 
 def test_runbook_test_line_answers_reachability_and_entitlement(vendor_runtime, server):

@@ -103,3 +103,25 @@ def test_the_parsers_on_the_operators_usual_inputs():
         with pytest.raises(ValueError, match="is not a date"):
             parse_date(bad)
     assert _outcome() == {"tickers": [], "as_of": None}
+
+
+@pytest.mark.parametrize("script, args", [
+    ("ingest_history.py", []),
+    ("repair_db.py", ["--symbol", "AAPL", "--from", "2024-01-02", "--to", "2024-01-05"]),
+])
+def test_the_fetching_commands_refuse_a_bad_source_in_the_same_words(runtime, tmp_path, script, args):
+    """--data-dir and --provider are checked by one function
+    (cli.options.check_source_options) for ingest_history.py and repair_db.py."""
+    universe = tmp_path / "universe.json"
+    universe.write_text(json.dumps({"symbols": [{"symbol": "AAPL"}]}))
+    missing = tmp_path / "no-such-dir"
+    command = _command(script)
+    base = ["--universe", str(universe), *args]
+    result = CliRunner().invoke(command, [*base, "--data-dir", str(missing), "--provider", "nope"])
+    assert result.exit_code == 66, result.output
+    assert result.stderr.strip().splitlines() == [f"error: --data-dir {missing}: directory not found"]
+    result = CliRunner().invoke(command, [*base, "--provider", "nope"])
+    assert result.exit_code == 64, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: --provider 'nope': unknown; known: alpaca, file, polygon, synthetic, yahoo"]
+    assert not runtime.db.exists()

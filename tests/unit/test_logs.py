@@ -15,8 +15,8 @@ import pytest
 from rich.console import Console
 
 from cli.console import LogConsole
-from core.logs import LIBRARY_EVENT, REDACTED, AuditTrail, OperatorLog
-from core.redaction import register_secret
+from core.logs import LIBRARY_EVENT, AuditTrail, OperatorLog
+from core.redaction import MASK, register_secret
 from core.runtime import RuntimePaths
 
 FIXED = ["ts", "level", "module", "run_id", "event"]
@@ -66,7 +66,7 @@ def test_a_registered_secret_reaches_none_of_the_four_files(paths):
     assert all(written.values()), "every file must have been written for the test to bite"
     for name, text in {**written, "console": console.getvalue()}.items():
         assert secret not in text, name
-        assert REDACTED in text, name
+        assert MASK in text, name
     assert "ConnectionError: 401 for key ***" in written["errors.jsonl"]
 
 

@@ -17,9 +17,10 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
 
+import ingest_history
 import verify_backfill
-from core.settings import (DEFAULT_SETTINGS_PATH, HistorySettings, Settings, SettingsError, TradingSettings,
-                           load_settings)
+from core.settings import (DEFAULT_SETTINGS_PATH, VENDOR_QUIRK_KEYS, HistorySettings, ProvidersSettings, Settings,
+                           SettingsError, TradingSettings, load_settings)
 from core.settings_schema import Table
 from trading.config import TradingConfig, load_trading_config
 
@@ -121,6 +122,9 @@ def test_settings_are_picklable_for_worker_processes(tmp_path):
     ("[providers.capabilities.polygn]\nstocks = true\n", "unknown setting [providers.capabilities] polygn"),
     ("[providers.capabilities.alpaca]\nbonds = true\n", "unknown setting [providers.capabilities.alpaca] bonds"),
     ("[providers.kraken]\nworkers = 1\n", "unknown setting [providers] kraken"),
+    ("[providers.yahoo]\nbatch_sise = 5\n", "unknown setting [providers.yahoo] batch_sise"),
+    ("[providers.polygon]\ncache_dir = \"/tmp/yf\"\n", "unknown setting [providers.polygon] cache_dir"),
+    ("[providers.alpaca]\nrate_limit = [[1, 1.0]]\n", "unknown setting [providers.alpaca] rate_limit"),
     ("[trading]\nmode = \"live\"\n", "unknown setting [trading] mode"),
 ])
 def test_unknown_keys_are_refused_naming_key_and_file(tmp_path, text, message):
@@ -144,6 +148,16 @@ def test_unknown_keys_are_refused_naming_key_and_file(tmp_path, text, message):
     ("[providers.capabilities.alpaca]\nmax_history_days = \"730\"\n",
      '[providers.capabilities.alpaca] max_history_days = "730": expected an integer'),
     ("[providers.yahoo]\nworkers = 2.5\n", "[providers.yahoo] workers = 2.5: expected an integer"),
+    ("[providers.yahoo]\ntest_days = \"10\"\n", '[providers.yahoo] test_days = "10": expected an integer'),
+    ("[providers.polygon]\nbase_url = 8080\n", "[providers.polygon] base_url = 8080: expected a string"),
+    ("[providers.alpaca]\nadjusted_close = \"no\"\n",
+     '[providers.alpaca] adjusted_close = "no": expected true or false'),
+    ("[providers.alpaca]\ndeadline_seconds = \"30\"\n",
+     '[providers.alpaca] deadline_seconds = "30": expected a number'),
+    ("[providers.polygon]\nrate_limits = [5, 60.0]\n", "[providers.polygon] rate_limits = [5, 60.0]: "
+     "expected a list of [requests, seconds] windows (requests >= 1, seconds > 0)"),
+    ("[providers.polygon]\nrate_limits = [[0, 60.0]]\n", "[providers.polygon] rate_limits = [[0, 60.0]]: "
+     "expected a list of [requests, seconds] windows (requests >= 1, seconds > 0)"),
 ])
 def test_values_of_the_wrong_type_are_refused_naming_key_and_file(tmp_path, text, message):
     path = write(tmp_path, text)
@@ -190,6 +204,8 @@ def test_malformed_and_missing_files_are_refused(tmp_path, monkeypatch):
 def test_tables_built_in_code_are_checked_too():
     with pytest.raises(SettingsError, match=r"\[history\] required_sessions = 0: must be >= 1"):
         HistorySettings(required_sessions=0)
+    with pytest.raises(SettingsError, match=r"unknown setting \[providers.yahoo\] batch_sise"):
+        ProvidersSettings(yahoo={"batch_sise": 5})
     with pytest.raises(SettingsError, match=r"unknown setting \[trading\] colour"):
         load_trading_config(Settings(), "paper", {}, colour="red")
     assert load_trading_config(Settings(), "paper", {}, max_stale_days=2).max_stale_days == 2
@@ -203,6 +219,37 @@ def test_a_malformed_settings_file_is_exit_65_at_the_cli(tmp_path, runtime, monk
     result = CliRunner().invoke(verify_backfill.main, ["--universe", str(universe)])
     assert result.exit_code == 65
     assert f"{path}: unknown setting [quality] acept_threshold" in result.output
+
+
+def test_a_vendor_quirk_typo_stops_a_run_that_never_builds_the_vendor(tmp_path, runtime, monkeypatch):
+    """``[providers.yahoo] batch_sise`` is refused at load, exit 65, naming
+    key and file, even for a synthetic run that never builds Yahoo; nothing
+    is written."""
+    universe = tmp_path / "universe.json"
+    universe.write_text(json.dumps({"symbols": [{"symbol": "AAPL"}]}))
+    path = write(tmp_path, "[providers.yahoo]\nbatch_sise = 5\n")
+    monkeypatch.setenv("SETTINGS_FILE", str(path))
+    db = tmp_path / "store.db"
+    result = CliRunner().invoke(ingest_history.main, ["--universe", str(universe), "--provider", "synthetic",
+                                                      "--db", str(db)])
+    assert result.exit_code == 65
+    assert f"{path}: unknown setting [providers.yahoo] batch_sise" in result.output
+    assert not db.exists()
+
+
+def test_vendor_quirk_tables_take_every_key_of_their_vendor(tmp_path):
+    """A vendor's table may set a key its default omits (Yahoo's cache
+    directory, Alpaca's adjusted closes), typed by the schema."""
+    loaded = load_settings(write(tmp_path, '[providers.yahoo]\ncache_dir = "/tmp/yf"\ncircuit_breaker_failures = 3\n'
+                                           "[providers.alpaca]\nadjusted_close = false\ndeadline_seconds = 12\n"
+                                           "[providers.polygon]\nrate_limits = [[5, 60], [100, 3600.0]]\n"))
+    assert loaded.providers.quirks("yahoo")["cache_dir"] == "/tmp/yf"
+    assert loaded.providers.quirks("yahoo")["circuit_breaker_failures"] == 3
+    assert loaded.providers.quirks("alpaca")["adjusted_close"] is False
+    assert loaded.providers.quirks("alpaca")["deadline_seconds"] == 12.0
+    assert loaded.providers.quirks("polygon")["rate_limits"] == [[5, 60], [100, 3600.0]]
+    assert loaded.providers.quirks("polygon")["batch_size"] == Settings().providers.quirks("polygon")["batch_size"]
+    assert set(VENDOR_QUIRK_KEYS) == {"yahoo", "polygon", "alpaca"}
 
 
 # ------------------------------------------------------ over the schema
@@ -222,6 +269,8 @@ def fixed_tables() -> list[tuple[tuple[str, ...], set[str]]]:
             inner = getattr(value, f.name)
             if isinstance(inner, Table):
                 table(path + (f.name,), inner)
+            elif isinstance(inner, Mapping) and "keys" in f.metadata:
+                out.append((path + (f.name,), set(f.metadata["keys"])))
             elif isinstance(inner, Mapping) and not f.metadata.get("open"):
                 mapping(path + (f.name,), inner)
 

@@ -31,9 +31,11 @@ class IngestionError(UsageError):
     repair outside the universe, an undo already undone): change the
     command line.
 
-    Raised before the run changes any state, except mixed data origins (or
-    a missing data directory) found only at the first write, after which
-    the run's row is closed as FAILED."""
+    Raised before the run changes any state, except mixed data origins
+    found only at the first write, after which the run's row is closed as
+    FAILED.  A missing data directory is not one of these: the router
+    refuses it when it is built, before the store is opened
+    (``DataDirectoryNotFound``, exit 66)."""
 
 
 @dataclass(frozen=True)

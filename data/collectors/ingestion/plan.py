@@ -70,7 +70,7 @@ def plan_symbols(db: Store, entries: Sequence[UniverseEntry], settings: Settings
         dead.pop(symbol)
     plans = []
     for entry in entries:
-        calendar = entry.calendar or settings.history.calendar_for(entry.asset_class)
+        calendar = settings.history.calendar_of(entry)
         if entry.symbol in dead and options.mode == "incremental":
             plans.append(SymbolPlan(entry, calendar, None, 0, SKIPPED_DEAD_LETTER,
                                     "dead-lettered after repeated failures"))

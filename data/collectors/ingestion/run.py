@@ -168,7 +168,7 @@ def _revive(ctx: RunContext, options: IngestOptions, plan: RunPlan, started_at: 
 
 
 class _FetchRun:
-    """A fetching run's state, from ``begin_run`` to ``finish_run``."""
+    """A fetching run's state, from ``db.runs.begin`` to ``db.runs.finish``."""
 
     def __init__(self, ctx: RunContext, options: IngestOptions, plans: list[SymbolPlan], started_at: str):
         self.ctx, self.options, self.plans, self.started_at = ctx, options, plans, started_at

@@ -3,18 +3,23 @@
 A vendor's numbers (rate limits, batch size, workers, deadline, retry
 budgets, base URL) are one dict merged ``BASE_QUIRKS`` <- the module's wire
 facts <- settings ``[providers.<name>]`` <- ``<NAME>_BASE_URL`` env <- keyword
-arguments of the constructor.  Unknown keys raise :class:`QuirksError`.
+arguments of the constructor.  The keys a vendor takes, and their types,
+are listed once, in ``core.settings.VENDOR_QUIRK_KEYS``: the settings loader
+refuses a file naming any other, and a layer here naming one raises
+:class:`QuirksError`.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from core.errors import MalformedInputError
-from core.settings import Settings
+from core.settings import VENDOR_QUIRK_KEYS, Settings
+from core.settings_schema import is_rate_limits
 
-# Generic defaults; core/settings.py (ProvidersSettings) carries each vendor's
-# published numbers and the circuit breaker, the vendor modules carry their
-# wire facts (default base URL).
+# Generic defaults of the keys every vendor takes (core.settings.QUIRK_KEYS
+# but circuit_breaker_failures, which defaults to [providers]'s);
+# core/settings.py (ProvidersSettings) carries each vendor's published
+# numbers, the vendor modules carry their wire facts (default base URL).
 BASE_QUIRKS: dict[str, Any] = {
     "base_url": None,
     "batch_size": 1,
@@ -47,6 +52,7 @@ def resolve_quirks(name: str, vendor_quirks: Mapping[str, Any], overrides: Mappi
                    settings: Settings, env: Mapping[str, str]) -> dict[str, Any]:
     """Merge the layers of a vendor's quirks (see the module docstring).
     Unknown keys raise :class:`QuirksError`: a typo must not be ignored."""
+    known = VENDOR_QUIRK_KEYS[name]
     quirks = dict(BASE_QUIRKS)
     quirks["circuit_breaker_failures"] = settings.providers.circuit_breaker_failures
     quirks.update(vendor_quirks)
@@ -54,14 +60,14 @@ def resolve_quirks(name: str, vendor_quirks: Mapping[str, Any], overrides: Mappi
               ("constructor", {k: v for k, v in overrides.items() if v is not None})]
     env_url = env.get(BASE_URL_ENV.get(name, ""), "").strip()
     for where, layer in layers:
-        unknown = sorted(set(layer) - set(quirks))
+        unknown = sorted(set(layer) - set(known))
         if unknown:
             raise QuirksError(f"{name}: unknown option(s) {', '.join(unknown)} in {where}; "
-                              f"known: {', '.join(sorted(quirks))}")
+                              f"known: {', '.join(sorted(known))}")
         quirks.update(layer)
         if where.startswith("settings") and env_url:
             quirks["base_url"] = env_url   # env beats the file, the constructor beats env
-    for limit in quirks["rate_limits"]:
-        if len(limit) != 2 or float(limit[0]) < 1 or float(limit[1]) <= 0:
-            raise QuirksError(f"{name}: rate_limits entries are [requests, seconds], got {limit!r}")
+    if not is_rate_limits(quirks["rate_limits"]):
+        raise QuirksError(f"{name}: rate_limits entries are [requests, seconds] (requests >= 1, seconds > 0), "
+                          f"got {quirks['rate_limits']!r}")
     return quirks

@@ -1,4 +1,4 @@
-"""Structured logs: the three files, their fields, and no secret anywhere."""
+"""Stage 2's OperatorLog: the three files, their fields, and no secret anywhere."""
 from __future__ import annotations
 
 import io
@@ -6,10 +6,10 @@ import json
 
 from rich.console import Console
 
+from core.redaction import MASK, secret_values
 from core.redaction import redact_value as redact
-from core.redaction import secret_values
 from cli.console import LogConsole
-from core.logs import REDACTED, OperatorLog
+from core.logs import OperatorLog
 
 CANARY = "canary-9f8e7d6c5b4a"
 
@@ -46,7 +46,7 @@ def test_secrets_are_redacted_in_every_output(tmp_path, monkeypatch):
         log.error("AUTH", exc=exc, url=f"https://x/?apiKey={CANARY}-poly")
     written = [p.read_text() for p in tmp_path.iterdir()] + [out.getvalue()]
     assert written and all(CANARY not in text for text in written)
-    assert any(REDACTED in text for text in written)
+    assert any(MASK in text for text in written)
 
 
 def test_redact_prefers_the_longest_secret_and_ignores_short_values():
