@@ -53,13 +53,15 @@ def validated(options: IngestOptions, universe: Universe, settings: Settings) ->
 
 
 def exit_code(report: RunReport, *, fail_on_quality: bool = False) -> int:
-    """docs/error_codes.md for a run: verify exits 2 unless verification
-    passed; any other run exits 1 when a symbol failed, else 2 when
-    ``--fail-on-quality`` meets an error-severity finding, else 0."""
-    if report.mode == "verify":
-        return exit_codes.OK if report.verification.passed else exit_codes.GATE_FAILED
-    if report.failed:
+    """docs/error_codes.md for a run, one verdict one code: 1 when a symbol
+    failed to fetch or write; else 2 when the run's verification failed
+    (a symbol not ACTIVE, short or stale, price health RED) or, under
+    ``--fail-on-quality``, an error-severity finding; else 0.  A scheduler
+    gating the next job on the exit code never runs it on a failed ingest."""
+    if report.mode != "verify" and report.failed:
         return exit_codes.FAILURE
+    if not report.verification.passed:
+        return exit_codes.GATE_FAILED
     if fail_on_quality and report.verification.governance.has_error_findings:
         return exit_codes.GATE_FAILED
     return exit_codes.OK
@@ -154,9 +156,10 @@ def main(mode, start, end, as_of, tickers, provider, data_dir, universe_path, fa
     """Fetch daily bars for the universe, write them idempotently, audit every
     symbol, then score and govern what was fetched.
 
-    Exit codes: 0 every symbol succeeded, 1 a symbol failed, 2 quality gate
-    failed (--fail-on-quality), 64 bad flag, 65 malformed universe or data
-    file, 66 missing file or directory.
+    Exit codes: 0 every symbol succeeded and verification PASSED, 1 a symbol
+    failed to fetch or write, 2 verification FAILED (a symbol not ACTIVE,
+    short or stale; or an error finding under --fail-on-quality), 64 bad
+    flag, 65 malformed universe or data file, 66 missing file or directory.
     """
     options = IngestOptions(mode=mode, as_of=as_of, start=start, end=end, tickers=tickers,
                             provider=provider.strip().lower() if provider else None,

@@ -48,7 +48,9 @@ def test_secondary_drift_of_3pct_degrades_the_symbol(runtime, settings, tmp_path
                                IngestOptions(as_of=AS_OF, cross_check=True), router=router)
         states = db.governance.states()
         quality = db.governance.latest_quality()
-    assert exit_code(report) == 0
+    # every symbol fetched; the drift fails verification: the gate's code, not 0 nor the fetch failure's 1
+    assert not report.failed and report.verification.verification == "FAILED"
+    assert exit_code(report) == 2
     assert report.providers_used == {"yahoo": 2}
     assert (states["AAPL"]["state"], states["AAPL"]["reason"]) == ("DEGRADED", "CROSS_SOURCE_DRIFT")
     assert (states["MSFT"]["state"], states["MSFT"]["reason"]) == ("ACTIVE", "OK")

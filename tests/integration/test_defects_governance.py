@@ -33,7 +33,11 @@ def governed(tmp_path_factory):
            "SETTINGS_FILE": ""}
     result = CliRunner(env=env).invoke(ingest_history.main, ["--universe", str(universe), "--provider", "synthetic",
                                                              "--as-of", AS_OF, "--json"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    # every symbol is fetched and written; the defective ones fail verification:
+    # one verdict, one exit code (2, the gate's), never 0 on a failed verification
+    assert result.exit_code == 2, result.output
+    doc = json.loads(result.output)
+    assert doc["exit_code"] == 2 and doc["governance"]["verification"] == "FAILED"
     with Database(root / "runtime" / "institutional_trading.db") as db:
         return db.governance.states(), db.governance.latest_quality()
 
@@ -75,3 +79,21 @@ def test_spike_and_negative_price_are_scored_and_named(governed):
     for explained in ("SPLIT", "SPECIAL"):
         assert quality[explained]["extreme_spike_flag"] == 0.0
         assert "EXTREME_SPIKE" not in {f["code"] for f in quality[explained]["findings"]}
+
+
+def test_an_ingest_whose_verification_failed_exits_2_and_a_clean_one_0(tmp_path):
+    """Issue 9, failure 1: a run that fetched and wrote every symbol but whose
+    verification FAILED (a low-quality symbol) printed `verification FAILED`
+    and exited 0; a scheduler gating on the exit code ran the next job on it."""
+    universe = tmp_path / "universe.json"
+    universe.write_text(json.dumps({"symbols": [{"symbol": "CLEAN"}, {"symbol": "GAPS"}]}))
+    env = {"RUNTIME_DIR": str(tmp_path / "runtime"), "LOGS_DIR": str(tmp_path / "logs"), "SETTINGS_FILE": "",
+           "SYNTHETIC_DEFECTS": f"GAPS:{DEFECTS['GAPS']}"}
+    args = ["--universe", str(universe), "--provider", "synthetic", "--as-of", AS_OF]
+    failed = CliRunner(env=env).invoke(ingest_history.main, args, catch_exceptions=False)
+    assert failed.exit_code == 2, failed.output
+    assert "verification FAILED" in failed.output
+    clean = CliRunner(env={**env, "SYNTHETIC_DEFECTS": ""}).invoke(
+        ingest_history.main, [*args, "--db", str(tmp_path / "clean.db")], catch_exceptions=False)
+    assert clean.exit_code == 0, clean.output
+    assert "verification PASSED" in clean.output
