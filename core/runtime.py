@@ -19,6 +19,16 @@ DB_FILENAME = "institutional_trading.db"
 _STORE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+class _UnderRoot:
+    """A fixed path under ``RuntimePaths.root``, read like an attribute."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    def __get__(self, paths: "RuntimePaths | None", owner: type) -> "Path | _UnderRoot":
+        return self if paths is None else paths.root.joinpath(*self.parts)
+
+
 @dataclass(frozen=True)
 class RuntimePaths:
     root: Path
@@ -44,29 +54,14 @@ class RuntimePaths:
         db_path = Path(text) if text else root / DB_FILENAME
         return cls(root=root.resolve(), logs=logs.resolve(), db=db_path.resolve())
 
-    @property
-    def kill_switch(self) -> Path:
-        return self.root / "KILL_SWITCH"
-
-    @property
-    def governance_halt_log(self) -> Path:
-        return self.root / "governance_halt.log"
-
-    @property
-    def audit_jsonl(self) -> Path:
-        return self.root / "audit" / "audit.jsonl"
+    # The runbook's files and directories under the runtime root.
+    kill_switch = _UnderRoot("KILL_SWITCH")
+    governance_halt_log = _UnderRoot("governance_halt.log")
+    audit_jsonl = _UnderRoot("audit", "audit.jsonl")
+    alerts_dir = _UnderRoot("alerts")
+    tickets_dir = _UnderRoot("tickets")
+    models_dir = _UnderRoot("models")
 
     def raw_dir(self, run_id: str) -> Path:
+        """``runtime/raw/{run_id}/``: the run's archived vendor payloads."""
         return self.root / "raw" / run_id
-
-    @property
-    def alerts_dir(self) -> Path:
-        return self.root / "alerts"
-
-    @property
-    def tickets_dir(self) -> Path:
-        return self.root / "tickets"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.root / "models"

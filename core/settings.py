@@ -18,6 +18,7 @@ code; rules that tie two keys together are the table's ``_check_relations``
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 import typing
@@ -191,6 +192,19 @@ class QualitySettings(Table):
     # as sessions but the exchange was closed; symbol -> [start, end] halts.
     allowed_missing_sessions: Mapping[str, tuple[IsoDate, ...]] = setting({}, open=True)
     halts: Mapping[str, tuple[tuple[IsoDate, IsoDate], ...]] = setting({}, open=True)
+
+    def excused_sessions(self, symbol: str | None, calendar: str | None) -> frozenset[dt.date]:
+        """The sessions ``symbol`` may lack: its calendar's configured
+        closures and its own trading halts (inclusive ranges).  One home for
+        both users: the missing-dates component (data.quality) and freshness
+        (data.governance.rules)."""
+        days = {dt.date.fromisoformat(d) for d in self.allowed_missing_sessions.get(calendar or "", ())}
+        for start, end in self.halts.get(symbol or "", ()):
+            day, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+            while day <= last:
+                days.add(day)
+                day += dt.timedelta(days=1)
+        return frozenset(days)
 
     def _check_relations(self) -> None:
         self._require(self.stale_error_sessions >= self.stale_warn_sessions, "stale_error_sessions",

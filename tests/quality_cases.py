@@ -39,6 +39,7 @@ from data.providers.synthetic import SyntheticDataProvider
 from data.quality import assess_quality, checks, components
 from data.quality import findings as F
 from core.settings import Settings
+from data.governance.rules import GovernanceRules
 from tests import bar_frames as B
 
 FIXTURE = Path(__file__).parent / "fixtures" / "quality_reports.json"
@@ -478,9 +479,13 @@ def synthetic_dividend_payer_stored_actions():
 
 
 def report_of(name: str) -> dict[str, Any]:
-    """The report of case ``name`` as JSON types."""
+    """The report of case ``name`` as JSON types, with the score the
+    governance rules give its components (the score is a rule, not a
+    quality check; the frozen reference pins both)."""
     frame, kwargs = CASES[name]()
-    return assess_quality(frame, **kwargs).to_dict()
+    report = assess_quality(frame, **kwargs)
+    rules = GovernanceRules.from_settings(kwargs["settings"])
+    return {**report.to_dict(), "quality_score": rules.quality_score(report.components)}
 
 
 def _iso(dates) -> list[str]:

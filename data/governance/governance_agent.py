@@ -27,7 +27,7 @@ from core.calendar import backfill_window, expected_sessions
 from core.errors import InvariantError
 from data.quality import assess_quality
 from data.quality import findings as F
-from data.quality.assessment import QualityConfig, QualityReport
+from data.quality.assessment import QualityReport
 from data.quality.findings import Finding
 from core.universe import UniverseEntry
 from data.governance.rules import QUARANTINED, STATES, GovernanceRules
@@ -165,7 +165,7 @@ def _score_chunk(location: str, items: Sequence[tuple[str, str, str, int]], as_o
     db = _READERS.get(location)
     if db is None:
         db = _READERS[location] = open_store(location, readonly=True)
-    cfg = QualityConfig.from_settings(settings)
+    cfg = settings.quality
     required = GovernanceRules.from_settings(settings).required_rows
     actions = db.bars.corporate_actions([i[0] for i in items])
     out = []
@@ -234,7 +234,7 @@ def govern_symbols(db: Store, *, universe_entries: Sequence[UniverseEntry], run_
     critical = dict(critical or {})
     duplicates = dict(payload_duplicates or {})
 
-    cfg = QualityConfig.from_settings(settings)
+    cfg = settings.quality
     rules = GovernanceRules.from_settings(settings)
     required = rules.required_rows
     report = GovernanceReport(run_id=run_id, as_of=as_of, universe_size=len(enabled), rules=rules)
@@ -285,22 +285,23 @@ def govern_symbols(db: Store, *, universe_entries: Sequence[UniverseEntry], run_
         extra = list((extra_findings or {}).get(symbol, ()))
         if extra:
             quality = dataclasses.replace(quality, findings=[*quality.findings, *extra])
-        state, reason = rules.decide_state(quality.rows, quality.score, quality.findings, critical.get(symbol))
+        score = rules.quality_score(quality.components)
+        state, reason = rules.decide_state(quality.rows, score, quality.findings, critical.get(symbol))
         state, reason = rules.demote_for_outside_findings(state, reason, extra)
         before = previous.get(symbol) or {}
         verdict = SymbolVerdict(
             symbol=symbol, asset_class=entry.asset_class, state=state.value, reason=reason, rows=quality.rows,
-            expected_rows=quality.expected_rows, quality_score=quality.score, components=quality.components,
+            expected_rows=quality.expected_rows, quality_score=score, components=quality.components,
             findings=quality.findings, previous_state=before.get("state"), previous_reason=before.get("reason"),
             first_date=quality.first_date, last_date=quality.last_date, provider=provider,
-            rejected=rules.rejected(quality.score, bool(critical.get(symbol) or quality.critical)))
+            rejected=rules.rejected(score, bool(critical.get(symbol) or quality.critical)))
         report.verdicts.append(verdict)
         quality_rows.append({"run_id": run_id, "symbol": symbol, "rows": quality.rows,
                              "expected_rows": quality.expected_rows, **quality.components,
-                             "quality_score": quality.score, "payload_duplicates": quality.payload_duplicates,
+                             "quality_score": score, "payload_duplicates": quality.payload_duplicates,
                              "findings": [f.to_dict() for f in quality.findings]})
         states.append({"symbol": symbol, "asset_class": entry.asset_class, "state": state.value, "reason": reason,
-                       "rows": quality.rows, "quality_score": quality.score, "first_date": quality.first_date,
+                       "rows": quality.rows, "quality_score": score, "first_date": quality.first_date,
                        "last_date": quality.last_date, "provider": provider, "run_id": run_id})
         if len(states) >= batch_size:
             flush()

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from core.calendar import expected_sessions, last_complete_session, sessions_between
+from core.settings import QualitySettings
 from data.quality import findings as F
 from data.quality.findings import Finding
 
@@ -121,11 +122,10 @@ class GovernanceRules:
     reject_alert_pct: float
     stale_from_sessions: int
     red_beyond_sessions: int
-    # Sessions a symbol is excused from (rule 4 and the score's missing dates
-    # alike): calendar -> closures the calendar does not know; symbol ->
-    # inclusive [start, end] trading halts.
-    closures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    halts: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # Where the sessions a symbol is excused from come from (configured
+    # closures and trading halts): the same source as the score's missing
+    # dates, ``core.settings.QualitySettings.excused_sessions``.
+    excused: QualitySettings | None = None
 
     @classmethod
     def from_settings(cls, settings) -> "GovernanceRules":
@@ -138,19 +138,12 @@ class GovernanceRules:
                    reject_alert_pct=quality.universe_reject_alert_pct,
                    stale_from_sessions=health.freshness_yellow_sessions,
                    red_beyond_sessions=health.freshness_red_sessions,
-                   closures={c: tuple(str(d) for d in ds) for c, ds in quality.allowed_missing_sessions.items()},
-                   halts={s: tuple((str(a), str(b)) for a, b in rs) for s, rs in quality.halts.items()})
+                   excused=quality)
 
     def excused_sessions(self, symbol: str, calendar: str) -> frozenset[dt.date]:
         """The sessions ``symbol`` may lack without being late: its
         calendar's configured closures and its own trading halts."""
-        days = {dt.date.fromisoformat(d) for d in self.closures.get(calendar, ())}
-        for start, end in self.halts.get(symbol, ()):
-            day, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
-            while day <= last:
-                days.add(day)
-                day += dt.timedelta(days=1)
-        return frozenset(days)
+        return self.excused.excused_sessions(symbol, calendar) if self.excused is not None else frozenset()
 
     # ------------------------------------------------------------ quality
     def quality_score(self, components: Mapping[str, float]) -> float:

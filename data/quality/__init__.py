@@ -1,24 +1,12 @@
-"""Quality scoring and QA checks: pure functions, frames in, findings out.
+"""Quality checks: pure functions, frames in, components and findings out.
 
 Entry point: :func:`assess_quality` (see ``assessment.py``).  Score
 components live in ``components.py``, the other checks in ``checks.py``, the
-finding type and codes in ``findings.py``; the score formula and its weights
-are a governance rule (``data/governance/rules.py``).
-
-The names are loaded on first use (PEP 562) so that the governance rules can
-import ``data.quality.findings`` while ``assessment`` imports the rules.
+finding type and codes in ``findings.py``.  The score formula and its
+weights are a governance rule (``data/governance/rules.py``), which imports
+this package; this package imports nothing from governance.
 """
-from __future__ import annotations
+from data.quality.assessment import QualityReport, assess_quality
+from data.quality.findings import Finding
 
-import importlib
-from typing import Any
-
-__all__ = ["Finding", "QualityConfig", "QualityReport", "assess_quality"]
-_HOMES = {"Finding": "data.quality.findings", "QualityConfig": "data.quality.assessment",
-          "QualityReport": "data.quality.assessment", "assess_quality": "data.quality.assessment"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'data.quality' has no attribute {name!r}")
+__all__ = ["Finding", "QualityReport", "assess_quality"]

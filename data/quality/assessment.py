@@ -1,14 +1,16 @@
-"""One symbol's quality assessment: components, score and findings.
+"""One symbol's quality assessment: the score's components and findings.
 
 :func:`assess_quality` is the single entry: a bars frame (the symbol's
 window, as stored, or a vendor payload) in, a :class:`QualityReport` out.
-No SQL, no I/O; the governance agent reads the store and calls it.
+No SQL, no I/O; the governance agent reads the store and calls it.  The
+score (the weighted formula over the components) is a governance rule:
+``data.governance.rules.quality_score``; quality never imports governance.
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -16,55 +18,15 @@ import pandas as pd
 from data.quality import checks, components
 from data.quality import findings as F
 from data.quality.findings import Finding, sample_dates
-from core.settings import Settings
-from data.governance.rules import quality_score
+from core.settings import QualitySettings, Settings
 
 
-@dataclass(frozen=True)
-class QualityConfig:
-    """The quality settings (``[quality]`` in configs/settings.toml)."""
-
-    weights: Mapping[str, float]
-    spike_threshold: Mapping[str, float]
-    false_tick_window: int
-    false_tick_mad_z: float
-    false_tick_min_move: Mapping[str, float]
-    false_tick_scale_window: int
-    stale_warn_sessions: int
-    stale_error_sessions: int
-    zero_volume_warn_fraction: float
-    ohlc_tolerance: float
-    allowed_missing_sessions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    halts: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
-
-    @classmethod
-    def from_settings(cls, settings: "Settings | QualityConfig | None") -> "QualityConfig":
-        if isinstance(settings, QualityConfig):
-            return settings
-        q = (settings if settings is not None else Settings()).quality
-        ft = q.false_tick
-        return cls(
-            weights=dict(q.weights),
-            spike_threshold=dict(q.spike_threshold),
-            false_tick_window=ft.window,
-            false_tick_mad_z=ft.mad_z,
-            false_tick_min_move=dict(ft.min_move),
-            false_tick_scale_window=ft.scale_window,
-            stale_warn_sessions=q.stale_warn_sessions,
-            stale_error_sessions=q.stale_error_sessions,
-            zero_volume_warn_fraction=q.zero_volume_warn_fraction,
-            ohlc_tolerance=q.ohlc_tolerance,
-            allowed_missing_sessions={k: tuple(v) for k, v in q.allowed_missing_sessions.items()},
-            halts={k: tuple(tuple(r) for r in v) for k, v in q.halts.items()},
-        )
-
-    def allowed_missing(self, symbol: str | None, calendar: str | None) -> list[pd.Timestamp]:
-        """Sessions a symbol may lack: its calendar's unlisted closures and
-        its own trading halts (inclusive date ranges)."""
-        out = [pd.Timestamp(d) for d in self.allowed_missing_sessions.get(calendar or "", ())]
-        for start, end in self.halts.get(symbol or "", ()):
-            out.extend(pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="D"))
-        return out
+def quality_settings(settings: "Settings | QualitySettings | None") -> QualitySettings:
+    """The ``[quality]`` table (``core.settings.QualitySettings``) of
+    ``settings``, or the table itself, or the defaults."""
+    if isinstance(settings, QualitySettings):
+        return settings
+    return (settings if settings is not None else Settings()).quality
 
 
 @dataclass
@@ -73,8 +35,7 @@ class QualityReport:
 
     rows: int                       # unique bars in the frame
     expected_rows: int              # expected sessions in the window
-    components: dict[str, float]    # the score's four terms
-    score: float
+    components: dict[str, float]    # the score's four terms (the score itself is a governance rule)
     findings: list[Finding]
     payload_duplicates: int = 0
     first_date: str | None = None
@@ -86,14 +47,14 @@ class QualityReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "expected_rows": self.expected_rows, **self.components,
-                "quality_score": self.score, "payload_duplicates": self.payload_duplicates,
+                "payload_duplicates": self.payload_duplicates,
                 "first_date": self.first_date, "last_date": self.last_date,
                 "findings": [f.to_dict() for f in self.findings]}
 
 
 def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, payload_duplicates: int = 0,
                    asset_class: str = "stocks", corporate_actions: pd.DataFrame | None = None,
-                   as_of: dt.date, settings: "Settings | QualityConfig | None" = None,
+                   as_of: dt.date, settings: "Settings | QualitySettings | None" = None,
                    symbol: str | None = None, calendar: str | None = None,
                    allowed_missing: Iterable | None = None) -> QualityReport:
     """Score one symbol's bars over its window and collect every finding.
@@ -106,7 +67,7 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
     ``allowed_missing`` overrides the allow-list resolved from settings for
     ``symbol`` / ``calendar``.
     """
-    cfg = QualityConfig.from_settings(settings)
+    cfg = quality_settings(settings)
     # One pass over the frame: every component and check below works on
     # these arrays (pandas column access and conversions were most of the
     # cost when each check re-read the frame).
@@ -114,7 +75,9 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
     bars, in_frame_dups = components.bar_arrays(frame)
     duplicates = int(payload_duplicates) + in_frame_dups
     dates = bars.dates
-    allowed = list(allowed_missing) if allowed_missing is not None else cfg.allowed_missing(symbol, calendar)
+    if allowed_missing is None:
+        allowed_missing = [pd.Timestamp(d) for d in sorted(cfg.excused_sessions(symbol, calendar))]
+    allowed = list(allowed_missing)
     threshold = cfg.spike_threshold.get(asset_class, cfg.spike_threshold.get("stocks", 0.5))
 
     expected_open = components.expected_after_allowed(expected, allowed)
@@ -130,7 +93,6 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
         "zero_negative_flag": 1.0 if (nonpositive.any() or negative_volume.any()) else 0.0,
         "extreme_spike_flag": 1.0 if len(moves.spikes) else 0.0,
     }
-    score = quality_score(comps, cfg.weights)
 
     found: list[Finding] = []
     if len(bars) == 0:
@@ -168,10 +130,10 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
                              sample_dates(moves.adj_discontinuities)))
     if len(bars):
         found += checks.ohlc_findings_of(dates, bars.open, bars.high, bars.low, bars.close, cfg.ohlc_tolerance)
-        found += checks.false_tick_findings_of(dates, bars.adj_close, bars.close, cfg.false_tick_window,
-                                               cfg.false_tick_mad_z,
-                                               cfg.false_tick_min_move.get(asset_class, 0.05),
-                                               cfg.false_tick_scale_window)
+        found += checks.false_tick_findings_of(dates, bars.adj_close, bars.close, cfg.false_tick.window,
+                                               cfg.false_tick.mad_z,
+                                               cfg.false_tick.min_move.get(asset_class, 0.05),
+                                               cfg.false_tick.scale_window)
         found += checks.null_findings_of(dates, bars.open, bars.high, bars.low, bars.close, bars.adj_close,
                                          bars.volume)
         found += checks.zero_volume_findings_of(dates, bars.volume, asset_class, cfg.zero_volume_warn_fraction)
@@ -180,7 +142,7 @@ def assess_quality(frame: pd.DataFrame, *, expected_sessions: pd.DatetimeIndex, 
     found.sort(key=lambda f: -F.severity_rank(f.severity))  # stable: checks keep their order within a severity
 
     return QualityReport(
-        rows=len(bars), expected_rows=expected_count, components=comps, score=score, findings=found,
+        rows=len(bars), expected_rows=expected_count, components=comps, findings=found,
         payload_duplicates=duplicates,
         first_date=str(pd.Timestamp(dates[0]).date()) if len(dates) else None,
         last_date=str(pd.Timestamp(dates[-1]).date()) if len(dates) else None)

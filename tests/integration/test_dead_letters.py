@@ -21,6 +21,19 @@ def outcomes(report):
     return {s["symbol"]: s["outcome"] for s in report["symbols"]}
 
 
+def dead_letter(tmp_path, monkeypatch, symbols, defect):
+    """A universe of ``symbols`` where ``defect`` ("SYM:kind") fails one of
+    them in 3 consecutive runs, so it is dead-lettered; the defect is then
+    lifted (the vendor is back).  Returns the universe file."""
+    universe = tmp_path / "universe.json"
+    universe.write_text(json.dumps({"symbols": [{"symbol": s} for s in symbols]}))
+    monkeypatch.setenv("SYNTHETIC_DEFECTS", defect)
+    for _ in range(3):
+        ingest("--universe", str(universe), "--provider", "synthetic", "--as-of", AS_OF)
+    monkeypatch.delenv("SYNTHETIC_DEFECTS")
+    return universe
+
+
 def test_dead_letter_lifecycle(runtime, tmp_path, monkeypatch):
     universe = tmp_path / "universe.json"
     universe.write_text(json.dumps({"symbols": [{"symbol": "AAPL"}, {"symbol": "MSFT"}]}))
@@ -62,14 +75,9 @@ def test_dead_letter_lifecycle(runtime, tmp_path, monkeypatch):
 
 
 def test_editing_the_universe_entry_revives_a_dead_letter(runtime, tmp_path, monkeypatch):
-    universe = tmp_path / "universe.json"
-    universe.write_text(json.dumps({"symbols": [{"symbol": "AAPL"}, {"symbol": "GC=F"}]}))
-    monkeypatch.setenv("SYNTHETIC_DEFECTS", "GC=F:no_data")
-    for _ in range(3):
-        ingest("--universe", str(universe), "--provider", "synthetic", "--as-of", AS_OF)
+    universe = dead_letter(tmp_path, monkeypatch, ["AAPL", "GC=F"], "GC=F:no_data")
     with Database(runtime.db) as db:
         assert [d["symbol"] for d in db.fetch_state.dead_letters()] == ["GC=F"]
-    monkeypatch.delenv("SYNTHETIC_DEFECTS")
     _, report = ingest("--universe", str(universe), "--mode=incremental", "--provider", "synthetic",
                        "--as-of", AS_OF)
     assert outcomes(report)["GC=F"] == "SKIPPED_DEAD_LETTER"
@@ -90,12 +98,7 @@ def test_a_run_refused_for_its_range_revives_nothing(runtime, tmp_path, monkeypa
     # --start after the last complete session is found only when the run
     # plans each calendar: a usage error (64) before any state changes, so
     # the --revive of the same invocation has not happened either.
-    universe = tmp_path / "universe.json"
-    universe.write_text(json.dumps({"symbols": [{"symbol": "AAPL"}, {"symbol": "MSFT"}]}))
-    monkeypatch.setenv("SYNTHETIC_DEFECTS", "MSFT:unavailable")
-    for _ in range(3):
-        ingest("--universe", str(universe), "--provider", "synthetic", "--as-of", AS_OF)
-    monkeypatch.delenv("SYNTHETIC_DEFECTS")
+    universe = dead_letter(tmp_path, monkeypatch, ["AAPL", "MSFT"], "MSFT:unavailable")
     with Database(runtime.db) as db:
         before = (db.table_count("ingestion_audit_runs"), db.table_count("governance_events"))
     result = CliRunner().invoke(ingest_history.main, ["--universe", str(universe), "--provider", "synthetic",

@@ -52,6 +52,12 @@ def test_lint_imports_keeps_every_contract():
     ("database/_violation.py", "from data.collectors import data_router\n"),
     ("reports/_violation.py", "import sqlite3\n"),
     ("trading/_violation.py", "from database.manager import Database\n"),
+    # the layers inside the application and the domain hold too
+    ("data/quality/_violation.py", "from data.governance import rules\n"),      # quality knows no rule
+    ("database/_violation.py", "from data.providers import base\n"),            # store and providers independent
+    ("data/providers/_violation.py", "from data.quality import findings\n"),    # providers and quality independent
+    ("reports/_violation.py", "from data.collectors.ingestion import run\n"),   # a report never runs an ingest
+    ("data/collectors/_violation.py", "from trading import gate\n"),            # Stage 1 never reaches Stage 2
 ])
 def test_a_forbidden_import_breaks_the_contracts(tmp_path, violation, contract):
     """The same contracts reject a copy of the product with one bad import."""
@@ -74,6 +80,20 @@ def test_core_has_no_ui_import_at_all():
     contract = next(c for c in PYPROJECT["tool"]["importlinter"]["contracts"] if c["id"] == "edge-only-ui")
     assert "core" in contract["source_modules"]
     assert not [line for line in contract.get("ignore_imports", []) if line.startswith("core")]
+
+
+def test_providers_registered_by_name_sit_in_the_domain():
+    """The router imports providers from "module:Class" strings, which
+    import-linter cannot see: each must name a module of data.providers (the
+    domain layer the router may import), and it must import."""
+    import importlib
+
+    from data.collectors.data_router import PROVIDER_REGISTRY
+
+    for name, target in PROVIDER_REGISTRY.items():
+        module_name, _, cls_name = target.partition(":")
+        assert module_name.startswith("data.providers."), f"{name}: {target} is outside data.providers"
+        assert hasattr(importlib.import_module(module_name), cls_name), target
 
 
 def test_every_product_module_is_in_a_layer():

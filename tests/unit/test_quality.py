@@ -11,7 +11,7 @@ from data.governance.rules import quality_score
 
 from data.quality import assess_quality, components
 from data.quality import findings as F
-from data.quality.assessment import QualityConfig
+from data.quality.assessment import quality_settings
 from core.settings import Settings
 from tests import bar_frames as B
 
@@ -27,6 +27,11 @@ def assess(frame, **kw):
     return assess_quality(frame, **kw)
 
 
+def score_of(report):
+    """The runbook score of a report's components (a governance rule)."""
+    return quality_score(report.components, Settings().quality.weights)
+
+
 def codes(report):
     return {f.code: f for f in report.findings}
 
@@ -38,7 +43,7 @@ def test_window_is_1260_sessions_of_the_calendar():
 
 def test_clean_frame_scores_one_with_no_findings():
     report = assess(CLEAN)
-    assert report.score == 1.0
+    assert score_of(report) == 1.0
     assert report.components == {"missing_dates_pct": 0.0, "duplicate_pct": 0.0,
                                  "zero_negative_flag": 0.0, "extreme_spike_flag": 0.0}
     assert report.findings == []
@@ -54,8 +59,8 @@ def test_exact_score_for_a_known_case():
     assert report.components["duplicate_pct"] == pytest.approx(0.1, abs=1e-15)
     assert report.components["zero_negative_flag"] == 1.0
     assert report.components["extreme_spike_flag"] == 0.0
-    assert report.score == pytest.approx(1 - (0.1 * 0.3 + 0.1 * 0.2 + 1 * 0.2 + 0 * 0.3), abs=1e-12)
-    assert report.score == pytest.approx(0.75, abs=1e-12)
+    assert score_of(report) == pytest.approx(1 - (0.1 * 0.3 + 0.1 * 0.2 + 1 * 0.2 + 0 * 0.3), abs=1e-12)
+    assert score_of(report) == pytest.approx(0.75, abs=1e-12)
 
 
 def test_quality_score_is_the_runbook_formula_term_by_term():
@@ -295,9 +300,9 @@ def test_report_round_trips_to_json_types():
                      tuple(first["sample_dates"])) == report.findings[0]
 
 
-def test_quality_config_reads_overrides():
+def test_quality_settings_read_overrides():
     settings = Settings().with_overrides({"quality": {"spike_threshold": {"stocks": 0.1}}})
-    assert QualityConfig.from_settings(settings).spike_threshold == {**Settings().quality.spike_threshold,
+    assert quality_settings(settings).spike_threshold == {**Settings().quality.spike_threshold,
                                                                      "stocks": 0.1}
     assert assess(B.with_price_level_shift(CLEAN, 800, 1.2), settings=settings).components["extreme_spike_flag"] == 1.0
 

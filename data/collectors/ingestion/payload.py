@@ -21,7 +21,7 @@ from core.settings import Settings
 from core.symbols import filename_for
 from data.providers.base import FetchOutcome, FetchRequest, NoDataError
 from data.quality import assess_quality
-from data.quality.assessment import QualityConfig, QualityReport
+from data.quality.assessment import QualityReport
 from data.governance.rules import GovernanceRules
 
 
@@ -42,7 +42,7 @@ class PayloadScorer:
     reads the store back.  Thread-safe: it holds only read-only state."""
 
     def __init__(self, settings: Settings, as_of: dt.date):
-        self.config = QualityConfig.from_settings(settings)
+        self.config = settings.quality
         self.required = GovernanceRules.from_settings(settings).required_rows
         self.as_of = as_of
         self._windows: dict[str, tuple[cal.Window, pd.DatetimeIndex]] = {}
