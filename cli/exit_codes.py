@@ -20,6 +20,9 @@ HALTED = 3             # kill switch or governance halt
 USAGE = 64             # bad flag or flag value (EX_USAGE)
 DATA_ERROR = 65        # malformed input file: universe, CSV, settings (EX_DATAERR)
 NO_INPUT = 66          # an input file or directory does not exist (EX_NOINPUT)
+# Stopped by a signal before its work was done: 128 + the signal's number,
+# as a shell reports a process the signal killed.
+INTERRUPTED = {"SIGINT": 130, "SIGTERM": 143}
 
 # Error class -> exit code.  Every branch of the tree is listed; a class
 # not listed takes the code of its nearest listed ancestor.

@@ -9,6 +9,7 @@ naming the flag and the value, exit 64 (``cli.command.OperatorCommand``).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -66,6 +67,27 @@ class SymbolList(click.ParamType):
             return parse_symbols(str(value))
         except InvalidSymbolError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class FiniteNumber(click.ParamType):
+    """A finite number within ``[low, high]`` (NaN, infinities and values
+    outside the range are usage errors naming the flag: a timing flag of
+    ``nan`` would busy-loop a core, ``inf`` would stop a thread for good)."""
+
+    name = "NUMBER"
+
+    def __init__(self, low: float, high: float, unit: str):
+        self.low, self.high, self.unit = float(low), float(high), unit
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or not self.low <= number <= self.high:
+            self.fail(f"{value!r} is not a finite number of {self.unit} from {self.low:g} to {self.high:g}",
+                      param, ctx)
+        return number
 
 
 ISO_DATE = IsoDate()

@@ -18,6 +18,8 @@ function           example                         written to
                                                    artifacts
 ``run_id_stamp``   ``20261122T064800Z``            the time part of run ids (sortable, safe
                                                    in file names)
+``console_stamp``  ``06:48:00``                    Stage 2's terminal console (the day is in
+                                                   the log files)
 =================  ==============================  ============================================
 
 Each takes the instant to write (default: now); a naive datetime is taken
@@ -61,3 +63,13 @@ def trail_stamp(now: dt.datetime | None = None) -> str:
 def run_id_stamp(now: dt.datetime | None = None) -> str:
     """Compact seconds, the time part of a run id: ``20261122T064800Z``."""
     return _utc(now).strftime("%Y%m%dT%H%M%SZ")
+
+
+def console_stamp(now: dt.datetime | None = None) -> str:
+    """``HH:MM:SS`` UTC, for a terminal's log lines."""
+    return _utc(now).strftime("%H:%M:%S")
+
+
+def instant_of(created: float) -> dt.datetime:
+    """A ``time.time()`` value (a log record's ``created``) as a UTC datetime."""
+    return dt.datetime.fromtimestamp(created, UTC)

@@ -31,8 +31,11 @@ before any handler sees it, the console included.  The console itself
 ``logging.getLogger(__name__)``; while a Stage 2 run is open its log takes
 their records too (:meth:`EventLog.capture`).  ``close()`` detaches all of
 it.  The file handlers open their file for each record only, so a log that
-is never closed holds no file open, and a write that fails raises
-``OSError`` to the caller instead of passing silently.
+is never closed holds no file open.  A write that fails never raises into
+the caller (a logging failure must not abort a trading cycle half-way):
+it is counted per file, the record still reaches the console, and the next
+write that succeeds says how many records were lost and why
+(:class:`AppendFileHandler`, :meth:`EventLog.sink_failures`).
 """
 from __future__ import annotations
 
@@ -137,19 +140,55 @@ class HumanLineFormatter(logging.Formatter):
 class AppendFileHandler(logging.Handler):
     """Appends each record to ``path``, opening the file for that record
     only: no descriptor is held between records (nothing to leak, a rotated
-    or removed file is created again, other processes may append too).  A
-    failed write raises ``OSError`` to the caller."""
+    or removed file is created again, other processes may append too).
 
-    def __init__(self, path: str | os.PathLike, formatter: logging.Formatter, level: int = logging.NOTSET):
+    A failed write (a full disk, a read-only directory) never raises into
+    the code that logged: the record still reaches the log's other handlers
+    (the operator's console), the failure is counted in ``missed`` with the
+    last ``error``, and the next write that succeeds is preceded by a
+    ``LOG_RECORDS_MISSED`` line saying how many records this file lost and
+    why.  ``raise_errors`` (the ingestion audit trail, whose run must not
+    go on without its trail) raises the ``OSError`` instead.  Stage 2 checks its sinks before it sends an order
+    (``trading.sinks``), so a lost line never hides an order: the order is
+    in the database first."""
+
+    def __init__(self, path: str | os.PathLike, formatter: logging.Formatter, level: int = logging.NOTSET, *,
+                 raise_errors: bool = False):
         super().__init__(level)
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.setFormatter(formatter)
+        self.raise_errors = raise_errors
+        self.missed = 0
+        self.error: str | None = None
+        self._missed_since: dt.datetime | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         text = self.format(record)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                if self.missed:
+                    fh.write(self._missed_line(record) + "\n")
+                fh.write(text + "\n")
+        except OSError as exc:
+            if not self.missed:
+                self._missed_since = _instant(record)
+            self.missed += 1
+            self.error = f"{type(exc).__name__}: {exc}"
+            if self.raise_errors:
+                raise
+            return
+        self.missed, self.error, self._missed_since = 0, None, None
+
+    def _missed_line(self, record: logging.LogRecord) -> str:
+        """The notice written ahead of the first record after a failure."""
+        fields = {"module": "core.logs", "run_id": fields_of(record).get("run_id"), "event": "LOG_RECORDS_MISSED",
+                  "message": f"{self.missed} record(s) could not be written to {self.path} since "
+                             f"{record_stamp(self._missed_since)}: {self.error}",
+                  "missed": self.missed, "error": self.error}
+        notice = logging.makeLogRecord({"levelname": "WARNING", "levelno": logging.WARNING,
+                                        "created": record.created, _FIELDS: fields})
+        return self.format(notice)
 
 
 class _Capture(logging.Handler):
@@ -214,6 +253,16 @@ class EventLog:
     def error(self, event: str, **fields: Any) -> None:
         self.log("ERROR", event, **fields)
 
+    def sink_failures(self) -> dict[str, tuple[int, str]]:
+        """The files whose last write failed: path -> (records missed, error)."""
+        return {str(h.path): (h.missed, h.error or "") for h in self._logger.handlers
+                if isinstance(h, AppendFileHandler) and h.missed}
+
+    @property
+    def files(self) -> list[Path]:
+        """The files this log writes."""
+        return [h.path for h in self._logger.handlers if isinstance(h, AppendFileHandler)]
+
     def attach(self, handler: logging.Handler) -> None:
         """Send the records to ``handler`` too (the edge's console)."""
         self._logger.addHandler(handler)
@@ -264,7 +313,8 @@ class AuditTrail(EventLog):
 
     def __init__(self, path: str | os.PathLike, *, module: str, run_id: str | None = None,
                  env: Mapping[str, str] | None = None):
-        super().__init__(f"audit:{module}:{run_id}", [AppendFileHandler(path, JsonLinesFormatter(trail_stamp))],
+        super().__init__(f"audit:{module}:{run_id}",
+                         [AppendFileHandler(path, JsonLinesFormatter(trail_stamp), raise_errors=True)],
                          run_id=run_id, module=module, env=env)
 
     def append(self, event: str, level: str = "INFO", **fields: Any) -> None:

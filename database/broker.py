@@ -50,13 +50,19 @@ class BrokerRepository:
         return {r["symbol"]: r for r in self._sql.dicts("SELECT * FROM positions ORDER BY symbol")}
 
     def record_order(self, order: Mapping[str, Any], fill: Mapping[str, Any] | None = None,
-                     position: Mapping[str, Any] | None = None, cash_delta: float | None = None) -> int:
+                     position: Mapping[str, Any] | None = None, cash_delta: float | None = None) -> int | None:
         """One transaction: the order row, and when it filled, its fill, the
         position change and the cash change.  Quantity and cash are applied
         as deltas in SQL (``position['quantity_delta']``, ``cash_delta``) so
         two writers never lose each other's update; ``avg_price`` is set as
-        given.  A position that reaches zero is deleted.  Returns the order id."""
+        given.  A position that reaches zero is deleted.  Returns the order
+        id, or None when an order with the same ``client_order_id`` is
+        already recorded (nothing is written: the idempotency key of
+        migration 0008)."""
         with self._sql.transaction():
+            key = order.get("client_order_id")
+            if key is not None and self._sql.value("SELECT 1 FROM orders WHERE client_order_id = ?", (key,)):
+                return None
             order_id = self._sql.insert(
                 insert_sql("orders", _ORDER_COLUMNS),
                 tuple(sql_value(order.get(c, "MARKET" if c == "order_type" else None)) for c in _ORDER_COLUMNS))
@@ -77,6 +83,24 @@ class BrokerRepository:
                 self._sql.run("UPDATE paper_account SET cash = cash + ?, updated_at = ? WHERE id = 1",
                               (float(cash_delta), order["created_at"]))
         return order_id
+
+    def update_order(self, order_id: int, *, status: str, broker_order_id: str | None = None,
+                     reason: str | None = None) -> None:
+        """Set a recorded order's status (a live order recorded SUBMITTING
+        before it was sent gets the broker's answer)."""
+        with self._sql.transaction():
+            self._sql.run("UPDATE orders SET status = ?, broker_order_id = COALESCE(?, broker_order_id), "
+                          "reason = COALESCE(?, reason) WHERE id = ?", (status, broker_order_id, reason, order_id))
+
+    def order_counts(self, session: str) -> dict[str, int]:
+        """Orders recorded for ``session``, by symbol (the ordinal of the
+        next order's idempotency key)."""
+        return dict(self._sql.rows("SELECT symbol, COUNT(*) FROM orders WHERE session = ? GROUP BY symbol",
+                                   (session,)))
+
+    def orders_with_status(self, status: str) -> list[dict[str, Any]]:
+        """Recorded orders in one status (e.g. SUBMITTING: sent or not, the broker must say)."""
+        return self._sql.dicts("SELECT * FROM orders WHERE status = ? ORDER BY id", (status,))
 
     def fills(self, before_session: str | None = None) -> list[dict[str, Any]]:
         """Fills in id order; with ``before_session`` only those of earlier sessions."""

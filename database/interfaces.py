@@ -273,13 +273,27 @@ class BrokerStore(Protocol):
         ...
 
     def record_order(self, order: Mapping[str, Any], fill: Mapping[str, Any] | None = None,
-                     position: Mapping[str, Any] | None = None, cash_delta: float | None = None) -> int:
+                     position: Mapping[str, Any] | None = None, cash_delta: float | None = None) -> int | None:
         """One transaction: the order, and when it filled its fill, the
         position change and the cash change.  Quantity
         (``position['quantity_delta']``) and cash are applied as deltas in
         the store, so two writers never lose each other's update;
         ``avg_price`` is set as given; a position that reaches zero (below
-        1e-9) is deleted.  Returns the order id."""
+        1e-9) is deleted.  Returns the order id, or None (nothing written)
+        when an order with the same ``client_order_id`` is recorded already."""
+        ...
+
+    def update_order(self, order_id: int, *, status: str, broker_order_id: str | None = None,
+                     reason: str | None = None) -> None:
+        """Set a recorded order's status (and the broker's id, a reason)."""
+        ...
+
+    def order_counts(self, session: str) -> dict[str, int]:
+        """Orders recorded for ``session``, by symbol."""
+        ...
+
+    def orders_with_status(self, status: str) -> list[dict[str, Any]]:
+        """Recorded orders in one status, oldest first."""
         ...
 
     def fills(self, before_session: str | None = None) -> list[dict[str, Any]]:
@@ -343,6 +357,12 @@ class Store(Protocol):
 
     def table_count(self, table: str) -> int:
         """Rows in one of the store's tables, by its runbook name (docs/data_model.md)."""
+        ...
+
+    def check_writable(self) -> None:
+        """Raise ``StoreAccessError`` naming the cause when a write could
+        not be recorded now (read-only file or filesystem, locked by another
+        writer for longer than a moment); returns quickly either way."""
         ...
 
     def check_integrity(self, *, quick: bool = False) -> IntegrityResult:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -68,6 +69,13 @@ def available_migrations() -> list[tuple[int, Path]]:
 
 
 SCHEMA_VERSION = max(n for n, _ in available_migrations())
+# How long the write probe (Database.check_writable) waits for another
+# writer before it calls the store locked: a tick must not stall on the
+# 30 s busy_timeout.
+_WRITE_PROBE_TIMEOUT_MS = 250
+# Below this much free space a write is expected to fail (SQLite needs room
+# for the WAL and its journal pages).
+_MIN_FREE_BYTES = 1024 * 1024
 
 _T = TypeVar("_T")
 
@@ -243,6 +251,26 @@ class Database:
             # bump as one transaction so a crash never half-applies it.
             self._sql.script(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
         return self.schema_version()
+
+
+    def check_writable(self) -> None:
+        """Raise StoreAccessError when a write could not be recorded now:
+        the file or its directory is not writable (a read-only file or
+        mount; root passes permission bits, not a read-only mount), the
+        disk is full, or another writer holds the lock for longer than a moment.  Takes and
+        releases the write lock; writes nothing."""
+        for target in (self.path, self.path.parent):
+            if target.exists() and not os.access(target, os.W_OK):
+                raise StoreAccessError(f"{target}: not writable")
+        st = os.statvfs(self.path.parent)
+        if st.f_bavail * st.f_frsize < _MIN_FREE_BYTES:
+            raise StoreAccessError(f"{self.path.parent}: disk full ({st.f_bavail * st.f_frsize} bytes free)")
+        self.conn.execute(f"PRAGMA busy_timeout = {_WRITE_PROBE_TIMEOUT_MS}")
+        try:
+            self._sql.run("BEGIN IMMEDIATE")
+            self._sql.run("ROLLBACK")
+        finally:
+            self.conn.execute("PRAGMA busy_timeout = 30000")
 
     def check_integrity(self, *, quick: bool = False) -> IntegrityResult:
         """``PRAGMA integrity_check`` (``quick``: ``PRAGMA quick_check``):

@@ -43,7 +43,12 @@ def test_daemon_beats_to_console_and_live_jsonl(seeded):
         assert {"ts", "level", "module", "run_id", "event"} <= set(r)
         assert r["symbols"] == 3
     assert records[-1]["cycles"] >= records[0]["cycles"]
-    console_lines = [line for line in out.getvalue().splitlines() if line.startswith("HEARTBEAT")]
-    assert len(console_lines) >= 4 and all(HEARTBEAT_RE.match(line) for line in console_lines)
+    # Not a terminal: one plain line per record, "<UTC timestamp> <LEVEL> <text>".
+    console_lines = [line for line in out.getvalue().splitlines() if " HEARTBEAT | " in line]
+    assert len(console_lines) >= 4
+    for line in console_lines:
+        stamp, level, text = line.split(None, 2)
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", stamp) and level == "INFO", line
+        assert HEARTBEAT_RE.match(text), line
     human = (seeded.paths.logs / "live_trading.log").read_text()
     assert "HEARTBEAT | uptime=" in human

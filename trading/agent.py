@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
+
+from threadpoolctl import threadpool_limits
 
 from core.errors import TradingHalt
 from core.universe import UniverseEntry
@@ -48,6 +49,17 @@ SAFE_MODE_STATE_KEY = "safe_mode"
 class KillSwitchEngaged(TradingHalt):
     """The kill switch file exists: no further order is sent; trading
     resumes when the operator removes the file."""
+
+
+class StopRequested(TradingHalt):
+    """SIGTERM/SIGINT arrived: the cycle stops before its next model fit or
+    order (orders already sent stay recorded)."""
+
+
+# (label, done, total) while the snapshot's models are fitted.
+SnapshotProgress = Callable[[str, int, int], None]
+# symbol -> last bar date  ->  symbol -> why its data is too old to trade on
+StalenessCheck = Callable[[Mapping[str, str]], dict[str, str]]
 
 
 @dataclass
@@ -111,6 +123,13 @@ class CycleReport:
     results: list[OrderResult] = field(default_factory=list)
 
 
+def order_key(session: str, symbol: str, ordinal: int) -> str:
+    """An order's idempotency key: the ``ordinal``-th order of ``symbol``
+    in ``session``.  A cycle retried after a crash computes the same key
+    for an order it already recorded, and the store refuses it."""
+    return f"gt-{session}-{symbol}-{ordinal}"
+
+
 def _floor_qty(value: float, decimals: int) -> float:
     """Round toward zero so a cap is never exceeded by rounding."""
     scale = 10 ** decimals
@@ -124,7 +143,8 @@ class TradingAgent:
     def __init__(self, db: Store, config: TradingConfig, broker: Broker, entries: Sequence[UniverseEntry],
                  paths: RuntimePaths, *, log: Any = None, counters: RunCounters | None = None,
                  forecaster: Forecaster | None = None, predictor: SafePredictor | None = None,
-                 safe_mode: SafeMode | None = None, id_factory: Callable[[], str] | None = None):
+                 safe_mode: SafeMode | None = None, staleness: StalenessCheck | None = None,
+                 stop_requested: Callable[[], bool] | None = None):
         self.db = db
         self.config = config
         self.broker = broker
@@ -141,15 +161,29 @@ class TradingAgent:
                                                recovery_cycles=config.safe_mode_recovery_cycles)
         self.safe_mode.load(db.broker.trading_state(SAFE_MODE_STATE_KEY))
         self.safe_mode.on_transition = self._safe_mode_transition
-        self.id_factory = id_factory or (lambda: uuid.uuid4().hex[:10])
+        # Rule 4 of data/governance/rules.py, asked by the caller (trading.stage2)
+        # with the symbols' calendars at the wall clock; None: calendar days.
+        self.staleness = staleness
+        self.stop_requested = stop_requested or (lambda: False)
         self.snapshot: Snapshot | None = None
 
     # ------------------------------------------------------------ snapshot
-    def refresh_snapshot(self) -> Snapshot:
-        """Read the stored bars and recompute forecasts, features and alpha."""
+    def refresh_snapshot(self, progress: SnapshotProgress | None = None) -> Snapshot:
+        """Rebuild the snapshot from this agent's store and adopt it."""
+        self.snapshot = self.build_snapshot(self.db, progress)
+        return self.snapshot
+
+    def build_snapshot(self, db: Store, progress: SnapshotProgress | None = None) -> Snapshot:
+        """Read the stored bars from ``db`` and compute forecasts, features
+        and alpha; the snapshot is returned, not adopted, so the daemon can
+        build it on a worker thread with that thread's own connection.
+
+        BLAS is held to one thread for the fits: statsmodels on two cores
+        with OpenBLAS's own threads oversubscribes them several times over.
+        ``progress`` sees each symbol fitted; a stop request ends the build."""
         bars: dict[str, pd.DataFrame] = {}
         for symbol in self.symbols:
-            frame = self.db.bars.recent(symbol, self.config.history_rows)
+            frame = db.bars.recent(symbol, self.config.history_rows)
             if len(frame):
                 bars[symbol] = frame
         closes, last_dates, providers, rows_used = {}, {}, {}, {}
@@ -162,41 +196,50 @@ class TradingAgent:
             adj = frame.set_index(frame["date"].dt.strftime("%Y-%m-%d"))["adj_close"]
             returns[symbol] = adj.pct_change().iloc[1:].tail(self.config.var_window)
         forecasts, errors = {}, {}
-        for symbol, frame in bars.items():
-            try:
-                forecasts[symbol] = self.forecaster.forecast(symbol, frame)
-            except ForecastError as exc:
-                errors[symbol] = str(exc)
-        feature_rows = latest_feature_rows(build_features(s, bars[s]) for s in sorted(bars))
-        alphas = self.predictor.predict(feature_rows) if len(feature_rows) else None
+        with threadpool_limits(limits=1, user_api="blas"):
+            for done, (symbol, frame) in enumerate(bars.items(), start=1):
+                if self.stop_requested():
+                    raise StopRequested(f"stopped while fitting models ({done - 1} of {len(bars)} done)")
+                try:
+                    forecasts[symbol] = self.forecaster.forecast(symbol, frame)
+                except ForecastError as exc:
+                    errors[symbol] = str(exc)
+                if progress is not None:
+                    progress(symbol, done, len(bars))
+            feature_rows = latest_feature_rows(build_features(s, bars[s]) for s in sorted(bars))
+            alphas = self.predictor.predict(feature_rows) if len(feature_rows) else None
         returns_frame = pd.DataFrame(returns).sort_index() if returns else pd.DataFrame()
-        self.snapshot = Snapshot(
+        return Snapshot(
             as_of=max(last_dates.values()) if last_dates else None, data_hash=price_data_hash(bars),
             closes=closes, last_dates=last_dates, providers=providers, forecasts=forecasts,
             forecast_errors=errors, alphas=alphas, alpha_model=self.predictor.model_id if alphas else None,
             returns=returns_frame, rows_used=rows_used)
-        return self.snapshot
 
     # ------------------------------------------------------------ decision
     def data_gaps(self, snapshot: Snapshot, governance: Mapping[str, Mapping[str, Any]],
                   held: Mapping[str, float]) -> dict[str, str]:
         """Critical gaps among tradable (ACTIVE) and held symbols: no bars, a
-        non-finite last close, or a last bar more than ``max_stale_days``
-        behind the snapshot's as-of date."""
+        non-finite last close, or a last bar too old to trade on - rule 4
+        (sessions of the symbol's calendar behind its last complete session
+        at the wall clock) when the agent was given ``staleness``, else
+        more than ``max_stale_days`` calendar days behind the snapshot."""
         gaps = {}
         if snapshot.as_of is None:
             return {"*": "no stored bars"}
         as_of = dt.date.fromisoformat(snapshot.as_of)
-        for symbol in self.symbols:
-            state = (governance.get(symbol) or {}).get("state")
-            if state != ACTIVE and not held.get(symbol):
-                continue
+        watched = [s for s in self.symbols
+                   if (governance.get(s) or {}).get("state") == ACTIVE or held.get(s)]
+        stale = self.staleness({s: snapshot.last_dates[s] for s in watched if s in snapshot.last_dates}) \
+            if self.staleness is not None else {}
+        for symbol in watched:
             last = snapshot.last_dates.get(symbol)
             if last is None:
                 gaps[symbol] = "no stored bars"
                 continue
             lag = (as_of - dt.date.fromisoformat(last)).days
-            if lag > self.config.max_stale_days:
+            if symbol in stale:
+                gaps[symbol] = stale[symbol]
+            elif self.staleness is None and lag > self.config.max_stale_days:
                 gaps[symbol] = f"last bar {last} is {lag} days behind {snapshot.as_of}"
             elif not math.isfinite(snapshot.closes.get(symbol, float("nan"))):
                 gaps[symbol] = "last close is not a number"
@@ -240,6 +283,9 @@ class TradingAgent:
                                  allow_short=self.config.allow_short,
                                  exposure_scale=self.safe_mode.exposure_scale)
         plan, orders, final_weights = [], [], {}
+        # The idempotency key of each order: session, symbol and its ordinal
+        # among that session's recorded orders (database migration 0008).
+        recorded = self.db.broker.order_counts(session) if session else {}
         for symbol in self.symbols:
             state = (governance.get(symbol) or {}).get("state")
             close = snapshot.closes.get(symbol)
@@ -281,7 +327,8 @@ class TradingAgent:
                     orders.append(OrderRequest(session=session, symbol=symbol, side=side_now, quantity=qty_now,
                                                asset_class=self.entries[symbol].asset_class,
                                                target_weight=weight, reason=f"{state} target {target_now:g}",
-                                               client_order_id=f"gt-{session}-{symbol}-{self.id_factory()}"))
+                                               client_order_id=order_key(session, symbol,
+                                                                         recorded.get(symbol, 0) + 1)))
         var, cvar = historical_var_cvar(final_weights, snapshot.returns, self.config.var_level)
         return Decision(session=session, mode=self.config.mode, snapshot=snapshot, governance=governance,
                         book=book, equity=equity, plan=plan, orders=orders, exposure=exposure(final_weights),
@@ -298,12 +345,16 @@ class TradingAgent:
     # ------------------------------------------------------------ execution
     def execute(self, decision: Decision) -> list[OrderResult]:
         """Send the decision's orders; stop before any order once the kill
-        switch exists."""
+        switch exists or a stop was requested.  Each order is in the store
+        (the broker records it) before it is logged: a log that cannot be
+        written loses a line, never the record of an order."""
         results = []
         for order in decision.orders:
             stamped = replace(order, created_at=record_stamp())
             if kill_switch_engaged(self.paths.kill_switch):
                 raise KillSwitchEngaged(kill_switch_message(self.paths.kill_switch))
+            if self.stop_requested():
+                raise StopRequested(f"stopped after {len(results)} of {len(decision.orders)} order(s)")
             result = self.broker.submit(stamped)
             results.append(result)
             if self.log is not None:
@@ -311,16 +362,18 @@ class TradingAgent:
                 self.log.info("ORDER", module="trading.agent",
                               message=f"ORDER {result.side} {result.quantity:.10g} {result.symbol}{price} "
                                       f"{result.status}{' - ' + result.reason if result.reason else ''}",
-                              symbol=result.symbol, side=result.side,
+                              symbol=result.symbol, side=result.side, order_id=result.order_id,
+                              client_order_id=order.client_order_id,
                               quantity=result.quantity, status=result.status, price=result.fill_price,
                               price_source=result.price_source, session=order.session, reason=result.reason)
         return results
 
-    def run_cycle(self) -> CycleReport:
-        """One full cycle: gaps -> safe mode -> decision -> orders."""
+    def run_cycle(self, progress: SnapshotProgress | None = None) -> CycleReport:
+        """One full cycle: gaps -> safe mode -> decision -> orders
+        (``progress``: the model fits, when the snapshot must be built first)."""
         if kill_switch_engaged(self.paths.kill_switch):
             raise KillSwitchEngaged(kill_switch_message(self.paths.kill_switch))
-        snapshot = self.snapshot or self.refresh_snapshot()
+        snapshot = self.snapshot or self.refresh_snapshot(progress)
         governance = self.db.governance.states(self.symbols)
         current = self.broker.book()
         gaps = self.data_gaps(snapshot, governance, current.positions)

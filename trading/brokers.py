@@ -30,6 +30,11 @@ from database import SYNTHETIC_PROVIDER, Store
 from trading.config import LiveCredentials, TradingConfig
 
 BUY, SELL = "BUY", "SELL"
+# An order whose idempotency key (client_order_id) is recorded already: not
+# recorded or sent again (a retried cycle, a second daemon on the store).
+DUPLICATE = "DUPLICATE"
+# A live order recorded before it is sent; the broker's answer replaces it.
+SUBMITTING = "SUBMITTING"
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class OrderResult:
     symbol: str
     side: str
     quantity: float
-    status: str                      # FILLED, NEW (live, pending), REJECTED
+    status: str                      # FILLED, NEW/ACCEPTED (live, pending), REJECTED, DUPLICATE
     fill_price: float | None = None
     commission: float = 0.0
     price_source: str | None = None
@@ -177,11 +182,22 @@ class PaperBroker:
                 "price_source": source, "slippage_bps": self.config.slippage_bps}
         position = {"symbol": order.symbol, "quantity_delta": signed, "avg_price": avg, "updated_at": now}
         order_id = self.db.broker.record_order(dict(row, status="FILLED"), fill, position, cash_delta)
+        if order_id is None:
+            return _duplicate(order)
         return OrderResult(order_id, order.symbol, order.side, order.quantity, "FILLED", price, commission, source)
 
     def _reject(self, row: dict[str, Any], reason: str) -> OrderResult:
         order_id = self.db.broker.record_order(dict(row, status="REJECTED", reason=reason))
+        if order_id is None:
+            return OrderResult(None, row["symbol"], row["side"], row["quantity"], DUPLICATE,
+                               reason=f"order {row['client_order_id']} is recorded already")
         return OrderResult(order_id, row["symbol"], row["side"], row["quantity"], "REJECTED", reason=reason)
+
+
+def _duplicate(order: OrderRequest) -> OrderResult:
+    """The idempotency key says this order was recorded (and, live, sent) already."""
+    return OrderResult(None, order.symbol, order.side, order.quantity, DUPLICATE,
+                       reason=f"order {order.client_order_id} is recorded already; not sent again")
 
 
 def _usable(value: Any) -> bool:
@@ -233,6 +249,7 @@ class LiveAlpacaBroker:
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
 
+        self.reconcile()
         try:
             account = self.client().get_account()
             positions = self.client().get_all_positions()
@@ -272,6 +289,8 @@ class LiveAlpacaBroker:
             reason = f"alpaca does not trade {order.asset_class}"
         if reason:
             oid = self.db.broker.record_order(dict(row, status="REJECTED", reason=reason))
+            if oid is None:
+                return _duplicate(order)
             return OrderResult(oid, order.symbol, order.side, order.quantity, "REJECTED", reason=reason)
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import MarketOrderRequest
@@ -282,10 +301,34 @@ class LiveAlpacaBroker:
             # Alpaca accepts only GTC/IOC for crypto.
             time_in_force=TimeInForce.GTC if order.asset_class == "crypto" else TimeInForce.DAY,
             client_order_id=order.client_order_id)
+        # Recorded before it is sent: an order the store cannot take is never
+        # sent, and one whose answer is lost is found again by its key.
+        oid = self.db.broker.record_order(dict(row, status=SUBMITTING))
+        if oid is None:
+            return _duplicate(order)
         try:
             placed = self.client().submit_order(request)
         except Exception as exc:
+            # Sent or not, only the broker knows: the row stays SUBMITTING and
+            # the next book() asks the broker by client_order_id.
             raise BrokerError(f"alpaca: order {order.side} {order.quantity} {order.symbol} failed: {exc}") from exc
         status = str(getattr(placed.status, "value", placed.status)).upper()
-        oid = self.db.broker.record_order(dict(row, status=status, broker_order_id=str(placed.id)))
+        self.db.broker.update_order(oid, status=status, broker_order_id=str(placed.id))
         return OrderResult(oid, order.symbol, order.side, order.quantity, status)
+
+    def reconcile(self) -> None:
+        """Give every order left SUBMITTING (its answer was lost) the
+        broker's status, looked up by its client_order_id; one the broker
+        never received becomes NOT_SENT.  Before any new order is decided:
+        the book then counts what was really sent, and no retry doubles it."""
+        for row in self.db.broker.orders_with_status(SUBMITTING):
+            try:
+                placed = self.client().get_order_by_client_id(row["client_order_id"])
+            except Exception as exc:
+                if getattr(exc, "status_code", None) == 404:
+                    self.db.broker.update_order(row["id"], status="NOT_SENT",
+                                                reason="the broker has no order with this client_order_id")
+                    continue
+                raise BrokerError(f"alpaca: cannot look up order {row['client_order_id']}: {exc}") from exc
+            status = str(getattr(placed.status, "value", placed.status)).upper()
+            self.db.broker.update_order(row["id"], status=status, broker_order_id=str(placed.id))

@@ -1,97 +1,198 @@
 """The 24/7 loop: ticks, kill switch, heartbeat, data refresh, safe mode.
 
+The tick loop never waits on slow work.  The data refresh (the incremental
+ingest + re-governance) and the model fits that rebuild the snapshot run on
+a worker thread (:class:`RefreshWorker`) with a store connection of its
+own; the loop adopts the new snapshot at the first tick after it is ready,
+and trades on the previous one meanwhile.  The kill switch, SIGTERM and
+SIGINT are therefore honoured within one tick whatever the worker is doing;
+a worker still running at stop is abandoned (its ingest run is marked
+``ABORTED``).
+
 Every tick:
 
-1. the kill switch is checked - present: no cycle runs, and the halt is
+1. a finished refresh is adopted (its failure is a loop error);
+2. the kill switch is checked - present: no cycle runs, and the halt is
    appended to ``runtime/governance_halt.log`` the first tick it is seen
    (the agent also checks it before every order, so no order follows the
-   file's appearance); removed: trading resumes and that is logged;
-2. when the data-refresh interval has passed, ``refresh()`` runs (the
-   incremental ingest + re-governance) and the agent's snapshot is rebuilt;
-3. one decision cycle runs; an exception is a loop error (stack trace to
-   ``errors.jsonl``), and more than five in a row put the agent in safe mode.
+   file's appearance); removed: trading resumes, and the resume is logged
+   and appended to the halt log too;
+3. the heartbeat must be alive (if it stops, trading stops) and every sink
+   a cycle writes must take a write (``trading.sinks``), else no cycle;
+4. when the data-refresh interval has passed, the worker is started;
+5. one decision cycle runs on the current snapshot; an exception is a loop
+   error (stack trace to ``errors.jsonl``), and more than five in a row put
+   the agent in safe mode.
 
 A heartbeat thread logs ``HEARTBEAT | uptime=... | symbols=... | cycles=...
 | model_errors=... | arima_fb=...`` every ``heartbeat_seconds``, to the
-console and ``live.jsonl``, independent of how long a cycle takes.
-``stop()`` (SIGTERM in the CLI) ends the loop after the current tick.
+console and ``live.jsonl``, independent of ticks and refreshes.  A log file
+that cannot be written never stops it: the line still reaches the console,
+with ``| log_write_failures=N``.  ``stop()`` (SIGTERM in the CLI) ends the
+loop within one tick.
 """
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import Any, Callable
 
 from core.runtime import RuntimePaths
 from data.collectors.data_router import DataRouter
-from data.collectors.ingestion import IngestOptions, run_ingestion
-from trading.agent import KillSwitchEngaged, TradingAgent
-from trading.gate import append_halt_log, kill_switch_engaged, kill_switch_message
+from data.collectors.ingestion import IngestOptions, new_run_id, run_ingestion
+from database import Store, open_store
+from trading.agent import KillSwitchEngaged, Snapshot, StopRequested, TradingAgent
+from trading.gate import append_halt_log, append_resume_log, kill_switch_engaged, kill_switch_message
 from trading.guard import GuardViolation, HistoryGuard
+from trading.sinks import SinkProblem, check_sinks
 from trading.ticket import build_ticket, write_ticket
 
 
-def heartbeat_line(uptime_s: float, symbols: int, cycles: int, model_errors: int, arima_fb: int) -> str:
-    """The runbook's heartbeat format."""
-    return (f"HEARTBEAT | uptime={int(uptime_s)}s | symbols={symbols} | cycles={cycles} | "
+def heartbeat_line(uptime_s: float, symbols: int, cycles: int, model_errors: int, arima_fb: int,
+                   log_write_failures: int = 0) -> str:
+    """The runbook's heartbeat format (``log_write_failures`` appended only
+    while a log file cannot be written)."""
+    line = (f"HEARTBEAT | uptime={int(uptime_s)}s | symbols={symbols} | cycles={cycles} | "
             f"model_errors={model_errors} | arima_fb={arima_fb}")
+    return line + (f" | log_write_failures={log_write_failures}" if log_write_failures else "")
 
 
-def ingestion_refresh(db, universe, settings, paths: RuntimePaths, log: Any, guard: HistoryGuard, *,
-                      ingest: Callable[[], Any] | None = None) -> Callable[[], None]:
-    """The daemon's refresh hook: an incremental Stage 1 run on the same
-    store (``ingest`` overrides it) through a router built with the history
+# A refresh job: (the worker's store, started(run_id)) -> None.
+RefreshJob = Callable[[Store, Callable[[str], None]], None]
+
+
+def ingestion_refresh(universe, settings, paths: RuntimePaths, log: Any, guard: HistoryGuard,
+                      as_of: dt.date | None = None) -> RefreshJob:
+    """The daemon's refresh job: an incremental Stage 1 run on the store
+    the worker thread opened, through a router built with the history
     guard, so every provider it builds - in a worker process too - refuses
-    a long request.
+    a long request.  ``as_of``: the date Stage 2 was started at (``--as-of``;
+    None: today at each refresh).  ``started(run_id)`` is told the run's id before it
+    begins (the daemon marks it ABORTED if it abandons the worker).
 
     Ingestion turns any provider exception into a per-symbol failure, so a
     GUARD VIOLATION would only show in the audit; the guard records each
-    one and this hook logs them and raises, making it a loop error.  The
-    run re-governs the symbols it fetched, as every ingest run does."""
-    def refresh() -> None:
-        run = ingest
-        if run is None:
-            def run():
-                router = DataRouter(settings, guard=guard)
-                try:
-                    return run_ingestion(db, universe, settings, paths, IngestOptions(mode="incremental"),
-                                         router=router)
-                finally:
-                    router.close()
+    one and the job logs them and raises, naming the fix: a store too far
+    behind for an incremental refresh needs a run of its own.  The run
+    re-governs the symbols it fetched, as every ingest run does."""
+    def refresh(db: Store, started: Callable[[str], None]) -> None:
+        router = DataRouter(settings, guard=guard)
+        run_id = new_run_id()
+        started(run_id)
         guard.take_violations()
-        report = run()
+        try:
+            report = run_ingestion(db, universe, settings, paths, IngestOptions(mode="incremental", as_of=as_of),
+                                   router=router, run_id=run_id)
+        finally:
+            router.close()
         violations = guard.take_violations()
         for message in violations:
             log.error("GUARD_VIOLATION", module="trading.guard", message=message)
         if violations:
-            raise GuardViolation(f"{violations[0]} ({len(violations)} violation(s) during the refresh)")
-        log.info("DATA_REFRESH_INGEST", module="trading.daemon", ingest_run_id=getattr(report, "run_id", None),
-                 status=getattr(report, "status", None), rows_written=getattr(report, "rows_written", None))
+            raise GuardViolation(
+                f"{violations[0]} ({len(violations)} violation(s) during the refresh); the store is too far "
+                f"behind for the daemon's refresh: run python ingest_history.py --mode=incremental")
+        log.info("DATA_REFRESH_INGEST", module="trading.daemon", ingest_run_id=report.run_id,
+                 status=report.status, rows_written=report.rows_written)
     return refresh
 
 
+class RefreshWorker:
+    """The data refresh and the snapshot rebuild, on a thread of their own.
+
+    ``start()`` runs ``job(db, started)`` (when given) and then the agent's
+    snapshot build on a fresh store connection (SQLite connections belong
+    to the thread that made them); ``take()`` hands the finished result to
+    the tick loop once.  The thread is a daemon thread: a stop never waits
+    for it."""
+
+    def __init__(self, agent: TradingAgent, store_location: str, job: RefreshJob | None, log: Any):
+        self.agent, self.store_location, self.job, self.log = agent, store_location, job, log
+        self._thread: threading.Thread | None = None
+        self._result: tuple[Snapshot | None, BaseException | None] | None = None
+        self._lock = threading.Lock()
+        self.run_ids: list[str] = []        # ingest runs the worker started
+        self.with_ingest = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, *, ingest: bool) -> bool:
+        """Start a refresh (``ingest``: the job too, else only the
+        snapshot); False when one is running already."""
+        if self.running:
+            return False
+        self.with_ingest = ingest and self.job is not None
+        self._thread = threading.Thread(target=self._main, args=(self.with_ingest,), name="data-refresh",
+                                        daemon=True)
+        self._thread.start()
+        return True
+
+    def _main(self, ingest: bool) -> None:
+        snapshot, error = None, None
+        try:
+            with open_store(self.store_location) as db:
+                if ingest:
+                    self.job(db, self.run_ids.append)
+                # A model retrained since (scripts/train_ml_alpha.py) is picked up with the data.
+                self.agent.predictor.reload()
+                snapshot = self.agent.build_snapshot(db)
+        except BaseException as exc:  # noqa: BLE001 - handed to the tick loop, which counts a loop error
+            error = exc
+        with self._lock:
+            self._result = (snapshot, error)
+
+    def take(self) -> tuple[Snapshot | None, BaseException | None] | None:
+        """The finished refresh's (snapshot, error), once; None while running or idle."""
+        with self._lock:
+            result, self._result = self._result, None
+        return result
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for the running refresh; True when none is running any more."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+
 class TradingDaemon:
+    """The tick loop (see the module docstring)."""
+
     def __init__(self, agent: TradingAgent, paths: RuntimePaths, log: Any, *, tick_interval: float = 1.0,
                  data_refresh_minutes: float = 30.0, heartbeat_seconds: float = 5.0,
-                 refresh: Callable[[], None] | None = None, write_tickets: bool = True,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 refresh: RefreshJob | None = None, write_tickets: bool = True,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 alerts: Any = None):
         self.agent = agent
         self.paths = paths
         self.log = log
         self.tick_interval = float(tick_interval)
         self.refresh_seconds = float(data_refresh_minutes) * 60.0
         self.heartbeat_seconds = float(heartbeat_seconds)
-        self.refresh = refresh
         self.write_tickets = write_tickets
         self.monotonic = monotonic
+        self.alerts = alerts
         self.ticks = 0
         self.halted = False
+        self.sink_problems: list[SinkProblem] = []
+        self.heartbeat_lost = False
+        self.stop_reason: str | None = None
+        self.abandoned_refresh = False      # a refresh was still running at stop
         self._stop = threading.Event()
         self._started = monotonic()
         self._last_refresh = self._started
+        self._last_beat = self._started
+        self._lost_at = self._started
+        self._beat_thread: threading.Thread | None = None
+        self.worker = RefreshWorker(agent, agent.db.location, refresh, log)
 
     # ------------------------------------------------------------ control
-    def stop(self) -> None:
+    def stop(self, reason: str | None = None) -> None:
+        """End the loop within one tick (also safe from a signal handler);
+        ``reason`` (e.g. the signal) is logged with DAEMON_STOP."""
+        self.stop_reason = self.stop_reason or reason
         self._stop.set()
 
     @property
@@ -100,19 +201,39 @@ class TradingDaemon:
 
     def heartbeat(self) -> str:
         c = self.agent.counters
-        line = heartbeat_line(self.monotonic() - self._started, len(self.agent.symbols), c.cycles,
-                              c.model_errors, c.arima_fb)
-        self.log.info("HEARTBEAT", module="trading.daemon", message=line, uptime_s=int(self.monotonic() - self._started),
+        failures = sum(n for n, _ in self.log.sink_failures().values()) if hasattr(self.log, "sink_failures") else 0
+        uptime = self.monotonic() - self._started
+        line = heartbeat_line(uptime, len(self.agent.symbols), c.cycles, c.model_errors, c.arima_fb, failures)
+        self.log.info("HEARTBEAT", module="trading.daemon", message=line, uptime_s=int(uptime),
                       symbols=len(self.agent.symbols), cycles=c.cycles, model_errors=c.model_errors,
-                      arima_fb=c.arima_fb, safe_mode=self.agent.safe_mode.active, halted=self.halted)
+                      arima_fb=c.arima_fb, safe_mode=self.agent.safe_mode.active, halted=self.halted,
+                      refreshing=self.worker.running, log_write_failures=failures)
+        self._last_beat = self.monotonic()
         return line
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.heartbeat_seconds):
             try:
                 self.heartbeat()
-            except Exception as exc:  # a full disk must not kill the heartbeat thread silently
-                self.log.error("HEARTBEAT_FAILED", module="trading.daemon", exc=exc)
+            except Exception:  # noqa: BLE001 - the heartbeat must outlive anything one beat does
+                # The log itself never raises for a sink; anything else is
+                # seen by the tick loop as a late beat, which stops trading.
+                continue
+
+    def heartbeat_alive(self) -> bool:
+        """The heartbeat thread runs and its last beat is recent."""
+        if self._beat_thread is None:
+            return True                   # tick() driven directly (tests): no heartbeat thread
+        late = self.monotonic() - self._last_beat > 2 * self.heartbeat_seconds + 1.0
+        return self._beat_thread.is_alive() and not late
+
+    def _restart_dead_heartbeat(self) -> None:
+        if self._beat_thread is not None and not self._beat_thread.is_alive() and not self._stop.is_set():
+            self._start_heartbeat()
+
+    def _start_heartbeat(self) -> None:
+        self._beat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        self._beat_thread.start()
 
     # ------------------------------------------------------------ loop
     def run(self, max_ticks: int | None = None) -> None:
@@ -120,8 +241,9 @@ class TradingDaemon:
         self.log.info("DAEMON_START", module="trading.daemon", tick_interval=self.tick_interval,
                       data_refresh_s=self.refresh_seconds, symbols=len(self.agent.symbols), mode=self.agent.config.mode)
         self.heartbeat()
-        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
-        beat.start()
+        self._start_heartbeat()
+        if self.agent.snapshot is None:
+            self.worker.start(ingest=False)   # the first snapshot's fits, off the tick loop
         try:
             while not self._stop.is_set():
                 started = self.monotonic()
@@ -131,23 +253,33 @@ class TradingDaemon:
                 self._stop.wait(max(0.0, self.tick_interval - (self.monotonic() - started)))
         finally:
             self._stop.set()
-            beat.join(timeout=5)
+            self._abandon_refresh()
+            if self._beat_thread is not None:
+                self._beat_thread.join(timeout=1)
             self.log.info("DAEMON_STOP", module="trading.daemon", ticks=self.ticks,
-                          cycles=self.agent.counters.cycles)
+                          cycles=self.agent.counters.cycles, reason=self.stop_reason,
+                          message=f"daemon stopped after tick {self.ticks}"
+                                  + (f" ({self.stop_reason})" if self.stop_reason else ""))
 
     def tick(self) -> None:
         self.ticks += 1
+        self._adopt_refresh()
         if kill_switch_engaged(self.paths.kill_switch):
             self._halt()
             return
         if self.halted:
-            self.halted = False
-            self.log.warning("KILL_SWITCH_CLEARED", module="trading.daemon", tick=self.ticks,
-                             message=f"KILL_SWITCH removed: trading resumes (tick {self.ticks})")
-        try:
-            if self.refresh_seconds >= 0 and self.monotonic() - self._last_refresh >= self.refresh_seconds:
+            self._resume()
+        if not self._may_trade():
+            return
+        if self.refresh_seconds >= 0 and self.monotonic() - self._last_refresh >= self.refresh_seconds:
+            if self.worker.start(ingest=True):
                 self._last_refresh = self.monotonic()
-                self._refresh()
+                self.log.info("DATA_REFRESH_START", module="trading.daemon", tick=self.ticks)
+        if self.agent.snapshot is None:
+            if not self.worker.running:
+                self.worker.start(ingest=False)
+            return                         # nothing to decide on until the first snapshot is built
+        try:
             report = self.agent.run_cycle()
             if self.write_tickets:
                 ticket = build_ticket(report.decision, config_public=self.agent.config.public())
@@ -157,21 +289,76 @@ class TradingDaemon:
                                   session=ticket["session"])
         except KillSwitchEngaged:
             self._halt()
+        except StopRequested:
+            return
         except Exception as exc:  # the loop survives any cycle failure; safe mode counts them
-            self.agent.record_loop_error(exc)
-            self.log.error("LOOP_ERROR", module="trading.daemon", tick=self.ticks, exc=exc,
-                           consecutive_errors=self.agent.safe_mode.state.consecutive_errors,
-                           safe_mode=self.agent.safe_mode.active)
+            self._loop_error(exc)
 
-    def _refresh(self) -> None:
-        if self.refresh is not None:
-            self.log.info("DATA_REFRESH_START", module="trading.daemon", tick=self.ticks)
-            self.refresh()
-        # A model retrained since (scripts/train_ml_alpha.py) is picked up with the data.
-        self.agent.predictor.reload()
-        self.agent.refresh_snapshot()
+    def wait_for_refresh(self, timeout: float = 30.0) -> None:
+        """Block until the running refresh finished and adopt it (for a
+        caller driving ``tick()`` itself, e.g. a test)."""
+        self.worker.wait(timeout)
+        self._adopt_refresh()
+
+    # ------------------------------------------------------------ parts
+    def _loop_error(self, exc: BaseException) -> None:
+        self.agent.record_loop_error(exc)
+        self.log.error("LOOP_ERROR", module="trading.daemon", tick=self.ticks, exc=exc,
+                       consecutive_errors=self.agent.safe_mode.state.consecutive_errors,
+                       safe_mode=self.agent.safe_mode.active)
+
+    def _may_trade(self) -> bool:
+        """The heartbeat is alive and every sink a cycle writes takes a
+        write; a change either way is said once.  Once lost, the heartbeat
+        counts as back only after a beat that came after the loss."""
+        if self.heartbeat_lost:
+            if self._last_beat <= self._lost_at or not self.heartbeat_alive():
+                self._restart_dead_heartbeat()
+                return False
+            self.heartbeat_lost = False
+            self.log.warning("HEARTBEAT_BACK", module="trading.daemon", tick=self.ticks,
+                             message="the heartbeat is back: trading resumes")
+        elif not self.heartbeat_alive():
+            self.heartbeat_lost, self._lost_at = True, self.monotonic()
+            self.log.error("HEARTBEAT_LOST", module="trading.daemon", tick=self.ticks,
+                           message="the heartbeat stopped: trading stopped until it beats again")
+            self._restart_dead_heartbeat()
+            return False
+        problems = check_sinks(self.agent.db, self.paths, self.log.files if hasattr(self.log, "files") else [],
+                               tickets=self.write_tickets)
+        if [str(p) for p in problems] != [str(p) for p in self.sink_problems]:
+            if problems:
+                self.log.error("SINK_UNAVAILABLE", module="trading.sinks", tick=self.ticks,
+                               message="no order is sent that cannot be recorded: "
+                                       + "; ".join(str(p) for p in problems),
+                               sinks=[str(p) for p in problems])
+            else:
+                self.log.warning("SINKS_BACK", module="trading.sinks", tick=self.ticks,
+                                 message="every sink takes writes again: trading resumes")
+        self.sink_problems = problems
+        return not problems
+
+    def _adopt_refresh(self) -> None:
+        done = self.worker.take()
+        if done is None:
+            return
+        snapshot, error = done
+        if error is not None:
+            self._loop_error(error)
+            return
+        self.agent.snapshot = snapshot
         self.log.info("DATA_REFRESH_DONE", module="trading.daemon", tick=self.ticks,
-                      as_of=self.agent.snapshot.as_of, data_hash=self.agent.snapshot.data_hash[:16])
+                      as_of=snapshot.as_of, data_hash=snapshot.data_hash[:16])
+
+    def _abandon_refresh(self) -> None:
+        """A refresh still running at stop is left behind (its thread dies
+        with the process); its ingest run is marked ABORTED."""
+        if not self.worker.running:
+            return
+        self.abandoned_refresh = True
+        runs = list(self.worker.run_ids) if self.worker.with_ingest else []
+        self.log.warning("DATA_REFRESH_ABANDONED", module="trading.daemon", tick=self.ticks, ingest_runs=runs,
+                         message="stopped during a data refresh: the refresh is abandoned")
 
     def _halt(self) -> None:
         if self.halted:
@@ -181,3 +368,9 @@ class TradingDaemon:
         append_halt_log(self.paths.governance_halt_log, f"KILL_SWITCH tick={self.ticks} {message}",
                         reason="kill_switch")
         self.log.warning("KILL_SWITCH_HALT", module="trading.daemon", tick=self.ticks, message=message)
+
+    def _resume(self) -> None:
+        self.halted = False
+        message = f"KILL_SWITCH removed: trading resumes (tick {self.ticks})"
+        append_resume_log(self.paths.governance_halt_log, f"KILL_SWITCH_CLEARED tick={self.ticks} {message}")
+        self.log.warning("KILL_SWITCH_CLEARED", module="trading.daemon", tick=self.ticks, message=message)

@@ -14,12 +14,12 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
-from core.clock import audit_stamp
+from core.clock import audit_stamp, utc_now
 from core.settings import Settings
 from core.universe import UniverseEntry
-from data.governance.rules import GovernanceRules
+from data.governance.rules import GovernanceRules, ages_at
 from database import Store, open_store, store_exists
 from reports.stage1 import judge_store
 from trading.config import LIVE_CONFIRM_ENV, TradingConfig
@@ -92,6 +92,34 @@ def check_history(db_path: str | os.PathLike, entries: Sequence[UniverseEntry], 
                       expected_last=verdict.expected_last, may_start=verdict.stage2_may_start)
 
 
+def staleness_check(settings: Settings, entries: Sequence[UniverseEntry],
+                    as_of: dt.date | None) -> Callable[[Mapping[str, str]], dict[str, str]]:
+    """Rule 4 for a running Stage 2: ``check(last_dates)`` -> the symbols
+    whose last bar is too old to trade on at ``as_of`` (None: the wall
+    clock's date, so a daemon left running sees its data age), each with
+    why and the command that fixes it.  Same measure as the start gate
+    (``rules.ages_at``: sessions of the symbol's own calendar, excused
+    sessions left out); answers are cached per (date, hour, last dates)."""
+    rules = GovernanceRules.from_settings(settings)
+    calendars = {e.symbol: settings.history.calendar_of(e) for e in entries}
+    cache: dict[tuple, dict[str, str]] = {}
+
+    def check(last_dates: Mapping[str, str]) -> dict[str, str]:
+        now = utc_now()
+        day = as_of or now.date()
+        key = (day, now.hour, tuple(sorted(last_dates.items())))
+        if key not in cache:
+            cache.clear()
+            known = [(s, calendars[s], d) for s, d in last_dates.items() if s in calendars]
+            expected, ages = ages_at(rules, known, day, None if as_of else now)
+            cache[key] = {
+                s: (f"last bar {last_dates[s]} is {age} session(s) behind {expected[calendars[s]]} "
+                    f"({calendars[s]}): run python ingest_history.py --mode=incremental")
+                for s, age in ages.items() if age is not None and not rules.is_fresh(age)}
+        return cache[key]
+    return check
+
+
 def append_halt_log(path: Path, text: str, *, reason: str) -> None:
     """Append one halt record: a stamped header line then the text."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +127,31 @@ def append_halt_log(path: Path, text: str, *, reason: str) -> None:
         fh.write(f"--- {audit_stamp()} {reason}\n{text.rstrip()}\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+RESUME_REASON = "resume"
+
+
+def append_resume_log(path: Path, text: str) -> None:
+    """Append a resume record: the halt before it is over.  The runbook's
+    "Governance log shows no halts" reads the log's last record
+    (:func:`open_halt`)."""
+    append_halt_log(path, text, reason=RESUME_REASON)
+
+
+def open_halt(path: Path) -> str | None:
+    """The header of the halt log's last record when it is a halt no
+    resume followed (``--- <ts> <reason>``), else None."""
+    if not path.exists():
+        return None
+    last = None
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.startswith("--- "):
+                last = line.rstrip("\n")
+    if last is None or last.endswith(f" {RESUME_REASON}"):
+        return None
+    return last
 
 
 def kill_switch_engaged(path: Path) -> bool:

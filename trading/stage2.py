@@ -8,9 +8,14 @@ Start-up order (each step can end the run):
    fresh at the as-of date (data/governance/rules.py, rule 6), or the
    ``[DATA_GOVERNANCE]`` block is appended to ``runtime/governance_halt.log``;
 4. kill switch - present: refuse (recorded in the halt log);
-5. live only: Stage 1 verified;
-6. one cycle (``run_once``: decision, orders, ticket) or the daemon loop,
+5. every sink a cycle writes (database, logs, tickets) takes a write
+   (``trading.sinks``), or nothing is sent; a start that passes every gate
+   after a recorded halt appends a resume to the halt log;
+6. live only: Stage 1 verified;
+7. one cycle (``run_once``: decision, orders, ticket) or the daemon loop,
    whose data refresh fetches through a router given the history guard.
+   SIGTERM/SIGINT stop either within one tick: a cycle stops before its
+   next model fit or order, the daemon before its next tick.
 
 :func:`run_stage2` returns what happened as one typed outcome (or raises a
 typed ``core.errors`` error for bad input); the edge, ``cli/stage2.py``,
@@ -25,7 +30,7 @@ import os
 import signal
 import threading
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Union
 
 from core.clock import run_id_stamp, utc_now
@@ -35,13 +40,14 @@ from core.logs import OperatorLog
 from core.runtime import RuntimePaths
 from core.universe import NotInUniverseError
 from database import Store, StoreAccessError, StoreError, open_store
-from trading.agent import KillSwitchEngaged, TradingAgent
+from trading.agent import KillSwitchEngaged, SnapshotProgress, StopRequested, TradingAgent
 from trading.brokers import LiveAlpacaBroker, PaperBroker
 from trading.config import load_trading_config
 from trading.daemon import TradingDaemon, ingestion_refresh
-from trading.gate import (HistoryGap, append_halt_log, check_history, kill_switch_engaged, kill_switch_message,
-                          live_refusals, stage1_passed)
+from trading.gate import (HistoryGap, append_halt_log, append_resume_log, check_history, kill_switch_engaged,
+                          kill_switch_message, live_refusals, open_halt, stage1_passed, staleness_check)
 from trading.guard import HistoryGuard
+from trading.sinks import check_sinks
 from trading.ticket import build_ticket, write_ticket
 
 
@@ -101,6 +107,9 @@ class CycleDone:
     ticket: dict[str, Any]
     ticket_md: str
     ticket_json: str
+    # Log records a file could not take during the cycle (path -> (count,
+    # error)): the orders are recorded, the log is not whole - exit 1.
+    log_failures: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,14 +127,34 @@ class CycleFailed:
 
 
 @dataclass(frozen=True)
+class SinksUnavailable:
+    """A sink a cycle must write (database, logs, tickets) cannot take a
+    write: nothing was sent."""
+
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class CycleInterrupted:
+    """``run_once``: SIGTERM/SIGINT arrived during the cycle; it stopped
+    before its next model fit or order (those sent are recorded)."""
+
+    signal: str                           # SIGTERM / SIGINT
+    message: str
+
+
+@dataclass(frozen=True)
 class DaemonStopped:
     """The daemon loop ended (SIGTERM, Ctrl-C)."""
 
     ticks: int
+    # A refresh was still running (e.g. stuck on a vendor): its threads are
+    # abandoned, and the process should exit without waiting for them.
+    abandoned_refresh: bool = False
 
 
-Stage2Outcome = Union[LiveRefused, HistoryHalted, KillSwitchRefused, CycleDone, CycleHalted, CycleFailed,
-                      DaemonStopped]
+Stage2Outcome = Union[LiveRefused, HistoryHalted, KillSwitchRefused, SinksUnavailable, CycleDone, CycleHalted,
+                      CycleFailed, CycleInterrupted, DaemonStopped]
 
 
 # -------------------------------------------------------------------- start
@@ -161,12 +190,13 @@ def _open_store(paths: RuntimePaths) -> Store:
 
 def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
                live_broker_factory: Callable[..., Any] | None = None,
-               console: logging.Handler | None = None) -> Stage2Outcome:
+               console: logging.Handler | None = None, progress: SnapshotProgress | None = None) -> Stage2Outcome:
     """Run Stage 2 as asked: the gates, then one cycle or the daemon loop.
 
     ``console``: the edge's handler that shows the run's log to the
-    operator.  Raises a ``core.errors.InputError`` for bad input, before
-    anything is written."""
+    operator; ``progress``: the edge's view of a cycle's model fits.
+    Raises a ``core.errors.InputError`` for bad input, before anything is
+    written."""
     env = os.environ if env is None else env
     settings, universe, entries, config = _load(opts, env)
     paths = RuntimePaths.resolve(opts.db_path)
@@ -193,7 +223,15 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
     if console is not None:
         log.attach(console)
     log.capture()
+    stop = _StopFlag()
     try:
+        problems = check_sinks(db, paths, log.files)
+        if problems:
+            log.error("SINK_UNAVAILABLE", module="trading.sinks",
+                      message="nothing is sent that cannot be recorded: " + "; ".join(map(str, problems)),
+                      sinks=[str(p) for p in problems])
+            return SinksUnavailable([str(p) for p in problems])
+        _record_resume(paths, log, run_id)
         if opts.mode == "live":
             ok, why = stage1_passed(db, universe.entries, settings, as_of)
             if not ok:
@@ -201,57 +239,101 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
             broker = (live_broker_factory or LiveAlpacaBroker)(config.live_credentials, db)
         else:
             broker = PaperBroker(db, config)
-        agent = TradingAgent(db, config, broker, entries, paths, log=log)
+        agent = TradingAgent(db, config, broker, entries, paths, log=log,
+                             staleness=staleness_check(settings, entries, opts.as_of), stop_requested=stop.is_set)
         if opts.run_once:
-            return _run_once(agent, paths, log)
-        refresh = ingestion_refresh(db, universe, settings, paths, log, HistoryGuard(config.guard_max_days))
+            with _on_signals(stop.set):
+                return _run_once(agent, paths, log, stop, progress)
+        refresh = ingestion_refresh(universe, settings, paths, log, HistoryGuard(config.guard_max_days), opts.as_of)
         daemon = TradingDaemon(agent, paths, log, tick_interval=opts.tick_interval,
                                data_refresh_minutes=opts.data_refresh_minutes,
                                heartbeat_seconds=config.heartbeat_seconds, refresh=refresh)
-        with _stop_on_signals(daemon):
+
+        def on_signal(name: str) -> None:
+            stop.set(name)
+            daemon.stop(name)
+
+        with _on_signals(on_signal):
             daemon.run()
-        return DaemonStopped(daemon.ticks)
+        return DaemonStopped(daemon.ticks, daemon.abandoned_refresh)
     finally:
         log.close()
         db.close()
 
 
+class _StopFlag:
+    """Set by a signal handler: which signal asked Stage 2 to stop."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal: str | None = None
+
+    def set(self, name: str) -> None:
+        self.signal = self.signal or name
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+def _record_resume(paths: RuntimePaths, log: OperatorLog, run_id: str) -> None:
+    """A start that passed every gate ends the halt the log last recorded."""
+    halt = open_halt(paths.governance_halt_log)
+    if halt is None:
+        return
+    text = f"Stage 2 started ({run_id}): every gate passed; the halt recorded as '{halt[4:]}' is over"
+    append_resume_log(paths.governance_halt_log, text)
+    log.info("HALT_RESUMED", module="trading.stage2", message=text)
+
+
 @contextlib.contextmanager
-def _stop_on_signals(daemon: TradingDaemon):
-    """SIGTERM/SIGINT stop the daemon after its current tick (main thread
-    only: Python delivers signals there); previous handlers are restored."""
+def _on_signals(handler: Callable[[str], None]):
+    """SIGTERM/SIGINT call ``handler(name)`` (main thread only: Python
+    delivers signals there); previous handlers are restored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     for sig in previous:
-        signal.signal(sig, lambda signum, frame: daemon.stop())
+        signal.signal(sig, lambda signum, frame: handler(signal.Signals(signum).name))
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
 
 
-def _run_once(agent: TradingAgent, paths: RuntimePaths, log: OperatorLog) -> CycleDone | CycleHalted | CycleFailed:
+def _run_once(agent: TradingAgent, paths: RuntimePaths, log: OperatorLog, stop: _StopFlag,
+              progress: SnapshotProgress | None) -> CycleDone | CycleHalted | CycleFailed | CycleInterrupted:
     """One cycle, its orders and the ticket; a failure is a loop error."""
     try:
-        report = agent.run_cycle()
+        report = agent.run_cycle(progress)
     except KillSwitchEngaged as exc:
         append_halt_log(paths.governance_halt_log, f"KILL_SWITCH during run: {exc}", reason="kill_switch")
         log.warning("KILL_SWITCH_HALT", module="trading.stage2", message=str(exc))
         return CycleHalted(str(exc))
+    except StopRequested as exc:
+        message = f"{stop.signal}: {exc}"
+        log.warning("CYCLE_INTERRUPTED", module="trading.stage2", signal=stop.signal, message=message)
+        return CycleInterrupted(stop.signal or "signal", message)
     except Exception as exc:  # one cycle failing is an outcome of the run, as in the daemon loop
         agent.record_loop_error(exc)
         log.error("CYCLE_FAILED", module="trading.stage2", exc=exc)
         return CycleFailed(f"{type(exc).__name__}: {exc}")
     decision = report.decision
     ticket = build_ticket(decision, config_public=agent.config.public())
-    md_path, json_path, _ = write_ticket(paths.tickets_dir, ticket)
+    try:
+        md_path, json_path, _ = write_ticket(paths.tickets_dir, ticket)
+    except OSError as exc:
+        # The orders are in the store already; the run still failed its job.
+        log.error("TICKET_NOT_WRITTEN", module="trading.ticket", exc=exc, orders=len(report.results))
+        return CycleFailed(f"ticket not written to {paths.tickets_dir} ({type(exc).__name__}: {exc}); "
+                           f"the cycle's {len(report.results)} order(s) are recorded in the database")
     filled = sum(1 for r in report.results if r.status == "FILLED")
     log.info("RUN_ONCE_DONE", module="trading.stage2", session=decision.session, orders=len(report.results),
              filled=filled, ticket=str(json_path), safe_mode=agent.safe_mode.active)
     return CycleDone(session=decision.session, orders=len(report.results), filled=filled,
                      gross_exposure=decision.exposure["gross"], var=decision.var, cvar=decision.cvar,
                      safe_mode=agent.safe_mode.active, safe_mode_scale=agent.safe_mode.exposure_scale,
-                     ticket=ticket, ticket_md=str(md_path), ticket_json=str(json_path))
+                     ticket=ticket, ticket_md=str(md_path), ticket_json=str(json_path),
+                     log_failures=log.sink_failures())

@@ -85,6 +85,7 @@ def test_injected_loop_errors_enter_safe_mode_and_it_recovers(seeded):
         agent = build_agent(seeded, db, forecaster=ScriptedForecaster({}, default=0.002),
                             broker_factory=lambda d, c: FlakyBroker(d, c, failures=6), **config_overrides)
         daemon = TradingDaemon(agent, seeded.paths, agent.log, tick_interval=0.001, data_refresh_minutes=60)
+        agent.refresh_snapshot()                # the fits the daemon would run on its worker thread
         scales = []
         for _ in range(12):
             daemon.tick()
@@ -123,7 +124,7 @@ def test_critical_data_gap_enters_safe_mode(seeded):
 def test_symbol_demoted_mid_day_stops_trading_on_next_tick(seeded, demoted_to):
     demoted = {}
 
-    def refresh():
+    def refresh(db, started):
         # The daemon's refresh hook stands in for incremental ingest + re-governance.
         refresh.calls = getattr(refresh, "calls", 0) + 1
         if refresh.calls == 6 and not demoted:
@@ -134,10 +135,15 @@ def test_symbol_demoted_mid_day_stops_trading_on_next_tick(seeded, demoted_to):
 
     with DaemonThread(seeded, forecaster=FlippingForecaster(), refresh=refresh) as run:
         wait_for(lambda: demoted, what="demotion")
+        # The refresh runs on the worker thread: a cycle that read the states
+        # just before the demotion committed may still finish its orders; the
+        # next tick reads the new state.
+        run.wait_ticks(2)
+        settled = record_stamp()
         run.wait_ticks(6)
     orders = _orders(seeded)
     before = [o for o in orders if o["symbol"] == "BBB" and o["created_at"] <= demoted["at"]]
-    after = [o for o in orders if o["symbol"] == "BBB" and o["created_at"] > demoted["at"]]
+    after = [o for o in orders if o["symbol"] == "BBB" and o["created_at"] > settled]
     assert len(before) >= 2, "BBB should have traded before the demotion"
     assert any(o["symbol"] == "AAA" and o["created_at"] > demoted["at"] for o in orders), "AAA keeps trading"
     if demoted_to == "QUARANTINED":
@@ -152,19 +158,22 @@ def test_forecasts_are_refreshed_with_the_data_not_every_tick(seeded):
     forecaster = ScriptedForecaster({}, default=0.002)
     calls = []
 
-    def refresh():
+    def refresh(db, started):
         calls.append(1)
 
     with Database(seeded.paths.db) as db:
         agent = build_agent(seeded, db, forecaster=forecaster)
         daemon = TradingDaemon(agent, seeded.paths, agent.log, tick_interval=0.001, data_refresh_minutes=60,
                                refresh=refresh)
+        daemon.tick()                                            # no snapshot yet: the worker fits the models
+        daemon.wait_for_refresh()
         for _ in range(10):
             daemon.tick()
         assert forecaster.calls == 3 and calls == []           # one snapshot, three symbols
         daemon.refresh_seconds = 0.0                             # every tick is now a refresh tick
         for _ in range(2):
-            daemon.tick()
+            daemon.tick()                                        # starts the refresh (trades on the old snapshot)
+            daemon.wait_for_refresh()
         assert forecaster.calls == 9 and len(calls) == 2
         assert agent.counters.cycles == 12
 

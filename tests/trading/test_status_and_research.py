@@ -85,10 +85,12 @@ def test_daemon_picks_up_a_retrained_model_at_the_next_data_refresh(seeded):
         agent = build_agent(seeded, db)
         daemon = TradingDaemon(agent, seeded.paths, agent.log, tick_interval=0.001, data_refresh_minutes=60)
         daemon.tick()
+        daemon.wait_for_refresh()                            # the first snapshot, fitted off the tick loop
         assert agent.snapshot.alpha_model is None
         assert invoke(_train_cli(), "--json").exit_code == 0
         daemon.tick()
         assert agent.snapshot.alpha_model is None            # not before the data is refreshed
         daemon.refresh_seconds = 0.0
         daemon.tick()
+        daemon.wait_for_refresh()
         assert agent.snapshot.alpha_model is not None and agent.snapshot.alpha_model.startswith("ridge:")
