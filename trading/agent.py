@@ -169,18 +169,23 @@ class TradingAgent:
 
     # ------------------------------------------------------------ snapshot
     def refresh_snapshot(self, progress: SnapshotProgress | None = None) -> Snapshot:
-        """Rebuild the snapshot from this agent's store and adopt it."""
-        self.snapshot = self.build_snapshot(self.db, progress)
+        """Rebuild the snapshot from this agent's store and adopt it (in the
+        cycle's own thread: the kill switch also ends the fits)."""
+        self.snapshot = self.build_snapshot(self.db, progress, halt_on_kill_switch=True)
         return self.snapshot
 
-    def build_snapshot(self, db: Store, progress: SnapshotProgress | None = None) -> Snapshot:
+    def build_snapshot(self, db: Store, progress: SnapshotProgress | None = None, *,
+                       halt_on_kill_switch: bool = False) -> Snapshot:
         """Read the stored bars from ``db`` and compute forecasts, features
         and alpha; the snapshot is returned, not adopted, so the daemon can
         build it on a worker thread with that thread's own connection.
 
         BLAS is held to one thread for the fits: statsmodels on two cores
         with OpenBLAS's own threads oversubscribes them several times over.
-        ``progress`` sees each symbol fitted; a stop request ends the build."""
+        ``progress`` sees each symbol fitted; a stop request ends the build,
+        and so does the kill switch when the build is part of a cycle
+        (``halt_on_kill_switch``; the daemon's refresh worker keeps fitting:
+        a refresh sends nothing)."""
         bars: dict[str, pd.DataFrame] = {}
         for symbol in self.symbols:
             frame = db.bars.recent(symbol, self.config.history_rows)
@@ -200,6 +205,8 @@ class TradingAgent:
             for done, (symbol, frame) in enumerate(bars.items(), start=1):
                 if self.stop_requested():
                     raise StopRequested(f"stopped while fitting models ({done - 1} of {len(bars)} done)")
+                if halt_on_kill_switch and kill_switch_engaged(self.paths.kill_switch):
+                    raise KillSwitchEngaged(kill_switch_message(self.paths.kill_switch))
                 try:
                     forecasts[symbol] = self.forecaster.forecast(symbol, frame)
                 except ForecastError as exc:
@@ -361,7 +368,8 @@ class TradingAgent:
                 price = f" @ {result.fill_price:.4f} ({result.price_source})" if result.fill_price else ""
                 self.log.info("ORDER", module="trading.agent",
                               message=f"ORDER {result.side} {result.quantity:.10g} {result.symbol}{price} "
-                                      f"{result.status}{' - ' + result.reason if result.reason else ''}",
+                                      f"{result.status}{' - ' + result.reason if result.reason else ''} "
+                                      f"[{order.client_order_id}]",
                               symbol=result.symbol, side=result.side, order_id=result.order_id,
                               client_order_id=order.client_order_id,
                               quantity=result.quantity, status=result.status, price=result.fill_price,

@@ -41,7 +41,7 @@ from typing import Any, Callable
 from core.runtime import RuntimePaths
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import IngestOptions, new_run_id, run_ingestion
-from database import Store, open_store
+from database import Store, StoreError, open_store
 from trading.agent import KillSwitchEngaged, Snapshot, StopRequested, TradingAgent
 from trading.gate import append_halt_log, append_resume_log, kill_switch_engaged, kill_switch_message
 from trading.guard import GuardViolation, HistoryGuard
@@ -332,6 +332,12 @@ class TradingDaemon:
                                message="no order is sent that cannot be recorded: "
                                        + "; ".join(str(p) for p in problems),
                                sinks=[str(p) for p in problems])
+                if not any(p.sink == "database" for p in problems):
+                    try:
+                        self.agent.db.governance.record_event("STAGE2_SINK_UNAVAILABLE", reason="SINK_UNAVAILABLE",
+                                                              detail={"sinks": [str(p) for p in problems]})
+                    except StoreError:
+                        pass              # the store refused too: the console still says it
             else:
                 self.log.warning("SINKS_BACK", module="trading.sinks", tick=self.ticks,
                                  message="every sink takes writes again: trading resumes")

@@ -227,9 +227,7 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
     try:
         problems = check_sinks(db, paths, log.files)
         if problems:
-            log.error("SINK_UNAVAILABLE", module="trading.sinks",
-                      message="nothing is sent that cannot be recorded: " + "; ".join(map(str, problems)),
-                      sinks=[str(p) for p in problems])
+            _record_sink_problems(db, log, [str(p) for p in problems])
             return SinksUnavailable([str(p) for p in problems])
         _record_resume(paths, log, run_id)
         if opts.mode == "live":
@@ -259,6 +257,20 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
     finally:
         log.close()
         db.close()
+
+
+def _record_sink_problems(db: Store, log: OperatorLog, problems: list[str]) -> None:
+    """Say where it can be heard that nothing was sent: the log (whose
+    console always shows it), and the store's governance events when the
+    store is not the sink that failed."""
+    message = "nothing is sent that cannot be recorded: " + "; ".join(problems)
+    log.error("SINK_UNAVAILABLE", module="trading.sinks", message=message, sinks=problems)
+    if not any(p.startswith("database ") for p in problems):
+        try:
+            db.governance.record_event("STAGE2_SINK_UNAVAILABLE", reason="SINK_UNAVAILABLE",
+                                       detail={"sinks": problems})
+        except StoreError:
+            pass                          # the store refused too: the console and the exit code still say it
 
 
 class _StopFlag:
@@ -306,6 +318,8 @@ def _on_signals(handler: Callable[[str], None]):
 def _run_once(agent: TradingAgent, paths: RuntimePaths, log: OperatorLog, stop: _StopFlag,
               progress: SnapshotProgress | None) -> CycleDone | CycleHalted | CycleFailed | CycleInterrupted:
     """One cycle, its orders and the ticket; a failure is a loop error."""
+    log.info("CYCLE_START", module="trading.stage2", symbols=len(agent.symbols),
+             message=f"cycle: fitting {len(agent.symbols)} symbol(s), then orders and the ticket")
     try:
         report = agent.run_cycle(progress)
     except KillSwitchEngaged as exc:
