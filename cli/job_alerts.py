@@ -5,10 +5,11 @@ through the one alert policy, a ``critical`` alert when it is not 0.
 exit code and the error (typed or not) that ended the command.  The alert's
 key is ``job.<command>.exit``: the same failure again (same code, same
 error) is a DUPLICATE, a different one alerts again, and the next exit 0
-sends the recovery notice.  This works when the store does not: a missing,
-damaged, locked or newer store is not opened (or its failure is caught),
-the audit line and the alert (dry-run artifact or delivery) still go out,
-without dedupe across runs.  Exit 64 (a usage error, refused before
+sends the recovery notice.  The store is never opened here: its state is
+``runtime/alerts/state.json`` (``core.alert_ledger``), so a missing,
+damaged, locked or read-only store still gets its audit line and its alert,
+deduplicated across runs, and a verify command still writes nothing to the
+store.  Exit 64 (a usage error, refused before
 anything is read or written) writes nothing: the exit code and the stderr
 line are the whole answer.
 """
@@ -30,7 +31,6 @@ from core.errors import GovernedTradingError
 from core.logs import AuditTrail
 from core.runtime import RuntimePaths
 from core.settings import Settings, load_settings
-from database import Store, open_store, store_exists
 
 log = logging.getLogger(__name__)
 
@@ -61,24 +61,16 @@ def _report(job: str, code: int, error: BaseException | None, params: Mapping[st
         trail.append("job_exit", level="INFO" if code == OK else "ERROR", job=job, exit_code=code, **what)
     except OSError as exc:
         print(f"warning: {paths.audit_jsonl}: the exit of {job} could not be audited: {exc}", file=sys.stderr)
-    store, store_problem = _open(paths)
-    try:
-        policy = AlertPolicy(source=job, run_id=run_id, settings=_settings(), paths=paths, audit=trail,
-                             store=store.alerts if store is not None else None)
-        if code == OK:
-            policy.resolve(job_key(job))
-            return
-        body = [f"{job} exited {code}" + (f": {what['error']}" if what.get("error") else ""),
-                "See docs/error_codes.md for the code and runtime/audit/audit.jsonl for the run."]
-        if store_problem:
-            body.append(f"The store could not record this alert ({store_problem}).")
-        policy.raise_(job_key(job), AlertMessage(
-            title=f"{job} exited {code}", body="\n".join(body), severity="critical",
-            fingerprint=f"{code}|{what.get('error_type', '')}|{what.get('error', '')}",
-            details={"job": job, "exit_code": code, "run_id": run_id, **what}))
-    finally:
-        if store is not None:
-            store.close()
+    policy = AlertPolicy(source=job, run_id=run_id, settings=_settings(), paths=paths, audit=trail)
+    if code == OK:
+        policy.resolve(job_key(job))
+        return
+    body = [f"{job} exited {code}" + (f": {what['error']}" if what.get("error") else ""),
+            "See docs/error_codes.md for the code and runtime/audit/audit.jsonl for the run."]
+    policy.raise_(job_key(job), AlertMessage(
+        title=f"{job} exited {code}", body="\n".join(body), severity="critical",
+        fingerprint=f"{code}|{what.get('error_type', '')}|{what.get('error', '')}",
+        details={"job": job, "exit_code": code, "run_id": run_id, **what}))
 
 
 def _describe(error: BaseException | None) -> dict[str, Any]:
@@ -92,17 +84,6 @@ def _describe(error: BaseException | None) -> dict[str, Any]:
     where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
     return {"error_type": type(error).__name__, "error": f"{type(error).__name__}: {error}{where}",
             "crash": True}
-
-
-def _open(paths: RuntimePaths) -> tuple[Store | None, str | None]:
-    """The store to keep the alert's state in, or None and why not (never
-    created: a command that found no store leaves none behind)."""
-    try:
-        if not store_exists(paths.db):
-            return None, "no database"
-        return open_store(paths.db), None
-    except GovernedTradingError as exc:
-        return None, " ".join(str(exc).split())
 
 
 def _settings() -> Settings:

@@ -17,7 +17,8 @@ None); nobody else resolves a key.
 * **Recovery notice**: resolving a key that was delivered sends one ``info``
   notice (whatever ``alerts.min_severity``) and forgets the problem.
 * **The nightly cap**: at most ``alerts.max_per_night`` alerts go out in any
-  rolling 24 hours (a "night"; counted from the ``alerts`` table, SENT,
+  rolling 24 hours (a "night"), over every command and process of the
+  runtime directory (counted in ``runtime/alerts/ledger.jsonl``: SENT,
   PARTIAL and DRY_RUN); the rest are THROTTLED.  A ``critical`` alert is
   never held back by the cap (it counts toward it).
 * **Mute**: while ``runtime/ALERTS_MUTED`` exists and has not expired, every
@@ -25,9 +26,10 @@ None); nobody else resolves a key.
 * Everything held back is recorded (``alerts`` table and the audit trail)
   with its outcome and a note saying why.
 
-The state lives in the store (``alert_state``, through ``db.alerts``).  With
-no store, or a store that fails, the policy remembers within the process
-only: nothing is suppressed as a duplicate of an earlier run (fail loud).
+The open problems live in the store (``alert_state``, through
+``db.alerts``) when one is given, else (an operator command's exit, a
+damaged or locked store) in ``runtime/alerts/state.json``
+(``core.alert_ledger``); every decision is also a line of the ledger.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from core.alert_ledger import AlertLedger
 from core.alerts import (BELOW_SEVERITY, DRY_RUN, DUPLICATE, MUTED, PARTIAL, SENT, SEVERITIES, THROTTLED,
                          Alerter, AlertMessage, AlertResult, AlertStore, AuditSink)
 from core.clock import record_stamp, utc_now
@@ -148,11 +151,10 @@ class AlertPolicy:
         self.clock = clock
         self.mute_file = paths.alerts_muted
         self.max_per_night = conf.max_per_night
+        self.ledger = AlertLedger(alerts_dir if alerts_dir is not None else paths.alerts_dir)
         self.alerter = Alerter(run_id=run_id, urls=urls, dry_run=dry_run, settings=settings, store=store,
                                audit=audit, alerts_dir=alerts_dir if alerts_dir is not None else paths.alerts_dir,
                                env=env, clock=clock)
-        self._problems: dict[str, dict[str, Any]] = {}     # without a store: this process's memory
-        self._went_out: list[dt.datetime] = []
 
     @property
     def results(self) -> list[AlertResult]:
@@ -181,6 +183,7 @@ class AlertPolicy:
         if result.outcome in COUNTED:
             state.update(sent_severity=message.severity, sent_fingerprint=message.fingerprint, last_sent=stamp)
         self._save(state)
+        self._log(result)
         return result
 
     def resolve(self, key: str, body: str | None = None) -> AlertResult | None:
@@ -199,7 +202,9 @@ class AlertPolicy:
             body=body or f"{key} no longer holds (first seen {problem['first_seen']}, "
                          f"raised {problem['occurrences']} time(s), alerted {problem['last_sent']}).",
             details={"key": key, "cleared_by": self.source, "was": problem.get("sent_severity")}))
-        return self._deliver(message, self.clock(), enforce_min_severity=False)
+        result = self._deliver(message, self.clock(), enforce_min_severity=False)
+        self._log(result)
+        return result
 
     def report(self, key: str, message: AlertMessage | None) -> AlertResult | None:
         """:meth:`raise_` when ``message`` is given, :meth:`resolve` when None."""
@@ -223,39 +228,56 @@ class AlertPolicy:
             if went_out >= self.max_per_night:
                 return self.alerter.hold(message, THROTTLED, f"{went_out} alert(s) went out in the last 24 h "
                                                              f"(alerts.max_per_night {self.max_per_night})")
-        result = self.alerter.send(message, enforce_min_severity=False)
-        if result.outcome in COUNTED:
-            self._went_out.append(now)
-        return result
+        return self.alerter.send(message, enforce_min_severity=False)
 
     def _went_out_since(self, since: dt.datetime) -> int:
-        if self.store is not None:
-            try:
-                return self.store.delivered_since(record_stamp(since), COUNTED)
-            except StoreError as exc:
-                log.warning("alert cap: the store cannot count alerts (%s); counting this process's only", exc)
-        return sum(1 for t in self._went_out if t >= since)
+        return self.ledger.went_out_since(since, COUNTED)
+
+    def _log(self, result: AlertResult) -> None:
+        m = result.message
+        try:
+            self.ledger.append({"ts": record_stamp(self.clock()), "run_id": self.alerter.run_id,
+                                "source": self.source, "key": m.key, "severity": m.severity,
+                                "recovery": m.recovery, "title": m.title, "outcome": result.outcome,
+                                "note": result.note, "artifact": str(result.artifact) if result.artifact else None})
+        except OSError as exc:
+            log.warning("%s could not be written: %s", self.ledger.ledger, exc)
 
     def _load(self, key: str) -> dict[str, Any] | None:
         if self.store is not None:
             try:
-                return self.store.open_problem(key)
+                found = self.store.open_problem(key)
+                if found is not None:
+                    return found
             except StoreError as exc:
                 log.warning("alert %s: the store cannot say whether it was alerted (%s)", key, exc)
-        return self._problems.get(key)
+        return self.ledger.open_problem(key)
 
     def _save(self, state: dict[str, Any]) -> None:
-        self._problems[state["alert_key"]] = state
         if self.store is not None:
             try:
                 self.store.save_problem(state)
+                if self.ledger.open_problem(state["alert_key"]) is not None:
+                    self.ledger.clear_problem(state["alert_key"])
+                return
             except StoreError as exc:
-                log.warning("alert %s: its state could not be saved (%s)", state["alert_key"], exc)
+                log.warning("alert %s: the store could not save it (%s); kept in %s", state["alert_key"], exc,
+                            self.ledger.state)
+            except OSError as exc:
+                log.warning("%s: %s", self.ledger.state, exc)
+                return
+        try:
+            self.ledger.save_problem(state)
+        except OSError as exc:
+            log.warning("alert %s: its state could not be saved (%s)", state["alert_key"], exc)
 
     def _clear(self, key: str) -> None:
-        self._problems.pop(key, None)
         if self.store is not None:
             try:
                 self.store.clear_problem(key)
             except StoreError as exc:
-                log.warning("alert %s: its state could not be cleared (%s)", key, exc)
+                log.warning("alert %s: its state could not be cleared in the store (%s)", key, exc)
+        try:
+            self.ledger.clear_problem(key)
+        except OSError as exc:
+            log.warning("alert %s: its state could not be cleared (%s)", key, exc)

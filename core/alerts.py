@@ -31,7 +31,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 import apprise
@@ -73,8 +73,6 @@ class AlertStore(Protocol):
     a failure to record raises ``core.errors.StoreError``."""
 
     def record(self, alert: Mapping[str, Any]) -> int: ...
-
-    def delivered_since(self, ts: str, outcomes: Iterable[str]) -> int: ...
 
     def open_problem(self, key: str) -> dict[str, Any] | None: ...
 

@@ -8,7 +8,7 @@ targets name the service only.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from core.clock import record_stamp
 from database.values import insert_sql, sql_value, to_json
@@ -37,16 +37,6 @@ class AlertRepository:
         with self._sql.transaction():
             return self._sql.insert(insert_sql("alerts", _ALERT_COLUMNS),
                                     tuple(sql_value(row.get(c)) for c in _ALERT_COLUMNS))
-
-    def delivered_since(self, ts: str, outcomes: Iterable[str]) -> int:
-        """How many alerts recorded at or after ``ts`` (a record stamp) have
-        one of ``outcomes`` (those that went out: SENT, DRY_RUN, ...)."""
-        wanted = list(outcomes)
-        if not wanted:
-            return 0
-        marks = ", ".join("?" * len(wanted))
-        return int(self._sql.value(f"SELECT COUNT(*) FROM alerts WHERE ts >= ? AND outcome IN ({marks})",
-                                   (ts, *wanted)))
 
     def open_problem(self, key: str) -> dict[str, Any] | None:
         """The open problem named ``key`` (its ``alert_state`` row), or None."""

@@ -253,10 +253,6 @@ class AlertStore(Protocol):
         """Append one alert (``targets`` may be a list, kept as JSON); returns its id."""
         ...
 
-    def delivered_since(self, ts: str, outcomes: Iterable[str]) -> int:
-        """How many alerts recorded at or after ``ts`` have one of ``outcomes``."""
-        ...
-
     def open_problem(self, key: str) -> dict[str, Any] | None:
         """The open problem named ``key`` (its last fingerprint, severity,
         what was last delivered for it), or None."""

@@ -6,7 +6,6 @@
 -- not sent (DUPLICATE of what, THROTTLED by which cap, MUTED until when).
 ALTER TABLE alerts ADD COLUMN alert_key TEXT;
 ALTER TABLE alerts ADD COLUMN note TEXT;
-CREATE INDEX alerts_ts ON alerts(ts);
 
 CREATE TABLE alert_state (
     alert_key        TEXT PRIMARY KEY,
