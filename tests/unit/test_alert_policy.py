@@ -203,3 +203,19 @@ def test_max_per_night_takes_a_non_negative_integer_only(value):
 def test_an_unknown_alerts_key_is_refused():
     with pytest.raises(SettingsError, match=r"unknown setting \[alerts\] max_per_nite"):
         Settings().with_overrides({"alerts": {"max_per_nite": 3}})
+
+
+def test_a_real_delivery_goes_out_once_per_problem_and_once_for_its_recovery(runtime):
+    from tests.unit.test_alerts import WebhookReceiver
+    receiver = WebhookReceiver()
+    try:
+        def live():
+            return AlertPolicy(source="test", run_id="r", settings=Settings(), paths=runtime, dry_run=False,
+                               urls=[receiver.url()])
+        assert live().raise_("daemon.safe_mode", failure(severity="error")).outcome == "SENT"
+        assert live().raise_("daemon.safe_mode", failure(severity="error")).outcome == "DUPLICATE"
+        assert live().resolve("daemon.safe_mode").outcome == "SENT"
+    finally:
+        receiver.close()
+    titles = [p["body"]["title"] for p in receiver.posts]
+    assert titles == ["[ERROR] Ingest verification failed", "[INFO] Recovered: Ingest verification failed"]
