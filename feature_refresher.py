@@ -14,7 +14,7 @@ from cli.options import db_option, json_option, tickers_option, universe_option
 from cli.trading_support import open_store_and_universe
 
 
-@click.command(cls=OperatorCommand)
+@click.command(cls=OperatorCommand, job="feature_refresher")
 @tickers_option()
 @click.option("--force", is_flag=True, help="Rebuild even when the price data is unchanged.")
 @universe_option

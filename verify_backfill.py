@@ -24,7 +24,7 @@ from cli.health_report import verify_backfill
 from cli.options import as_of_option, db_option, json_option, universe_option
 
 
-@click.command(cls=OperatorCommand)
+@click.command(cls=OperatorCommand, job="verify_backfill")
 @db_option
 @universe_option
 @click.option("--symbols", "show_symbols", is_flag=True, help="List failing symbols with rows, score and reason.")

@@ -22,7 +22,7 @@ from cli.options import as_of_option, db_option, json_option, universe_option
 SECTION_FLAGS = ("history", "quality", "governance", "freshness", "integrity", "last_ingest", "providers")
 
 
-@click.command(cls=OperatorCommand)
+@click.command(cls=OperatorCommand, job="verify_db_status")
 @db_option
 @universe_option
 @click.option("--history", is_flag=True, help="History completeness (rows vs required per symbol).")

@@ -5,39 +5,80 @@ errors to exit 64 (click would use 2, which is our quality-gate code) and
 every typed error of the product to its exit code through the one table in
 ``cli.exit_codes``, as a single line on stderr naming the flag, file or
 symbol.  A command's own return value (an int) is its exit code.
+
+Whatever ends a command (its verdict, a typed error, Ctrl-C, a crash
+outside the error tree, whose traceback is still printed) is audited and
+alerted through ``cli.job_alerts.report_exit``: ``critical`` when the exit
+code is not 0, a recovery notice when a failed command passes again.
 """
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from cli.exit_codes import FAILURE, OK, USAGE, error_line, exit_code_for
+from cli.job_alerts import report_exit
 from core.errors import GovernedTradingError
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 
 class OperatorCommand(click.Command):
-    def __init__(self, *args, context_settings=None, **kwargs):
+    """An operator command; ``job`` names it in the audit trail and in its
+    alert key (``job.<job>.exit``; default: the script run, else the callback's module)."""
+
+    def __init__(self, *args, context_settings=None, job: str | None = None, **kwargs):
         super().__init__(*args, context_settings={**HELP_OPTIONS, **(context_settings or {})}, **kwargs)
+        self.job = job
+        self._params: dict = {}
+
+    def invoke(self, ctx: click.Context):
+        """Run the callback, keeping its parameters (``--db``) for the exit report."""
+        self._params = dict(ctx.params)
+        return super().invoke(ctx)
+
+    def job_name(self) -> str:
+        """What this command is called in the audit trail and its alert key."""
+        if self.job:
+            return self.job
+        script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+        if script is not None and script.suffix == ".py" and script.stem != "__main__":
+            return script.stem
+        module = getattr(self.callback, "__module__", "") or ""
+        return module.rsplit(".", 1)[-1] if not module.startswith("cli.") else \
+            f"{module.rsplit('.', 1)[-1]}_{getattr(self.callback, '__name__', 'main')}"
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code, error = self._run(args, prog_name, complete_var, extra)
+        except BaseException as exc:
+            # Outside the error tree (a bug) or SystemExit from inside: alerted, then as before
+            # (Python prints the traceback, exit 1).
+            code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else FAILURE
+            if not (isinstance(exc, SystemExit) and code == OK):
+                report_exit(self.job_name(), code, None if isinstance(exc, SystemExit) else exc, self._params)
+            raise
+        if error is not None or code != OK or self._params:
+            report_exit(self.job_name(), code, error, self._params)
+        sys.exit(code)
+
+    def _run(self, args, prog_name, complete_var, extra) -> tuple[int, BaseException | None]:
+        """The command's exit code and the error that ended it (None: its verdict)."""
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                               standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:  # --help and ctx.exit()
-            sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
+            return exc.exit_code, None
+        except click.exceptions.Abort as exc:
             click.echo("Aborted.", err=True)
-            sys.exit(FAILURE)
+            return FAILURE, exc
         except click.UsageError as exc:
             hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
             click.echo(f"error: {exc.format_message()}{hint}", err=True)
-            sys.exit(USAGE)
+            return USAGE, exc
         except GovernedTradingError as exc:
             click.echo(error_line(exc), err=True)
-            sys.exit(exit_code_for(exc))
-        if isinstance(rv, int):
-            sys.exit(rv)
-        sys.exit(OK)
+            return exit_code_for(exc), exc
+        return (rv if isinstance(rv, int) else OK), None

@@ -131,7 +131,7 @@ def render(report: RunReport, *, db_path: str) -> None:
             console.print(f"... and {len(failed) - 50} more (see --json or ingestion_audit)")
 
 
-@click.command(cls=OperatorCommand)
+@click.command(cls=OperatorCommand, job="ingest_history")
 @click.option("--mode", type=click.Choice(OPERATOR_MODES), default="deep_backfill", show_default=True,
               help=f"deep_backfill: the trailing required sessions per symbol (history.required_sessions, "
                    f"{HistorySettings().required_sessions} by default; or --start/--end); incremental: from "

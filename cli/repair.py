@@ -82,7 +82,7 @@ def render(report: RepairReport, limit: int = 40) -> None:
                       f"undo with: python repair_db.py --undo {report.run_id}")
 
 
-@click.command(cls=OperatorCommand)
+@click.command(cls=OperatorCommand, job="repair_db")
 @click.option("--symbol", help="Symbol to repair; must be an enabled universe symbol.")
 @click.option("--from", "start", type=ISO_DATE, help="First date of the range (YYYY-MM-DD).")
 @click.option("--to", "end", type=ISO_DATE, help="Last date of the range (YYYY-MM-DD).")

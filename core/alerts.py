@@ -8,6 +8,9 @@ whitespace), e.g. ``slack://T000/B000/XXXX``, ``discord://id/token``,
   ``alerts.min_severity`` are recorded, not sent.
 * Throttling: at most ``alerts.max_per_run`` alerts go out per run; the rest
   are recorded as THROTTLED.  An alert with a ``key`` goes out once per run.
+  Across runs (dedupe by key, the nightly cap, recovery notices, the mute
+  file) the product raises alerts through ``core.alert_policy.AlertPolicy``,
+  which delivers through an :class:`Alerter`.
 * Dry run (``ALERT_DRY_RUN=1``, ``alerts.dry_run`` or ``dry_run=True``): each
   alert is written as a JSON artifact under ``runtime/alerts/{run_id}/``
   (``$RUNTIME_DIR/alerts`` unless ``alerts_dir`` says otherwise) instead of
@@ -28,12 +31,12 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 import apprise
 
-from core.clock import trail_stamp
+from core.clock import record_stamp, trail_stamp, utc_now
 from core.errors import StoreError
 from core.redaction import MASK, redact
 from core.runtime import RuntimePaths
@@ -56,6 +59,7 @@ THROTTLED = "THROTTLED"            # over max_per_run
 DUPLICATE = "DUPLICATE"            # same key already alerted in this run
 NOT_CONFIGURED = "NOT_CONFIGURED"  # no ALERT_URLS
 BELOW_SEVERITY = "BELOW_SEVERITY"  # under min_severity
+MUTED = "MUTED"                    # runtime/ALERTS_MUTED in force (core.alert_policy)
 
 
 class AuditSink(Protocol):
@@ -70,6 +74,12 @@ class AlertStore(Protocol):
 
     def record(self, alert: Mapping[str, Any]) -> int: ...
 
+    def open_problem(self, key: str) -> dict[str, Any] | None: ...
+
+    def save_problem(self, problem: Mapping[str, Any]) -> None: ...
+
+    def clear_problem(self, key: str) -> bool: ...
+
 
 @dataclass(frozen=True)
 class AlertMessage:
@@ -78,8 +88,12 @@ class AlertMessage:
     title: str
     body: str
     severity: str = "warning"
-    key: str | None = None                     # sent once per run
+    key: str | None = None                     # the problem's stable name; sent once per run
     details: Mapping[str, Any] | None = None   # small JSON-able context
+    # What makes two alerts of one key "the same problem" (default: title
+    # and body); keep run ids and timestamps out of it, put them in details.
+    fingerprint: str | None = None
+    recovery: bool = False                     # a recovery notice (the problem cleared)
 
     def __post_init__(self) -> None:
         if self.severity not in _RANK:
@@ -107,6 +121,7 @@ class AlertResult:
     deliveries: list[Delivery] = field(default_factory=list)
     artifact: Path | None = None
     alert_id: int | None = None
+    note: str | None = None            # why it was not sent (DUPLICATE of what, MUTED until when...)
 
     @property
     def delivered(self) -> bool:
@@ -165,10 +180,12 @@ class Alerter:
                  dry_run: bool | None = None, alerts_dir: str | os.PathLike | None = None,
                  settings: Settings | None = None, store: AlertStore | None = None,
                  audit: AuditSink | None = None, max_per_run: int | None = None,
-                 min_severity: str | None = None, env: Mapping[str, str] | None = None):
+                 min_severity: str | None = None, env: Mapping[str, str] | None = None,
+                 clock: Callable[[], Any] = utc_now):
         env = os.environ if env is None else env
         conf = settings.alerts if settings else AlertsSettings()
         self.run_id = run_id
+        self.clock = clock
         self.urls = list(urls) if urls is not None else parse_alert_urls(env.get("ALERT_URLS"))
         if dry_run is None:
             dry_run = env.get("ALERT_DRY_RUN", "").strip().lower() in _TRUE or conf.dry_run
@@ -181,7 +198,7 @@ class Alerter:
         if self.min_severity not in _RANK:
             raise ValueError(f"alerts.min_severity {self.min_severity!r} is not one of {', '.join(SEVERITIES)}")
         self._secrets = sorted({s for u in self.urls for s in url_secrets(u)}, key=len, reverse=True)
-        self._keys: set[str] = set()
+        self._keys: set[tuple[str, bool]] = set()
         self._seq = 0
         self.sent = 0
         self.results: list[AlertResult] = []
@@ -194,6 +211,10 @@ class Alerter:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
+
+    def clean(self, message: AlertMessage) -> AlertMessage:
+        """``message`` with every secret redacted (title, body, details)."""
+        return self._clean(message)
 
     def _clean(self, message: AlertMessage) -> AlertMessage:
         details = self._clean_value(dict(message.details)) if message.details is not None else None
@@ -211,19 +232,21 @@ class Alerter:
         return self.redact(str(value))
 
     # ----------------------------------------------------------------- send
-    def send(self, message: AlertMessage) -> AlertResult:
+    def send(self, message: AlertMessage, *, enforce_min_severity: bool = True) -> AlertResult:
         """Deliver (or record why not) one alert.  Never raises on a delivery
-        or recording failure."""
+        or recording failure.  ``enforce_min_severity=False``: a recovery
+        notice for a problem that was alerted goes out whatever its severity."""
         message = self._clean(message)
-        if _RANK[message.severity] < _RANK[self.min_severity]:
-            result = AlertResult(message, BELOW_SEVERITY)
-        elif message.key is not None and message.key in self._keys:
-            result = AlertResult(message, DUPLICATE)
+        run_key = (message.key, message.recovery) if message.key is not None else None
+        if enforce_min_severity and _RANK[message.severity] < _RANK[self.min_severity]:
+            result = AlertResult(message, BELOW_SEVERITY, note=f"under alerts.min_severity {self.min_severity}")
+        elif run_key is not None and run_key in self._keys:
+            result = AlertResult(message, DUPLICATE, note="already raised in this run")
         elif self.sent >= self.max_per_run:
-            result = AlertResult(message, THROTTLED)
+            result = AlertResult(message, THROTTLED, note=f"over alerts.max_per_run {self.max_per_run}")
         else:
-            if message.key is not None:
-                self._keys.add(message.key)
+            if run_key is not None:
+                self._keys.add(run_key)
             self.sent += 1
             if self.dry_run:
                 try:
@@ -242,7 +265,24 @@ class Alerter:
         return result
 
     def send_all(self, messages: Sequence[AlertMessage]) -> list[AlertResult]:
+        """:meth:`send` each message, in order."""
         return [self.send(m) for m in messages]
+
+    def hold(self, message: AlertMessage, outcome: str, note: str) -> AlertResult:
+        """Record, without sending, an alert the policy held back
+        (``outcome`` DUPLICATE, THROTTLED, MUTED, BELOW_SEVERITY; ``note`` why)."""
+        result = AlertResult(self._clean(message), outcome, note=self.redact(note))
+        self._record(result)
+        self.results.append(result)
+        return result
+
+    def audit_note(self, event: str, **fields: Any) -> None:
+        """One line in the audit trail (when one is given); never raises."""
+        if self.audit is not None:
+            try:
+                self.audit.append(event, level="INFO", **fields)
+            except OSError as exc:
+                log.warning("%s could not be written to the audit trail: %s", event, exc)
 
     def _deliver(self, url: str, index: int, message: AlertMessage) -> Delivery:
         service = _service(url, index)
@@ -262,13 +302,16 @@ class Alerter:
         return Delivery(service, False, self.redact(lines[-1] if lines else "delivery failed"))
 
     def _write_artifact(self, message: AlertMessage) -> Path:
-        self._seq += 1
         slug = re.sub(r"[^a-z0-9]+", "-", message.title.lower()).strip("-")[:40] or "alert"
         folder = self.alerts_dir / (self.run_id or "adhoc")
         folder.mkdir(parents=True, exist_ok=True)
+        # Numbered after what the folder holds: two alerters of one run never overwrite each other.
+        taken = [int(p.name[:3]) for p in folder.glob("[0-9][0-9][0-9]-*.json")]
+        self._seq = max([self._seq, *taken]) + 1
         path = folder / f"{self._seq:03d}-{message.severity}-{slug}.json"
-        payload = {"ts": trail_stamp(), "run_id": self.run_id, "severity": message.severity, "title": message.title,
-                   "body": message.body, "details": message.details, "key": message.key,
+        payload = {"ts": trail_stamp(self.clock()), "run_id": self.run_id, "severity": message.severity,
+                   "title": message.title, "body": message.body, "details": message.details, "key": message.key,
+                   "recovery": message.recovery, "fingerprint": message.fingerprint,
                    "targets": [_service(u, i) for i, u in enumerate(self.urls, start=1)], "dry_run": True}
         path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
         return path
@@ -284,10 +327,12 @@ class Alerter:
             log.info("alert %r: %s", m.title, result.outcome)
         fields = {"severity": m.severity, "title": m.title, "outcome": result.outcome,
                   "targets": [d.to_dict() for d in result.deliveries],
-                  "artifact": str(result.artifact) if result.artifact else None}
+                  "artifact": str(result.artifact) if result.artifact else None,
+                  "alert_key": m.key, "note": result.note}
         if self.store is not None:
             try:
-                result.alert_id = self.store.record({"run_id": self.run_id, "body": m.body, **fields})
+                result.alert_id = self.store.record({"ts": record_stamp(self.clock()), "run_id": self.run_id,
+                                                     "body": m.body, **fields})
             except StoreError as exc:
                 log.warning("alert %r could not be recorded in the database: %s", m.title, exc)
         if self.audit is not None:

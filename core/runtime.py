@@ -59,6 +59,7 @@ class RuntimePaths:
     governance_halt_log = _UnderRoot("governance_halt.log")
     audit_jsonl = _UnderRoot("audit", "audit.jsonl")
     alerts_dir = _UnderRoot("alerts")
+    alerts_muted = _UnderRoot("ALERTS_MUTED")   # the maintenance mute (core.alert_policy)
     tickets_dir = _UnderRoot("tickets")
     models_dir = _UnderRoot("models")
 

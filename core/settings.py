@@ -276,6 +276,9 @@ class AlertsSettings(Table):
 
     TABLE: ClassVar[str] = "alerts"
     max_per_run: int = setting(10, ge=0)              # the rest are recorded as THROTTLED
+    # Across runs: at most this many alerts go out in any rolling 24 h
+    # ("a night"); a critical alert is never held back by it (it counts).
+    max_per_night: int = setting(20, ge=0)
     min_severity: str = setting("warning", choices=ALERT_SEVERITIES)
     dry_run: bool = False                              # or env ALERT_DRY_RUN=1
 

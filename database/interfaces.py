@@ -253,6 +253,19 @@ class AlertStore(Protocol):
         """Append one alert (``targets`` may be a list, kept as JSON); returns its id."""
         ...
 
+    def open_problem(self, key: str) -> dict[str, Any] | None:
+        """The open problem named ``key`` (its last fingerprint, severity,
+        what was last delivered for it), or None."""
+        ...
+
+    def save_problem(self, problem: Mapping[str, Any]) -> None:
+        """Insert or replace the open problem ``problem["alert_key"]`` (one transaction)."""
+        ...
+
+    def clear_problem(self, key: str) -> bool:
+        """Forget the open problem ``key``; True when there was one."""
+        ...
+
 
 @runtime_checkable
 class BrokerStore(Protocol):

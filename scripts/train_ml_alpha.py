@@ -18,7 +18,7 @@ from cli.options import db_option, json_option, tickers_option, universe_option 
 from cli.trading_support import open_store_and_universe  # noqa: E402
 
 
-@click.command(cls=OperatorCommand)
+@click.command(cls=OperatorCommand, job="train_ml_alpha")
 @click.option("--lambda", "ridge_lambda", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Ridge penalty.")
 @tickers_option()

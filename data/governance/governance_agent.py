@@ -36,6 +36,10 @@ from database import Store, open_store
 from core.alerts import AlertMessage
 from core.settings import Settings
 
+# Alert keys (core.alert_policy): the problems governance raises.
+QUALITY_REJECTIONS = "ingest.quality_rejections"
+QUARANTINED_KEY = "governance.quarantined"
+
 
 class GovernanceError(InvariantError):
     """Governance was asked about symbols outside the universe (its callers
@@ -131,7 +135,7 @@ class GovernanceReport:
                 title=f"Quality rejections: {len(self.rejected)} of {self.universe_size} symbols "
                       f"({self.rejection_pct:.1f}% > {self.reject_alert_pct:g}%)",
                 body="\n".join(lines + ([f"... and {more} more"] if more > 0 else [])),
-                severity=F.ERROR, key="quality-rejections",
+                severity=F.ERROR, key=QUALITY_REJECTIONS,
                 details={"run_id": self.run_id, "rejected": len(self.rejected),
                          "universe": self.universe_size, "rejection_pct": round(self.rejection_pct, 3)}))
         quarantined = [c for c in self.changes
@@ -143,7 +147,7 @@ class GovernanceReport:
             out.append(AlertMessage(
                 title=f"{len(quarantined)} symbol(s) quarantined",
                 body="\n".join(lines + ([f"... and {more} more"] if more > 0 else [])),
-                severity=F.WARNING, key="quarantined",
+                severity=F.WARNING, key=QUARANTINED_KEY,
                 details={"run_id": self.run_id, "quarantined": len(quarantined)}))
         return out
 

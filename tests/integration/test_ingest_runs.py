@@ -45,7 +45,9 @@ def test_deep_backfill_default_universe_every_window_exact(runtime):
     json.loads(gzip.decompress(raw[0].read_bytes()))
     events = [json.loads(line) for line in runtime.audit_jsonl.read_text().splitlines()]
     assert {"ts", "level", "module", "run_id", "event"} <= set(events[0])
-    assert events[-1]["event"] == "run_finished"
+    # The run's last event, then the command's exit (cli.job_alerts).
+    assert [e["event"] for e in events[-2:]] == ["run_finished", "job_exit"]
+    assert events[-1]["exit_code"] == 0 and events[-1]["job"] == "ingest_history"
 
 
 def test_backfill_twice_same_content_two_runs(runtime, tmp_path):

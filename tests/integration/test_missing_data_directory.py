@@ -45,7 +45,11 @@ def test_ingest_without_its_data_directory_exits_66_and_writes_nothing(runtime, 
     assert named.format(missing=missing) in result.stderr
     assert "Traceback" not in result.output
     assert not runtime.db.exists()
-    assert not runtime.audit_jsonl.exists()
+    # Nothing of a run: the trail holds only the command's exit (cli.job_alerts), and its alert.
+    lines = [json.loads(line) for line in runtime.audit_jsonl.read_text().splitlines()]
+    assert [(e["event"], e.get("exit_code"), e.get("severity")) for e in lines] == \
+        [("job_exit", 66, None), ("ALERT", None, "critical")]
+    assert {e["module"] for e in lines} == {"job.ingest_history"}
 
 
 def test_the_run_refuses_a_missing_directory_before_any_state_change(runtime, tmp_path, settings):

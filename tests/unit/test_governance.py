@@ -179,9 +179,9 @@ def test_rejections_over_five_percent_raise_an_alert(db):
     assert report.rejection_pct == pytest.approx(40.0)
     assert report.rejection_alert and report.has_error_findings
     alerts = {m.key: m for m in report.alert_messages()}
-    assert alerts["quality-rejections"].severity == "error"
-    assert "INVERT: OHLC_INCONSISTENT" in alerts["quality-rejections"].body
-    assert "INVERT" in alerts["quarantined"].body
+    assert alerts["ingest.quality_rejections"].severity == "error"
+    assert "INVERT: OHLC_INCONSISTENT" in alerts["ingest.quality_rejections"].body
+    assert "INVERT" in alerts["governance.quarantined"].body
 
 
 def test_a_clean_universe_raises_no_alert(db):

@@ -244,7 +244,7 @@ class _FetchRun:
         verdict = govern_and_verify(ctx, RunFindings(
             symbols=[r.symbol for r in ordered if r.outcome != SKIPPED_DEAD_LETTER],
             fetch_failures=[r.symbol for r in failed], payload_duplicates=self.duplicates, critical=self.critical,
-            scored=self.writer.scored, dead_lettered=dead_lettered,
+            scored=self.writer.scored, dead_lettered=dead_lettered, fetched=True,
             drift_findings={s: [d.finding] for s, d in self.drift.items() if d.finding}))
         db.runs.finish(run_id, status=status, symbols_succeeded=len(ordered) - len(failed),
                        symbols_failed=len(failed), rows_written=rows_written, providers_used=providers_used,

@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from core.alerts import Alerter, AlertMessage
+from core.alert_policy import AlertPolicy
+from core.alerts import AlertMessage
 from data.collectors.ingestion.options import RunContext
-from data.governance.governance_agent import GovernanceReport, govern_symbols
-from data.governance.rules import RED, Stage1Verdict
+from data.governance.governance_agent import QUALITY_REJECTIONS, QUARANTINED_KEY, GovernanceReport, govern_symbols
+from data.governance.rules import QUARANTINED, RED, Stage1Verdict
 from data.quality.assessment import QualityReport
 from data.quality.findings import Finding
 from reports.health import freshness
@@ -18,6 +19,12 @@ from reports.stage1 import judge_store
 
 VERIFICATION_PASSED = "PASSED"
 VERIFICATION_FAILED = "FAILED"
+
+# Alert keys (core.alert_policy) an ingest owns: raised while the problem
+# holds, resolved by the next run that shows it no longer does.
+VERIFICATION_FAILED_KEY = "ingest.verification_failed"
+ALL_PROVIDERS_FAILED_KEY = "providers.all_failed"
+DEAD_LETTERS_KEY = "ingest.dead_letters"
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class RunFindings:
     scored: Mapping[str, tuple[QualityReport, str | None]] = field(default_factory=dict)
     dead_lettered: Sequence[str] = ()
     drift_findings: Mapping[str, Sequence[Finding]] = field(default_factory=dict)
+    fetched: bool = False     # the run asked providers (not --mode=verify, not a repair's re-governing)
 
 
 @dataclass
@@ -82,11 +90,14 @@ def govern_and_verify(ctx: RunContext, found: RunFindings) -> Verification:
                             "governed": len(gov.verdicts), "rejection_pct": round(gov.rejection_pct, 3)})
     ctx.trail.append(event.lower(), level="INFO" if not problems else "ERROR", states=gov.counts,
                      problems=problems, price_health=fresh["price_health"])
-    messages = gov.alert_messages() + run_alerts(ctx.run_id, gov, problems, found.dead_lettered)
-    alerter = Alerter(run_id=ctx.run_id, settings=ctx.settings, store=db.alerts, audit=ctx.trail,
-                      alerts_dir=ctx.paths.alerts_dir)
-    alerts = [{"title": m.title, "severity": m.severity, "outcome": r.outcome}
-              for m, r in zip(messages, alerter.send_all(messages))]
+    policy = AlertPolicy(source="ingest", run_id=ctx.run_id, settings=ctx.settings, store=db.alerts,
+                         audit=ctx.trail, paths=ctx.paths)
+    alerts = []
+    for key, message in run_alerts(ctx, gov, found, problems):
+        result = policy.report(key, message)
+        if result is not None:
+            alerts.append({"key": key, "title": result.message.title, "severity": result.message.severity,
+                           "outcome": result.outcome, "note": result.note})
     return Verification(gov, fresh, verification, problems, alerts)
 
 
@@ -108,19 +119,55 @@ def verification_problems(stage1: Stage1Verdict, fresh: Mapping[str, Any],
     return problems
 
 
-def run_alerts(run_id: str, gov: GovernanceReport, problems: Sequence[str],
-               dead_lettered: Sequence[str]) -> list[AlertMessage]:
-    """The run's own alerts, after governance's: new dead letters, and a
-    failed verification."""
-    messages = []
-    if dead_lettered:
-        messages.append(AlertMessage(
-            title=f"{len(dead_lettered)} symbol(s) dead-lettered (no provider served them in consecutive runs)",
-            body=", ".join(dead_lettered) + "\nIncremental runs skip them; revive with "
-                                           "`ingest_history.py --revive SYMBOL` or by editing the universe entry.",
-            severity="error", key="dead-letters", details={"run_id": run_id, "symbols": list(dead_lettered)}))
+def all_providers_failed(found: RunFindings) -> bool:
+    """Every symbol the run asked the providers for failed (none served,
+    none up to date): the run fetched nothing at all."""
+    return found.fetched and bool(found.symbols) and set(found.symbols) <= set(found.fetch_failures)
+
+
+def run_alerts(ctx: RunContext, gov: GovernanceReport, found: RunFindings,
+               problems: Sequence[str]) -> list[tuple[str, AlertMessage | None]]:
+    """Each alert key this run answers for, with the message that raises it
+    or None when the run shows the problem cleared.
+
+    A run answers for ``ingest.verification_failed``, the quality rejections
+    and the quarantine when it failed, or when it governed the whole enabled
+    universe (a ``--tickers`` run or a repair that passes clears nothing it
+    did not look at); for ``providers.all_failed`` and
+    ``ingest.dead_letters`` only when it fetched."""
+    run_id = ctx.run_id
+    dead_letters = [d["symbol"] for d in ctx.db.fetch_state.dead_letters()] if found.fetched else []
+    covered = set(found.symbols) | set(dead_letters)
+    whole = all(e.symbol in covered for e in ctx.universe.enabled)
+    out: list[tuple[str, AlertMessage | None]] = [(m.key or m.title, m) for m in gov.alert_messages()]
+    raised = {key for key, _ in out}
+    if whole:
+        out += [(key, None) for key in (QUALITY_REJECTIONS,) if key not in raised]
+        if not gov.counts.get(QUARANTINED) and QUARANTINED_KEY not in raised:
+            out.append((QUARANTINED_KEY, None))
+    if found.fetched:
+        failed = list(found.fetch_failures)
+        out.append((ALL_PROVIDERS_FAILED_KEY, AlertMessage(
+            title=f"All providers failed: none of {len(failed)} symbol(s) could be fetched",
+            body=f"{', '.join(failed[:20])}{' ...' if len(failed) > 20 else ''}\n"
+                 "Check the network and the vendors (verify_db_status.py --providers shows each provider's "
+                 "errors); `--provider file --data-dir DIR` or `--provider synthetic` work offline.",
+            severity="critical", details={"run_id": run_id, "symbols": len(failed)})
+            if all_providers_failed(found) else None))
+        if found.dead_lettered:
+            out.append((DEAD_LETTERS_KEY, AlertMessage(
+                title=f"{len(found.dead_lettered)} symbol(s) dead-lettered (no provider served them in "
+                      "consecutive runs)",
+                body=", ".join(found.dead_lettered) + "\nIncremental runs skip them; revive with "
+                                                      "`ingest_history.py --revive SYMBOL` or by editing the "
+                                                      "universe entry.",
+                severity="error", details={"run_id": run_id, "symbols": list(found.dead_lettered)})))
+        elif not dead_letters:
+            out.append((DEAD_LETTERS_KEY, None))
     if problems:
-        messages.append(AlertMessage(title=f"Ingest verification failed (run {run_id})", body="\n".join(problems),
-                                     severity="error", key="verification-failed",
-                                     details={"run_id": run_id, "states": gov.counts}))
-    return messages
+        out.append((VERIFICATION_FAILED_KEY, AlertMessage(
+            title="Ingest verification failed", body="\n".join(problems), severity="error",
+            details={"run_id": run_id, "states": gov.counts})))
+    elif whole:
+        out.append((VERIFICATION_FAILED_KEY, None))
+    return out
