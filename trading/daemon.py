@@ -38,6 +38,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from core.alert_policy import AlertPolicy
+from core.alerts import AlertMessage
 from core.runtime import RuntimePaths
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import IngestOptions, new_run_id, run_ingestion
@@ -96,6 +98,11 @@ def ingestion_refresh(universe, settings, paths: RuntimePaths, log: Any, guard: 
         log.info("DATA_REFRESH_INGEST", module="trading.daemon", ingest_run_id=report.run_id,
                  status=report.status, rows_written=report.rows_written)
     return refresh
+
+
+# The problems the daemon owns in the alert policy (docs/runbook.md, 'Alerts').
+DAEMON_ALERT_KEYS = ("daemon.loop_error", "daemon.refresh_failed", "daemon.safe_mode", "daemon.kill_switch",
+                     "daemon.sinks", "daemon.heartbeat")
 
 
 class RefreshWorker:
@@ -164,7 +171,7 @@ class TradingDaemon:
                  data_refresh_minutes: float = 30.0, heartbeat_seconds: float = 5.0,
                  refresh: RefreshJob | None = None, write_tickets: bool = True,
                  monotonic: Callable[[], float] = time.monotonic,
-                 alerts: Any = None):
+                 alerts: Callable[[], AlertPolicy] | None = None):
         self.agent = agent
         self.paths = paths
         self.log = log
@@ -173,7 +180,12 @@ class TradingDaemon:
         self.heartbeat_seconds = float(heartbeat_seconds)
         self.write_tickets = write_tickets
         self.monotonic = monotonic
+        # A fresh policy per alert: the policy's per-run cap must not count a
+        # daemon's whole life (the nightly cap and dedupe are across runs).
         self.alerts = alerts
+        # Keys this daemon may have left open (a previous run's too): the
+        # first time each condition is seen clear, it is resolved.
+        self._open_alerts: set[str] = set(DAEMON_ALERT_KEYS)
         self.ticks = 0
         self.halted = False
         self.sink_problems: list[SinkProblem] = []
@@ -281,6 +293,8 @@ class TradingDaemon:
             return                         # nothing to decide on until the first snapshot is built
         try:
             report = self.agent.run_cycle()
+            self._clear("daemon.loop_error")
+            self._alert_safe_mode()
             if self.write_tickets:
                 ticket = build_ticket(report.decision, config_public=self.agent.config.public())
                 _, json_path, changed = write_ticket(self.paths.tickets_dir, ticket)
@@ -301,11 +315,46 @@ class TradingDaemon:
         self._adopt_refresh()
 
     # ------------------------------------------------------------ parts
-    def _loop_error(self, exc: BaseException) -> None:
+    def _loop_error(self, exc: BaseException, key: str = "daemon.loop_error") -> None:
         self.agent.record_loop_error(exc)
         self.log.error("LOOP_ERROR", module="trading.daemon", tick=self.ticks, exc=exc,
                        consecutive_errors=self.agent.safe_mode.state.consecutive_errors,
                        safe_mode=self.agent.safe_mode.active)
+        self._alert(key, "error", "Stage 2 data refresh failed" if key == "daemon.refresh_failed"
+                    else "Stage 2 loop error", f"{type(exc).__name__}: {exc}",
+                    fingerprint=f"{type(exc).__name__}")
+        self._alert_safe_mode()
+
+    # ------------------------------------------------------------ alerts
+    def _alert(self, key: str, severity: str, title: str, body: str, *, fingerprint: str | None = None) -> None:
+        """Raise ``key`` through the alert policy (dedupe, cap, mute); an
+        alert that cannot be sent never disturbs the loop."""
+        if self.alerts is None:
+            return
+        try:
+            self.alerts().raise_(key, AlertMessage(title=title, body=body, severity=severity,
+                                                   fingerprint=fingerprint, details={"tick": self.ticks}))
+            self._open_alerts.add(key)
+        except Exception as exc:  # noqa: BLE001 - the policy records its own failures; this is the last net
+            self.log.warning("ALERT_NOT_SENT", module="trading.daemon", key=key, exc=exc)
+
+    def _clear(self, key: str) -> None:
+        if self.alerts is None or key not in self._open_alerts:
+            return
+        self._open_alerts.discard(key)
+        try:
+            self.alerts().resolve(key)
+        except Exception as exc:  # noqa: BLE001 - as in _alert
+            self.log.warning("ALERT_NOT_SENT", module="trading.daemon", key=key, exc=exc)
+
+    def _alert_safe_mode(self) -> None:
+        state = self.agent.safe_mode
+        if state.active:
+            self._alert("daemon.safe_mode", "error", "Stage 2 in safe mode",
+                        f"exposure x{state.exposure_scale:g}: {state.state.reason}",
+                        fingerprint=str(state.state.reason).split(":")[0])
+        else:
+            self._clear("daemon.safe_mode")
 
     def _may_trade(self) -> bool:
         """The heartbeat is alive and every sink a cycle writes takes a
@@ -318,10 +367,13 @@ class TradingDaemon:
             self.heartbeat_lost = False
             self.log.warning("HEARTBEAT_BACK", module="trading.daemon", tick=self.ticks,
                              message="the heartbeat is back: trading resumes")
+            self._clear("daemon.heartbeat")
         elif not self.heartbeat_alive():
             self.heartbeat_lost, self._lost_at = True, self.monotonic()
             self.log.error("HEARTBEAT_LOST", module="trading.daemon", tick=self.ticks,
                            message="the heartbeat stopped: trading stopped until it beats again")
+            self._alert("daemon.heartbeat", "critical", "Stage 2 heartbeat lost",
+                        "the heartbeat stopped: no order is sent until it beats again")
             self._restart_dead_heartbeat()
             return False
         problems = check_sinks(self.agent.db, self.paths, self.log.files if hasattr(self.log, "files") else [],
@@ -338,9 +390,12 @@ class TradingDaemon:
                                                               detail={"sinks": [str(p) for p in problems]})
                     except StoreError:
                         pass              # the store refused too: the console still says it
+                self._alert("daemon.sinks", "critical", "Stage 2 cannot record orders: trading stopped",
+                            "; ".join(str(p) for p in problems))
             else:
                 self.log.warning("SINKS_BACK", module="trading.sinks", tick=self.ticks,
                                  message="every sink takes writes again: trading resumes")
+                self._clear("daemon.sinks")
         self.sink_problems = problems
         return not problems
 
@@ -350,8 +405,9 @@ class TradingDaemon:
             return
         snapshot, error = done
         if error is not None:
-            self._loop_error(error)
+            self._loop_error(error, key="daemon.refresh_failed")
             return
+        self._clear("daemon.refresh_failed")
         self.agent.snapshot = snapshot
         self.log.info("DATA_REFRESH_DONE", module="trading.daemon", tick=self.ticks,
                       as_of=snapshot.as_of, data_hash=snapshot.data_hash[:16])
@@ -374,9 +430,11 @@ class TradingDaemon:
         append_halt_log(self.paths.governance_halt_log, f"KILL_SWITCH tick={self.ticks} {message}",
                         reason="kill_switch")
         self.log.warning("KILL_SWITCH_HALT", module="trading.daemon", tick=self.ticks, message=message)
+        self._alert("daemon.kill_switch", "warning", "Stage 2 halted by the kill switch", message)
 
     def _resume(self) -> None:
         self.halted = False
         message = f"KILL_SWITCH removed: trading resumes (tick {self.ticks})"
         append_resume_log(self.paths.governance_halt_log, f"KILL_SWITCH_CLEARED tick={self.ticks} {message}")
         self.log.warning("KILL_SWITCH_CLEARED", module="trading.daemon", tick=self.ticks, message=message)
+        self._clear("daemon.kill_switch")

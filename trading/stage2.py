@@ -33,6 +33,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Union
 
+from core.alert_policy import AlertPolicy
 from core.clock import run_id_stamp, utc_now
 from core.errors import UsageError
 from core.inputs import load_inputs
@@ -245,7 +246,9 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
         refresh = ingestion_refresh(universe, settings, paths, log, HistoryGuard(config.guard_max_days), opts.as_of)
         daemon = TradingDaemon(agent, paths, log, tick_interval=opts.tick_interval,
                                data_refresh_minutes=opts.data_refresh_minutes,
-                               heartbeat_seconds=config.heartbeat_seconds, refresh=refresh)
+                               heartbeat_seconds=config.heartbeat_seconds, refresh=refresh,
+                               alerts=lambda: AlertPolicy(source="trading_daemon", run_id=run_id, settings=settings,
+                                                          store=db.alerts, paths=paths, env=env))
 
         def on_signal(name: str) -> None:
             stop.set(name)

@@ -460,3 +460,39 @@ def test_11_the_daemon_under_json_prints_json_lines(seeded):
     assert "DAEMON_START" in events and "HEARTBEAT" in events and "ORDER" in events
     assert all({"ts", "level", "module", "run_id", "event"} <= set(r) for r in lines[:-1])
     assert lines[-1] == {"status": "stopped", "ticks": lines[-1]["ticks"]}
+
+
+# ----------------------------------------------------------------- 8 (Stage 2's share)
+def test_8_the_daemon_alerts_kill_switch_and_loop_errors_once_each_and_their_recovery(seeded, monkeypatch):
+    """Through the one policy: a kill switch is a warning and its removal a
+    recovery notice; six loop errors in a row are one error alert (dedupe)
+    plus the safe mode alert, and both recover when the cycles are clean."""
+    from core.alert_policy import AlertPolicy
+    from core.settings import load_settings as settings_now
+    from tests.trading.test_daemon import FlakyBroker
+    from trading.daemon import TradingDaemon
+
+    monkeypatch.setenv("ALERT_DRY_RUN", "1")
+    with Database(seeded.paths.db) as db:
+        agent = build_agent(seeded, db, forecaster=ScriptedForecaster({}, default=0.002),
+                            broker_factory=lambda d, c: FlakyBroker(d, c, failures=6),
+                            safe_mode_error_threshold=5, safe_mode_recovery_cycles=3)
+        agent.refresh_snapshot()
+        daemon = TradingDaemon(agent, seeded.paths, agent.log, tick_interval=0.001, data_refresh_minutes=60,
+                               alerts=lambda: AlertPolicy(source="trading_daemon", run_id="t", settings=settings_now(),
+                                                          store=db.alerts, paths=seeded.paths))
+        for _ in range(12):
+            daemon.tick()
+        seeded.paths.kill_switch.touch()
+        daemon.tick()
+        seeded.paths.kill_switch.unlink()
+        daemon.tick()
+    artifacts = sorted(p for p in (seeded.paths.alerts_dir).rglob("*.json") if p.parent.name != "alerts")
+    sent = [json.loads(p.read_text()) for p in artifacts]
+    titles = [(a["severity"], a["title"]) for a in sent]
+    assert titles.count(("error", "Stage 2 loop error")) == 1, titles
+    assert ("error", "Stage 2 in safe mode") in titles
+    assert ("info", "Recovered: Stage 2 loop error") in titles
+    assert ("info", "Recovered: Stage 2 in safe mode") in titles
+    assert ("warning", "Stage 2 halted by the kill switch") in titles
+    assert ("info", "Recovered: Stage 2 halted by the kill switch") in titles
