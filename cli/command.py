@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from cli.exit_codes import FAILURE, OK, USAGE, error_line, exit_code_for
+from cli.exit_codes import INTERRUPTED, OK, USAGE, error_line, exit_code_for
 from core.errors import GovernedTradingError
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
@@ -28,9 +28,9 @@ class OperatorCommand(click.Command):
                               standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:  # --help and ctx.exit()
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
-            sys.exit(FAILURE)
+        except click.exceptions.Abort:   # click's form of a KeyboardInterrupt (Ctrl-C)
+            click.echo(f"error: interrupted by SIGINT (exit {INTERRUPTED})", err=True)
+            sys.exit(INTERRUPTED)
         except click.UsageError as exc:
             hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
             click.echo(f"error: {exc.format_message()}{hint}", err=True)
