@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as futures
+import ctypes
 import importlib
 import multiprocessing
 import os
@@ -71,13 +72,26 @@ _PROCESS_PROVIDERS: dict[tuple, Provider] = {}
 STOP_POLL_SECONDS = 0.1
 
 
+_PR_SET_PDEATHSIG = 1      # linux/prctl.h
+
+
 def _worker_signals() -> None:
     """A forked worker inherits the parent's signal handlers; a Ctrl-C on
     the terminal reaches the whole process group.  The parent alone decides
     (it stops the run, then terminates the workers): workers ignore SIGINT
-    and die at SIGTERM."""
+    and die at SIGTERM.  A parent killed outright (SIGKILL, the OOM killer)
+    cannot terminate them, and they would wait on its queue forever, holding
+    its pipes open: on Linux the kernel sends them SIGTERM when it dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):     # not Linux: the orphan leaves at its next queue read error
+        return
+    if os.getppid() != parent:            # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _fetch_in_process(spec: tuple[str, dict[str, Any]], name: str, requests: Sequence[FetchRequest],
