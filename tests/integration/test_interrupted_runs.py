@@ -24,7 +24,6 @@ from click.testing import CliRunner
 
 import repair_db
 import verify_db_status
-from core.process import ProcessIdentity, owner_gone
 from tests.fakes.vendor_server import VendorServer, sample_frame
 
 REPO = Path(__file__).resolve().parents[2]
@@ -267,6 +266,7 @@ def test_a_repair_that_leaves_the_symbol_not_active_exits_2(tmp_path, runtime):
 
 
 def test_an_owner_is_gone_only_when_this_host_can_tell(tmp_path):
+    from core.process import ProcessIdentity, owner_gone   # here: the rest of the file runs on older code too
     me = ProcessIdentity.current()
     assert owner_gone(me.pid, me.host, me.started) is None
     # A recorded owner whose pid now belongs to another process (ours): pid reuse is not liveness.
