@@ -273,9 +273,10 @@ class _FetchRun:
             fetch_failures=[r.symbol for r in failed], payload_duplicates=self.duplicates, critical=self.critical,
             scored=self.writer.scored, dead_lettered=dead_lettered,
             drift_findings={s: [d.finding] for s, d in self.drift.items() if d.finding}))
+        error = f"every symbol failed ({len(failed)}; see ingestion_audit)" if status == "FAILED" else None
         db.runs.finish(run_id, status=status, symbols_succeeded=len(ordered) - len(failed),
                        symbols_failed=len(failed), rows_written=rows_written, providers_used=providers_used,
-                       verification=verdict.verification)
+                       verification=verdict.verification, error=error)
         elapsed = time.perf_counter() - t0
         ctx.trail.append("run_finished", level="INFO" if not failed else "ERROR", status=status,
                          rows_written=rows_written, symbols=len(ordered), failed=[r.symbol for r in failed],
