@@ -275,3 +275,18 @@ def test_an_owner_is_gone_only_when_this_host_can_tell(tmp_path):
     assert owner_gone(int(dead.stdout), me.host, None) == f"pid {int(dead.stdout)} on host {me.host} is gone"
     assert owner_gone(int(dead.stdout), "another-host.example", None) is None
     assert owner_gone(None, None, None) is None
+
+
+def test_closing_an_unfinished_run_never_overwrites_a_finished_one(fresh_db):
+    # The reconciling run and a slow owner can race: the owner's own outcome wins.
+    fresh_db.runs.begin("r1", "deep_backfill", AS_OF, {}, "2026-11-19T00:00:00Z", 3,
+                        owner={"pid": 1, "host": "h", "started": "b:1"})
+    fresh_db.runs.finish("r1", status="SUCCESS", symbols_succeeded=3, symbols_failed=0, rows_written=9,
+                         providers_used={"synthetic": 3}, verification="PASSED")
+    assert fresh_db.runs.close_unfinished("r1", status="ABORTED", error="pid 1 on host h is gone") is False
+    (row,) = fresh_db.runs.recent(1)
+    assert (row["status"], row["error"], row["owner_pid"], row["owner_host"]) == ("SUCCESS", None, 1, "h")
+    fresh_db.runs.begin("r2", "incremental", AS_OF, {}, "2026-11-19T00:01:00Z", 3)
+    assert [r["run_id"] for r in fresh_db.runs.running()] == ["r2"]
+    assert fresh_db.runs.close_unfinished("r2", status="FAILED", error="StoreAccessError: disk full") is True
+    assert fresh_db.runs.recent(1)[0]["finished_at"] and fresh_db.runs.running() == []

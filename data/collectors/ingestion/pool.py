@@ -90,8 +90,8 @@ def _worker_signals() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):     # not Linux: the orphan leaves at its next queue read error
         return
-    if os.getppid() != parent:            # the parent died before prctl took effect
-        os._exit(1)
+    if os.getppid() != parent:            # the parent died before prctl took effect: what the kernel
+        os.kill(os.getpid(), signal.SIGTERM)  # would have sent
 
 
 def _fetch_in_process(spec: tuple[str, dict[str, Any]], name: str, requests: Sequence[FetchRequest],
