@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from cli.exit_codes import FAILURE, OK, USAGE, error_line, exit_code_for
+from cli.exit_codes import FAILURE, INTERRUPTED, OK, USAGE, error_line, exit_code_for
 from cli.job_alerts import report_exit
 from core.errors import GovernedTradingError
 
@@ -71,9 +71,9 @@ class OperatorCommand(click.Command):
                               standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:  # --help and ctx.exit()
             return exc.exit_code, None
-        except click.exceptions.Abort as exc:
-            click.echo("Aborted.", err=True)
-            return FAILURE, exc
+        except click.exceptions.Abort as exc:   # click's form of a KeyboardInterrupt (Ctrl-C)
+            click.echo(f"error: interrupted by SIGINT (exit {INTERRUPTED})", err=True)
+            return INTERRUPTED, exc
         except click.UsageError as exc:
             hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
             click.echo(f"error: {exc.format_message()}{hint}", err=True)

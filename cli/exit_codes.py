@@ -9,8 +9,8 @@ a halt) is decided by the command that renders it.
 """
 from __future__ import annotations
 
-from core.errors import (GovernedTradingError, InputError, MalformedInputError, MissingInputError, StoreError,
-                         TradingHalt, UsageError)
+from core.errors import (GovernedTradingError, InputError, Interrupted, MalformedInputError, MissingInputError,
+                         StoreError, TradingHalt, UsageError)
 from database.errors import StoreAccessError
 
 OK = 0
@@ -20,9 +20,20 @@ HALTED = 3             # kill switch or governance halt
 USAGE = 64             # bad flag or flag value (EX_USAGE)
 DATA_ERROR = 65        # malformed input file: universe, CSV, settings (EX_DATAERR)
 NO_INPUT = 66          # an input file or directory does not exist (EX_NOINPUT)
-# Stopped by a signal before its work was done: 128 + the signal's number,
-# as a shell reports a process the signal killed.
-INTERRUPTED = {"SIGINT": 130, "SIGTERM": 143}
+# Stopped by a signal: 128 + the signal's number, the shell's convention
+# (what `$?` shows for a process the signal killed), so a scheduler reads
+# an interrupted job the same way whether it stopped cleanly or not.
+SIGNAL_BASE = 128
+INTERRUPTED = SIGNAL_BASE + 2      # SIGINT (Ctrl-C): 130
+TERMINATED = SIGNAL_BASE + 15      # SIGTERM: 143
+
+
+SIGNAL_EXIT_CODES = {"SIGINT": INTERRUPTED, "SIGTERM": TERMINATED}
+
+
+def signal_exit_code(signum: int) -> int:
+    """The exit code of a command stopped by signal ``signum`` (130, 143)."""
+    return SIGNAL_BASE + int(signum)
 
 # Error class -> exit code.  Every branch of the tree is listed; a class
 # not listed takes the code of its nearest listed ancestor.
@@ -35,13 +46,17 @@ EXIT_CODES: dict[type[GovernedTradingError], int] = {
     StoreError: FAILURE,
     StoreAccessError: FAILURE,
     TradingHalt: HALTED,
+    Interrupted: INTERRUPTED,         # 128 + its signal when it names one (signal_exit_code)
 }
 
 CORRUPTION_HINT = "see docs/runbook.md, 'Database corruption'"
 
 
 def exit_code_for(error: GovernedTradingError) -> int:
-    """The exit code of ``error``: its nearest class listed in EXIT_CODES."""
+    """The exit code of ``error``: its nearest class listed in EXIT_CODES
+    (an interrupt: 128 + its signal)."""
+    if isinstance(error, Interrupted) and error.signum:
+        return signal_exit_code(error.signum)
     for cls in type(error).__mro__:
         if cls in EXIT_CODES:
             return EXIT_CODES[cls]

@@ -141,9 +141,15 @@ class _Printer:
         for name in s["checks"]:
             getattr(self, f"_{name}")(s[name])
         failed = [n for n, st in s["checks"].items() if st == "FAIL"]
+        warned = [n for n, st in s["checks"].items() if st == "WARN"]
         self.line()
-        self.line("All checks passed" if not failed else f"FAILED: {', '.join(failed)}",
-                  "green" if not failed else "bold red")
+        # "All checks passed" only when every check did: a WARN is named.
+        if failed:
+            self.line(f"FAILED: {', '.join(failed)}", "bold red")
+        elif warned:
+            self.line(f"No check failed; warnings: {', '.join(warned)}", "yellow")
+        else:
+            self.line("All checks passed", "green")
 
     def _history(self, h: dict[str, Any]) -> None:
         self.heading("History", h["status"])
@@ -206,13 +212,24 @@ class _Printer:
         if r.get("run_id") is None:
             self.line(r["message"])
             return
-        items = [("run", f"{r['run_id']} ({r['mode']}, {r['run_status']})"),
+        shown = r["run_status"] if r["run_status"] == r["recorded_status"] else \
+            f"{r['run_status']}; recorded {r['recorded_status']}"
+        items = [("run", f"{r['run_id']} ({r['mode']}, {shown})"),
                  ("finished", r["finished_at"]), ("as-of", r["as_of"]),
                  ("symbols updated", f"{r['symbols_updated']} of {r['symbols_requested']} "
                                      f"({r['symbols_failed']} failed)"),
                  ("rows written", r["rows_written"]),
                  ("providers used", ", ".join(f"{k} {v}" for k, v in r["providers_used"].items()) or "-"),
                  ("verification", r["verification"] or "not verified")]
+        if r.get("error"):
+            items.append(("error", r["error"]))
+        if r["run_status"] == "RUNNING" and r.get("owner"):
+            items.append(("running in", r["owner"]))
+        for live in r.get("running_now") or []:
+            items.append(("running now", f"{live['run_id']} ({live['mode']}, {live['owner']}, "
+                                         f"since {live['started_at']})"))
+        if r.get("fix"):
+            items.append(("fix", r["fix"]))
         fetch = r.get("last_fetch_run")
         if fetch and fetch["run_id"] != r["run_id"]:
             items.append(("last fetch run", f"{fetch['run_id']} ({fetch['mode']}, {fetch['status']}; "

@@ -6,11 +6,21 @@ store is opened; what only the run can find out (mixed data origins, a range
 with no sessions, a missing data directory) comes back as a typed input
 error (``IngestionError``, ``DataDirectoryNotFound``) before the run changes
 any state, and is refused the same way (``cli.exit_codes``).
+
+SIGINT and SIGTERM stop the run within about a second (``stop_on_signals``):
+the run closes its row ``ABORTED`` and the command prints one line and
+exits 130 / 143 without waiting for vendor calls still in flight.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import signal
+import sys
+import threading
+from typing import Iterator
 
 import click
 from rich.console import Console
@@ -22,12 +32,13 @@ from cli.options import (ISO_DATE, SYMBOLS, as_of_option, check_source_options, 
                          tickers_option, universe_option)
 from core import calendar as cal
 from core.errors import UsageError
+from core.process import RunInterrupted, StopRequest
 from core.inputs import load_inputs
 from core.runtime import RuntimePaths
 from core.settings import HistorySettings, Settings
 from core.universe import Universe
 from data.collectors.data_router import DataRouter
-from data.collectors.ingestion import IngestOptions, RunReport, run_ingestion
+from data.collectors.ingestion import IngestOptions, RunReport, new_run_id, run_ingestion
 from database import open_store
 
 # The runbook's modes; a custom range is asked for with --start/--end (the
@@ -77,12 +88,16 @@ def run_command(options: IngestOptions, *, db_path: str | None, universe_path: s
     # leaves nothing written, not even an empty store.
     router = DataRouter(settings, only=options.provider, data_dir=options.data_dir) \
         if options.mode != "verify" else None
+    run_id = new_run_id(options.now)
     try:
-        with open_store(paths.db) as db:
+        with stop_on_signals() as stop, open_store(paths.db) as db:
             with progress_bar(f"{options.mode}", enabled=not as_json) as progress:
-                report = run_ingestion(db, universe, settings, paths, options, router=router, progress=progress)
+                report = run_ingestion(db, universe, settings, paths, options, router=router, progress=progress,
+                                       run_id=run_id, stop=stop)
     except cal.CalendarError as exc:
         raise cal.CalendarError(f"--as-of/--start/--end: {exc}") from exc
+    except RunInterrupted as exc:
+        leave_interrupted(exc, run_id, str(paths.db), as_json=as_json)   # does not return
     finally:
         if router is not None:
             router.close()
@@ -92,6 +107,46 @@ def run_command(options: IngestOptions, *, db_path: str | None, universe_path: s
     else:
         render(report, db_path=str(paths.db))
     return code
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """SIGINT and SIGTERM ask the run to stop (it checks at its safe points,
+    at least every ``pool.STOP_POLL_SECONDS`` while fetching); a second
+    signal, should closing take too long, leaves at once (the next run closes
+    the row ``ABORTED``).  Handlers only exist in the main thread: elsewhere
+    (a test runner's thread) the request is never set."""
+    stop = StopRequest()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum: int, _frame) -> None:
+            if stop.requested:
+                os._exit(exit_codes.signal_exit_code(signum))
+            stop.request(signum)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def leave_interrupted(exc: RunInterrupted, run_id: str, db_path: str, *, as_json: bool) -> None:
+    """The interrupted run's one line (and JSON document), then leave.
+
+    The store is closed and the run's row is ``ABORTED`` by now; fetch
+    threads may still be blocked in a vendor call or its back-off, which no
+    thread API can cancel, and the interpreter would wait for them at exit,
+    so the process leaves without joining them (``os._exit``)."""
+    code = exit_codes.signal_exit_code(exc.signum)
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, "status": "ABORTED", "error": str(exc), "exit_code": code,
+                               "db": db_path}, indent=2))
+    click.echo(f"error: ingest {exc}: run {run_id} marked ABORTED (batches already committed are kept, "
+               f"nothing half-written); run the same command again to resume (exit {code})", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def json_document(report: RunReport, code: int, db_path: str) -> dict:
@@ -157,9 +212,12 @@ def main(mode, start, end, as_of, tickers, provider, data_dir, universe_path, fa
     symbol, then score and govern what was fetched.
 
     Exit codes: 0 every symbol succeeded and verification PASSED, 1 a symbol
-    failed to fetch or write, 2 verification FAILED (a symbol not ACTIVE,
-    short or stale; or an error finding under --fail-on-quality), 64 bad
-    flag, 65 malformed universe or data file, 66 missing file or directory.
+    failed to fetch or write, or the run failed (disk full, raw archive not
+    writable, store error: the run is recorded FAILED with the error), 2
+    verification FAILED (a symbol not ACTIVE, short or stale; or an error
+    finding under --fail-on-quality), 64 bad flag, 65 malformed universe or
+    data file, 66 missing file or directory, 130 interrupted by SIGINT
+    (Ctrl-C), 143 stopped by SIGTERM (the run is recorded ABORTED).
     """
     options = IngestOptions(mode=mode, as_of=as_of, start=start, end=end, tickers=tickers,
                             provider=provider.strip().lower() if provider else None,

@@ -17,12 +17,20 @@ from core.inputs import load_inputs
 from core.runtime import RuntimePaths
 from core.symbols import InvalidSymbolError, normalise_symbol
 from data.collectors.repair import RepairReport, repair_symbol, undo_repair
+from data.governance.rules import ACTIVE
 from database import open_store, store_exists
 
 
 def exit_code(report: RepairReport) -> int:
-    """0 repaired, undone or dry run; 1 the fetch failed."""
-    return exit_codes.FAILURE if report.failed else exit_codes.OK
+    """One verdict, one code: 1 the fetch failed (nothing repaired); 2 the
+    repair was written but the symbol is not ACTIVE after it (the gate code:
+    it still may not trade); 0 otherwise: a dry run, or an undo (it puts
+    back what was there on purpose; its state is printed)."""
+    if report.failed:
+        return exit_codes.FAILURE
+    if not (report.dry_run or report.undo) and report.state_after != ACTIVE:
+        return exit_codes.GATE_FAILED
+    return exit_codes.OK
 
 
 def run_command(*, symbol: str | None, start: dt.date | None, end: dt.date | None, provider: str | None,
@@ -80,6 +88,9 @@ def render(report: RepairReport, limit: int = 40) -> None:
     if not report.dry_run:
         console.print(f"state: {report.state_before or 'none'} -> {report.state_after} ({report.reason_after}); "
                       f"undo with: python repair_db.py --undo {report.run_id}")
+        if report.state_after != ACTIVE and not report.undo:
+            console.print(f"[red]{report.symbol} is {report.state_after} ({report.reason_after}), not ACTIVE:[/red] "
+                          f"it may not trade; see python verify_db_status.py --governance (exit 2)")
 
 
 @click.command(cls=OperatorCommand, job="repair_db")
@@ -100,7 +111,9 @@ def main(symbol, start, end, provider, data_dir, as_of, dry_run, undo, universe_
     the replaced rows (so `--undo RUN_ID` can restore them), then re-score and
     re-govern the symbol.
 
-    Exit codes: 0 repaired (or dry run), 1 the fetch failed, 64 bad flag or a
+    Exit codes: 0 repaired and the symbol is ACTIVE, a dry run, or an undo;
+    1 the fetch failed; 2 repaired but the symbol is not ACTIVE after it
+    (DEGRADED / QUARANTINED: it still may not trade); 64 bad flag or a
     symbol outside the universe, 65 malformed universe, 66 missing database.
     """
     return run_command(symbol=symbol, start=start, end=end, provider=provider.strip().lower() if provider else None,

@@ -54,7 +54,7 @@ def run_command(opts: Stage2Options, *, as_json: bool = False, env: Mapping[str,
                              console=log_console(as_json, stream=loop), progress=progress)
     render(outcome, as_json)
     if isinstance(outcome, CycleInterrupted):
-        return exit_codes.INTERRUPTED.get(outcome.signal, exit_codes.FAILURE)
+        return exit_codes.SIGNAL_EXIT_CODES.get(outcome.signal, exit_codes.FAILURE)
     if isinstance(outcome, CycleDone) and outcome.log_failures:
         return exit_codes.FAILURE          # the orders are recorded; the log is not whole
     code = OUTCOME_EXIT_CODES[type(outcome)]

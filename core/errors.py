@@ -15,6 +15,8 @@ next::
     |-- ModelError               a model gave no usable value: use the fallback, count it
     |-- OperationFailed          a step failed: the command fails, the daemon counts a
     |                            loop error and goes on
+    |-- Interrupted              the operator stopped the command (SIGINT/SIGTERM): what
+    |                            was committed stays, the run is recorded ABORTED
     `-- InvariantError           a bug: something the code relies on does not hold
 
 The leaves live beside the code that raises them, for instance
@@ -115,6 +117,16 @@ class OperationFailed(GovernedTradingError):
     """A step failed (the broker refused an order, an account could not be
     read): a one-shot command fails; the daemon counts a loop error, which
     leads to safe mode when repeated, and goes on."""
+
+
+class Interrupted(GovernedTradingError):
+    """The operator stopped the command with a signal (``signum``: SIGINT,
+    SIGTERM): nothing half-done is committed, the interrupted run is
+    recorded ABORTED; run the command again to resume.  Raised at the
+    command's safe points, never inside a transaction
+    (``core.process.RunInterrupted``)."""
+
+    signum: int | None = None
 
 
 class InvariantError(GovernedTradingError):

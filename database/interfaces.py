@@ -150,14 +150,30 @@ class RunStore(Protocol):
     run and symbol, upserted) and each provider's health numbers per run."""
 
     def begin(self, run_id: str, mode: str, as_of: str | None, params: Mapping[str, Any],
-              started_at: str, symbols_requested: int) -> None:
-        """Record a new run as ``RUNNING`` (``params`` kept as JSON text)."""
+              started_at: str, symbols_requested: int, owner: Mapping[str, Any] | None = None) -> None:
+        """Record a new run as ``RUNNING`` (``params`` kept as JSON text),
+        with the process that runs it (``owner``: ``pid``, ``host``,
+        ``started``; kept as ``owner_pid``, ``owner_host``, ``owner_started``)."""
         ...
 
     def finish(self, run_id: str, *, status: str, symbols_succeeded: int, symbols_failed: int,
-               rows_written: int, providers_used: Mapping[str, int], verification: str | None = None) -> None:
+               rows_written: int, providers_used: Mapping[str, int], verification: str | None = None,
+               error: str | None = None) -> None:
         """Close a run with its outcome and the finishing time (the store's
-        clock); ``verification`` None keeps the stored one."""
+        clock); ``verification`` None keeps the stored one; ``error`` is what
+        ended a ``FAILED`` or ``ABORTED`` run (None otherwise)."""
+        ...
+
+    def running(self) -> list[dict[str, Any]]:
+        """The runs still recorded ``RUNNING``, oldest first, every column."""
+        ...
+
+    def close_unfinished(self, run_id: str, *, status: str, error: str) -> bool:
+        """One transaction: close a run that will not reach ``finish``
+        (interrupted, failed, or left ``RUNNING`` by a dead owner) with
+        ``status``, ``error``, the finishing time and the counts its
+        committed audit rows hold, only if it is still ``RUNNING``; whether
+        it was closed."""
         ...
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:

@@ -29,24 +29,50 @@ class RunRepository:
         self._sql = sql
 
     def begin(self, run_id: str, mode: str, as_of: str | None, params: Mapping[str, Any],
-              started_at: str, symbols_requested: int) -> None:
-        """Record a run as RUNNING."""
+              started_at: str, symbols_requested: int, owner: Mapping[str, Any] | None = None) -> None:
+        """Record a run as RUNNING, with its owner (pid, host, started) when given."""
+        owner = owner or {}
         with self._sql.transaction():
             self._sql.run(
-                "INSERT INTO ingestion_audit_runs(run_id, mode, started_at, as_of, status, symbols_requested, params) "
-                "VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)",
-                (run_id, mode, started_at, as_of, symbols_requested, json.dumps(params, sort_keys=True, default=str)))
+                "INSERT INTO ingestion_audit_runs(run_id, mode, started_at, as_of, status, symbols_requested, params, "
+                "owner_pid, owner_host, owner_started) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?)",
+                (run_id, mode, started_at, as_of, symbols_requested, json.dumps(params, sort_keys=True, default=str),
+                 owner.get("pid"), owner.get("host"), owner.get("started")))
 
     def finish(self, run_id: str, *, status: str, symbols_succeeded: int, symbols_failed: int,
-               rows_written: int, providers_used: Mapping[str, int], verification: str | None = None) -> None:
-        """Close a run with its outcome (``verification`` kept when None)."""
+               rows_written: int, providers_used: Mapping[str, int], verification: str | None = None,
+               error: str | None = None) -> None:
+        """Close a run with its outcome (``verification`` kept when None;
+        ``error`` what ended a FAILED or ABORTED run)."""
         with self._sql.transaction():
             self._sql.run(
                 "UPDATE ingestion_audit_runs SET finished_at = ?, status = ?, symbols_succeeded = ?, "
-                "symbols_failed = ?, rows_written = ?, providers_used = ?, verification = COALESCE(?, verification) "
-                "WHERE run_id = ?",
+                "symbols_failed = ?, rows_written = ?, providers_used = ?, verification = COALESCE(?, verification), "
+                "error = ? WHERE run_id = ?",
                 (record_stamp(), status, symbols_succeeded, symbols_failed, rows_written,
-                 json.dumps(dict(providers_used), sort_keys=True), verification, run_id))
+                 json.dumps(dict(providers_used), sort_keys=True), verification, error, run_id))
+
+    def running(self) -> list[dict[str, Any]]:
+        """The runs still recorded RUNNING, oldest first."""
+        return self._sql.dicts("SELECT * FROM ingestion_audit_runs WHERE status = 'RUNNING' ORDER BY rowid")
+
+    def close_unfinished(self, run_id: str, *, status: str, error: str) -> bool:
+        """Close a run that will not reach its own ``finish`` (interrupted,
+        failed, or left RUNNING by a dead owner): ``status``, ``error``, the
+        finishing time and the counts of the audit rows it committed.  Only
+        while it is still RUNNING (its owner may have closed it meanwhile);
+        returns whether it was closed."""
+        with self._sql.transaction():
+            return self._sql.run(
+                "UPDATE ingestion_audit_runs SET finished_at = ?, status = ?, error = ?, "
+                "symbols_succeeded = (SELECT COUNT(*) FROM ingestion_audit a WHERE a.run_id = ingestion_audit_runs.run_id "
+                "AND a.outcome IN ('SUCCESS', 'UP_TO_DATE')), "
+                "symbols_failed = (SELECT COUNT(*) FROM ingestion_audit a WHERE a.run_id = ingestion_audit_runs.run_id "
+                "AND a.outcome NOT IN ('SUCCESS', 'UP_TO_DATE')), "
+                "rows_written = (SELECT COALESCE(SUM(rows_written), 0) FROM ingestion_audit a "
+                "WHERE a.run_id = ingestion_audit_runs.run_id) "
+                "WHERE run_id = ? AND status = 'RUNNING'",
+                (record_stamp(), status, error, run_id)) > 0
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest runs, newest first."""

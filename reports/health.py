@@ -22,6 +22,7 @@ from core.calendar import CalendarError
 from core.universe import Universe, UniverseEntry
 from database import Store, StoreAccessError, StoreError, open_store, store_exists
 from core.errors import MalformedInputError, MissingInputError
+from core.process import owner_gone
 from core.runtime import RuntimePaths
 from core.settings import Settings
 from data.governance.rules import ACTIVE, GREEN, RED, STATES, UNGOVERNED, YELLOW, GovernanceRules, ages_at
@@ -271,30 +272,69 @@ def _integrity_in_background(location: str, code_schema_version: int) -> Callabl
     return wait
 
 
+RUNNING, ABORTED = "RUNNING", "ABORTED"
+_FAILED_RUNS = ("FAILED", ABORTED)
+
+
+def run_as_seen(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A run row as the report shows it: a run recorded ``RUNNING`` whose
+    owner process is known dead is ``ABORTED`` (``status``), with why in
+    ``error``; ``recorded_status`` keeps what the row says.  The next ingest
+    or repair on the store writes that (``ingestion.lifecycle``)."""
+    seen = dict(row, recorded_status=row["status"])
+    if row["status"] == RUNNING:
+        why = owner_gone(row.get("owner_pid"), row.get("owner_host"), row.get("owner_started"))
+        if why is not None:
+            seen.update(status=ABORTED, error=f"{why}: the run never finished (the next ingest or repair "
+                                              f"records it ABORTED)")
+    return seen
+
+
 def _last_ingest(db: Store) -> dict[str, Any]:
-    runs = db.runs.recent(limit=50)
+    """The latest run's verdict.  A run still RUNNING (its owner alive, or
+    on another host) does not hide the verdict of the run before it: a
+    FAILED or ABORTED run (a dead RUNNING one included) or a failed
+    verification FAILs until a later run finishes and passes; a live run
+    WARNs."""
+    runs = [run_as_seen(r) for r in db.runs.recent(limit=50)]
     if not runs:
         return {"status": FAIL, "run_id": None, "message": "no ingestion run recorded (run ingest_history.py)"}
-    last = runs[0]
+    last = next((r for r in runs if r["status"] != RUNNING), runs[0])
+    running = [r for r in runs[:runs.index(last)] if r["status"] == RUNNING]
     fetched = next((r for r in runs if r["mode"] != "verify"), None)
     verification = last.get("verification")
-    if last["status"] == "FAILED" or verification == "FAILED":
+    if last["status"] in _FAILED_RUNS or verification == "FAILED":
         status = FAIL
-    elif last["status"] == "RUNNING" or verification is None:
+    elif last["status"] == RUNNING or running or verification is None:
         status = WARN
     else:
         status = PASS
+    fix = _rerun(last["mode"]) if last["status"] in _FAILED_RUNS else None
     return {
         "status": status, "run_id": last["run_id"], "mode": last["mode"], "run_status": last["status"],
+        "recorded_status": last["recorded_status"], "error": last.get("error"),
+        "owner": (f"pid {last['owner_pid']} on host {last['owner_host']}" if last.get("owner_pid") else None),
         "started_at": last["started_at"], "finished_at": last["finished_at"], "as_of": last["as_of"],
         "verification": verification, "symbols_requested": last["symbols_requested"],
         "symbols_updated": last["symbols_succeeded"], "symbols_failed": last["symbols_failed"],
         "rows_written": last["rows_written"], "providers_used": _json(last.get("providers_used")) or {},
+        "running_now": [{"run_id": r["run_id"], "mode": r["mode"], "started_at": r["started_at"],
+                         "owner": f"pid {r.get('owner_pid')} on host {r.get('owner_host')}"} for r in running],
+        "fix": fix,
         "last_fetch_run": ({"run_id": fetched["run_id"], "mode": fetched["mode"], "status": fetched["status"],
                             "finished_at": fetched["finished_at"],
                             "providers_used": _json(fetched.get("providers_used")) or {}}
                            if fetched is not None else None),
     }
+
+
+def _rerun(mode: str) -> str:
+    """The command that replaces a failed or aborted run of ``mode``."""
+    if mode == "repair":
+        return "run the same python repair_db.py command again"
+    if mode == "range":
+        return "run python ingest_history.py --start/--end again"
+    return f"run python ingest_history.py --mode={mode} again"
 
 
 def _providers(db: Store) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from core import calendar as cal
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import (SUCCESS, IngestionError, RunContext, RunFindings, SymbolPlan, fetch_symbols,
                                        govern_and_verify, new_run_id)
+from data.collectors.ingestion.lifecycle import close_unfinished, open_run, reconcile_dead_runs
 from data.providers.base import FetchRequest
 from core.universe import Universe
 from database import MixedOriginError, Store
@@ -48,6 +49,7 @@ class RepairReport:
     state_before: str | None = None
     state_after: str | None = None
     reason_after: str | None = None
+    undo: bool = False              # an --undo: it restores the replaced rows, whatever state they give
 
     @property
     def failed(self) -> bool:
@@ -130,6 +132,8 @@ def repair_symbol(db: Store, universe: Universe, settings: Settings, paths: Runt
     own_router = router is None
     router = router or DataRouter(settings, only=provider, data_dir=data_dir)
     trail = AuditTrail(paths.audit_jsonl, module="repair", run_id=run_id)
+    if not dry_run:
+        reconcile_dead_runs(db, run_id, trail)
     try:
         fetched = next(iter(fetch_symbols(router, [plan], settings=settings,
                                           raw_dir=None if dry_run else paths.raw_dir(run_id), trail=trail)))
@@ -141,11 +145,15 @@ def repair_symbol(db: Store, universe: Universe, settings: Settings, paths: Runt
     if fetched.payload is None:
         report.error = f"{fetched.result.outcome} {fetched.result.error_code}: {fetched.result.error_message}"
         if not dry_run:
-            db.runs.begin(run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end,
-                                                       "provider": provider}, started_at, 1)
-            db.bars.write_symbols(run_id, started_at, [], [fetched.audit])
+            open_run(db, run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end,
+                                                      "provider": provider}, started_at, 1)
+            try:
+                db.bars.write_symbols(run_id, started_at, [], [fetched.audit])
+            except BaseException as exc:
+                close_unfinished(db, run_id, exc, trail)
+                raise
             db.runs.finish(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=1, rows_written=0,
-                           providers_used={})
+                           providers_used={}, error=report.error)
         return report
 
     report.provider = fetched.result.provider
@@ -155,13 +163,17 @@ def repair_symbol(db: Store, universe: Universe, settings: Settings, paths: Runt
     if dry_run:
         return report
 
-    db.runs.begin(run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end, "provider": provider},
-                  started_at, 1)
-    written = db.bars.write_repair(run_id, started_at, fetched.write, replaced)
-    trail.append("repair_written", symbol=symbol, start=str(start), end=str(end), provider=report.provider,
-                 changed=len(changes), rows_written=written)
-    ctx = RunContext(db, universe, settings, paths, run_id, as_of or now.date(), trail)
-    verdict = govern_and_verify(ctx, RunFindings(symbols=[symbol]))
+    open_run(db, run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end, "provider": provider},
+             started_at, 1)
+    try:
+        written = db.bars.write_repair(run_id, started_at, fetched.write, replaced)
+        trail.append("repair_written", symbol=symbol, start=str(start), end=str(end), provider=report.provider,
+                     changed=len(changes), rows_written=written)
+        ctx = RunContext(db, universe, settings, paths, run_id, as_of or now.date(), trail)
+        verdict = govern_and_verify(ctx, RunFindings(symbols=[symbol]))
+    except BaseException as exc:
+        close_unfinished(db, run_id, exc, trail)
+        raise
     db.runs.finish(run_id, status=SUCCESS, symbols_succeeded=1, symbols_failed=0, rows_written=written,
                    providers_used={report.provider: 1}, verification=verdict.verification)
     v = verdict.governance.verdicts[0]
@@ -178,19 +190,23 @@ def undo_repair(db: Store, universe: Universe, settings: Settings, paths: Runtim
     if all(r["undone_at"] for r in rows):
         raise IngestionError(f"--undo {repair_run_id}: already undone at {rows[0]['undone_at']}")
     symbol = rows[0]["symbol"]
-    report = RepairReport(repair_run_id, symbol, rows[0]["date"], rows[-1]["date"], dry_run=False)
+    report = RepairReport(repair_run_id, symbol, rows[0]["date"], rows[-1]["date"], dry_run=False, undo=True)
     report.state_before = (db.governance.states([symbol]).get(symbol) or {}).get("state")
     now = utc_now()
     run_id = new_run_id(now)
-    db.runs.begin(run_id, "repair", None, {"undo": repair_run_id, "symbol": symbol},
-                  audit_stamp(now), 1)
-    restored = db.bars.undo_repair(repair_run_id, record_stamp())
-    report.changes = [{"date": r["date"], "change": "restored" if r["change"] == "updated" else "deleted"}
-                      for r in rows if not r["undone_at"]]
     trail = AuditTrail(paths.audit_jsonl, module="repair", run_id=run_id)
-    trail.append("repair_undone", symbol=symbol, undone_run=repair_run_id, rows=restored)
-    ctx = RunContext(db, universe, settings, paths, run_id, as_of or now.date(), trail)
-    verdict = govern_and_verify(ctx, RunFindings(symbols=[symbol]))
+    reconcile_dead_runs(db, run_id, trail)
+    open_run(db, run_id, "repair", None, {"undo": repair_run_id, "symbol": symbol}, audit_stamp(now), 1)
+    try:
+        restored = db.bars.undo_repair(repair_run_id, record_stamp())
+        report.changes = [{"date": r["date"], "change": "restored" if r["change"] == "updated" else "deleted"}
+                          for r in rows if not r["undone_at"]]
+        trail.append("repair_undone", symbol=symbol, undone_run=repair_run_id, rows=restored)
+        ctx = RunContext(db, universe, settings, paths, run_id, as_of or now.date(), trail)
+        verdict = govern_and_verify(ctx, RunFindings(symbols=[symbol]))
+    except BaseException as exc:
+        close_unfinished(db, run_id, exc, trail)
+        raise
     db.runs.finish(run_id, status=SUCCESS, symbols_succeeded=1, symbols_failed=0, rows_written=restored,
                    providers_used={}, verification=verdict.verification)
     v = verdict.governance.verdicts[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import signal
 
 import click
 import pytest
@@ -14,6 +15,7 @@ from cli import exit_codes
 from cli.command import OperatorCommand
 from core import errors
 from core.calendar import CalendarError
+from core.process import RunInterrupted
 from core.settings import SettingsError
 from core.symbols import InvalidSymbolError
 from core.universe import NotInUniverseError, UniverseError
@@ -35,7 +37,7 @@ from trading.signals import ArimaFailed, ForecastError
 
 PRODUCT_PACKAGES = ("core", "data", "database", "reports", "trading", "cli")
 BRANCHES = (errors.InputError, errors.StoreError, errors.ProviderError, errors.TradingHalt, errors.ModelError,
-            errors.OperationFailed, errors.InvariantError)
+            errors.OperationFailed, errors.Interrupted, errors.InvariantError)
 
 
 def _product_exceptions() -> list[type[BaseException]]:
@@ -105,6 +107,8 @@ CASES = [
     (FeatureValidationError("missing feature column(s): zscore_20d"), 1, "zscore_20d"),
     (BrokerError("alpaca: order buy 3 AAPL failed: HTTP 500"), 1, "AAPL"),
     (GovernanceError("not enabled in the universe: NOPE"), 1, "NOPE"),
+    (RunInterrupted(signal.SIGTERM), 143, "interrupted by SIGTERM"),
+    (RunInterrupted(signal.SIGINT), 130, "interrupted by SIGINT"),
 ]
 
 

@@ -7,6 +7,7 @@
 * ``fetch``        the fallback loop (``fetch_symbols``) and provider statistics
 * ``cross_check``  recent closes against a second provider
 * ``verification`` govern, check freshness, record the verdict, alert
+* ``lifecycle``    the run row's owner, its close when the run cannot finish, dead runs reconciled
 * ``run``          one run from plan to verdict (``run_ingestion`` -> ``RunReport``)
 
 Records flow forward: ``SymbolPlan`` -> ``Payload`` (prepared once, in the

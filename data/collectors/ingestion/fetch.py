@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from core.logs import AuditTrail
+from core.process import StopRequest
 from core.redaction import redact
 from core.settings import Settings
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter, NoValidProviderError
@@ -138,20 +139,23 @@ def _served(pending: Pending, name: str, outcome: FetchOutcome, payload: Payload
 
 def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: Settings,
                   raw_dir: Path | None, trail: AuditTrail | None, scorer: PayloadScorer | None = None,
-                  stats: ProviderStats | None = None) -> Iterable[SymbolFetch]:
+                  stats: ProviderStats | None = None, stop: StopRequest | None = None) -> Iterable[SymbolFetch]:
     """Fetch every plan through the router, falling back provider by
     provider, and yield each symbol once as it resolves.  Nothing is written
     to the store here; raw payloads are archived under ``raw_dir`` (None: not
     archived, as in a dry run, and left on the outcome's result).  ``trail``
     None: no audit-trail events.  Feeds the router's run state
-    (``DataRouter.record_outcome``) and ``stats``."""
+    (``DataRouter.record_outcome``) and ``stats``.  ``stop``: raise
+    ``RunInterrupted`` promptly when it is requested; leaving early (that,
+    any exception, or the caller closing the generator) abandons the fetches
+    in flight instead of waiting for them."""
     def event(name: str, **fields: Any) -> None:
         if trail is not None:
             trail.append(name, **fields)
 
     prep = PayloadPrep(raw_dir, settings.ingest.raw_archive_compresslevel, scorer)
     pool = FetchPool(router, prep, settings.providers.fetch_workers,
-                     settings.providers.process_workers or None)
+                     settings.providers.process_workers or None, stop=stop)
     try:
         by_provider: dict[str, list[Pending]] = collections.defaultdict(list)
         for plan in plans:
@@ -198,5 +202,7 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
                                    tried=pending.tried)
                 yield SymbolFetch(plan, res, _unserved_audit(plan, res, tried=pending.tried,
                                                              latency=pending.latency_ms), outcome=outcome)
-    finally:
-        pool.close()
+    except BaseException:   # interrupted, failed, or closed by the caller (GeneratorExit)
+        pool.abort()
+        raise
+    pool.close()

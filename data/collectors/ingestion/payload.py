@@ -17,12 +17,21 @@ import numpy as np
 import pandas as pd
 
 from core import calendar as cal
+from core.errors import OperationFailed
 from core.settings import Settings
 from core.symbols import filename_for
 from data.providers.base import FetchOutcome, FetchRequest, NoDataError
 from data.quality import assess_quality
 from data.quality.assessment import QualityReport
 from data.governance.rules import GovernanceRules
+
+
+class RawArchiveError(OperationFailed):
+    """The raw archive could not be written (disk full, directory
+    read-only): the run stops and is closed FAILED (exit 1).  A run-level
+    failure rather than a symbol's: every later symbol would fail the same
+    way, and their bars must not be stored without the payload they came
+    from (docs/decisions.md, D-R4)."""
 
 
 @dataclass
@@ -125,9 +134,13 @@ def prepare_payload(name: str, outcome: FetchOutcome, prep: PayloadPrep) -> Payl
     archive = None
     if result.raw_payload is not None and prep.raw_dir is not None:
         archive = prep.raw_dir / f"{filename_for(name)}__{filename_for(result.symbol)}.{result.raw_suffix}.gz"
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.open(archive, "wb", compresslevel=prep.compresslevel) as fh:
-            fh.write(result.raw_payload)
+        try:
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            with gzip.open(archive, "wb", compresslevel=prep.compresslevel) as fh:
+                fh.write(result.raw_payload)
+        except OSError as exc:
+            raise RawArchiveError(f"raw archive {archive}: {exc.strerror or exc} (free space or make "
+                                  f"{prep.raw_dir.parent} writable, then run the same command again)") from exc
         # Archived: free memory early (and nothing to send back from a worker
         # process).  Unarchived (a dry run, a test) the payload stays on the
         # result: it is the only copy of what the vendor answered.

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as futures
+import ctypes
 import importlib
 import multiprocessing
 import os
+import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -18,6 +20,7 @@ from data.collectors.data_router import DataRouter, ProviderNotInstalled
 from data.collectors.ingestion.payload import Payload, PayloadPrep, prepare_payload
 from data.collectors.ingestion.plan import SymbolPlan
 from core.errors import InputError
+from core.process import StopRequest
 from data.providers.base import FetchOutcome, FetchRequest, NoDataError, Provider, ProviderCrash, ProviderError
 
 # What a worker hands back per symbol: the provider's outcome and, when it
@@ -64,6 +67,32 @@ def fetch_and_prepare(provider: Provider | Callable[[], Provider], name: str,
 # Worker-process state: providers rebuilt from their spec, once per process.
 _PROCESS_PROVIDERS: dict[tuple, Provider] = {}
 
+# How often a pool waiting on slow fetches looks at its stop request: the
+# bound on how long a SIGINT/SIGTERM waits before the run acts on it.
+STOP_POLL_SECONDS = 0.1
+
+
+_PR_SET_PDEATHSIG = 1      # linux/prctl.h
+
+
+def _worker_signals() -> None:
+    """A forked worker inherits the parent's signal handlers; a Ctrl-C on
+    the terminal reaches the whole process group.  The parent alone decides
+    (it stops the run, then terminates the workers): workers ignore SIGINT
+    and die at SIGTERM.  A parent killed outright (SIGKILL, the OOM killer)
+    cannot terminate them, and they would wait on its queue forever, holding
+    its pipes open: on Linux the kernel sends them SIGTERM when it dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):     # not Linux: the orphan leaves at its next queue read error
+        return
+    if os.getppid() != parent:            # the parent died before prctl took effect: what the kernel
+        os.kill(os.getpid(), signal.SIGTERM)  # would have sent
+
 
 def _fetch_in_process(spec: tuple[str, dict[str, Any]], name: str, requests: Sequence[FetchRequest],
                       prep: PayloadPrep) -> list[Answer]:
@@ -84,8 +113,10 @@ class FetchPool:
     needs between SQLite steps: measured on 2 cores, that is what separates
     the backfill from the ``.import`` floor."""
 
-    def __init__(self, router: DataRouter, prep: PayloadPrep, workers: int, process_workers: int | None = None):
+    def __init__(self, router: DataRouter, prep: PayloadPrep, workers: int, process_workers: int | None = None,
+                 stop: StopRequest | None = None):
         self.router = router
+        self.stop = stop
         self.prep = prep
         self.workers = max(1, workers)
         self.process_workers = max(1, process_workers or (os.cpu_count() or 2) - 1)
@@ -121,7 +152,8 @@ class FetchPool:
                 # start-up); it never touches the parent's SQLite connection
                 # and leaves through os._exit, so nothing is closed there.
                 self.processes = futures.ProcessPoolExecutor(
-                    max_workers=self.process_workers, mp_context=multiprocessing.get_context("fork"))
+                    max_workers=self.process_workers, mp_context=multiprocessing.get_context("fork"),
+                    initializer=_worker_signals)
             return self.processes.submit(_fetch_in_process, spec, name, requests, self.prep)
         if self.threads is None:
             self.threads = futures.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fetch")
@@ -134,12 +166,17 @@ class FetchPool:
 
     def results(self) -> Iterable[tuple[Pending, Answer]]:
         """Yield (pending, answer) as fetches complete, keeping at most
-        2 x workers batches in flight so memory stays bounded."""
+        2 x workers batches in flight so memory stays bounded.  With a stop
+        request, raises ``RunInterrupted`` within STOP_POLL_SECONDS of it,
+        however long the fetches in flight still take."""
+        timeout = STOP_POLL_SECONDS if self.stop is not None else None
         while self.queue or self.in_flight:
+            if self.stop is not None:
+                self.stop.check()
             while self.queue and len(self.in_flight) < max(2 * self.workers, self.capacity):
                 name, items = self.queue.popleft()
                 self.in_flight[self._start(name, items)] = (name, items)
-            done, _ = futures.wait(list(self.in_flight), return_when=futures.FIRST_COMPLETED)
+            done, _ = futures.wait(list(self.in_flight), timeout=timeout, return_when=futures.FIRST_COMPLETED)
             for fut in done:
                 name, items = self.in_flight.pop(fut)
                 by_symbol = {p.plan.entry.symbol: p for p in items}
@@ -153,6 +190,26 @@ class FetchPool:
                     yield pending, (FetchOutcome(pending.plan.request, error=err), None)
 
     def close(self) -> None:
+        """Shut the executors down once their work is done."""
         for executor in (self.threads, self.processes):
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        """Stop now: cancel what has not started, terminate the worker
+        processes, leave the fetch threads to finish on their own (a thread
+        blocked in a vendor call or its retry back-off cannot be cancelled;
+        its answer is dropped).  Nothing waits, so an interrupted run acts
+        at once."""
+        if self.threads is not None:
+            self.threads.shutdown(wait=False, cancel_futures=True)
+        if self.processes is not None:
+            # No public way to stop a running task before Python 3.14
+            # (terminate_workers); the executor's own process table.
+            workers = list(getattr(self.processes, "_processes", {}).values())
+            self.processes.shutdown(wait=False, cancel_futures=True)
+            for proc in workers:
+                if proc.is_alive():
+                    proc.terminate()
+        self.queue.clear()
+        self.in_flight.clear()

@@ -12,10 +12,17 @@ leaves the database consistent and a re-run converges.  A failing symbol
 never stops the batch.  Everything that can refuse the run (an unknown mode,
 mixed data origins, a bad range, an unusable provider) is checked before the
 run changes any state.
+
+The run row records the process that runs it; whatever ends the run before
+its own finish closes the row (``lifecycle``): ``ABORTED`` for a SIGINT or
+SIGTERM (``stop``, checked between symbols and while fetches are in flight),
+``FAILED`` with the error for any exception; runs that dead processes left
+``RUNNING`` are closed ``ABORTED`` when the next run starts.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -23,14 +30,15 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from core.clock import audit_stamp, utc_now
-from core.errors import InputError
 from core.logs import AuditTrail
+from core.process import StopRequest
 from core.runtime import RuntimePaths
 from core.settings import Settings
 from core.universe import Universe, UniverseEntry
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter
 from data.collectors.ingestion.cross_check import cross_check
 from data.collectors.ingestion.fetch import ProviderStats, SymbolFetch, SymbolResult, fetch_symbols
+from data.collectors.ingestion.lifecycle import close_unfinished, open_run, reconcile_dead_runs
 from data.collectors.ingestion.options import MODES, IngestionError, IngestOptions, RunContext, new_run_id
 from data.collectors.ingestion.payload import PayloadScorer
 from data.collectors.ingestion.plan import (FAILED, SKIPPED_DEAD_LETTER, SUCCESS, UP_TO_DATE, RunPlan, SymbolPlan,
@@ -119,12 +127,14 @@ class _BatchWriter:
 def run_ingestion(db: Store, universe: Universe, settings: Settings, paths: RuntimePaths,
                   options: IngestOptions, *, router: DataRouter | None = None,
                   progress: ProgressCallback | None = None,
-                  run_id: str | None = None) -> RunReport:
+                  run_id: str | None = None, stop: StopRequest | None = None) -> RunReport:
     """Run one Stage 1 ingestion and return its report.  Never raises for a
     symbol's failure; raises IngestionError, ``core.calendar.CalendarError``
     or another ``core.errors.InputError`` (an unknown provider, a missing
     data directory) when the run cannot start, before it changes any state
-    (see IngestionError for the exceptions)."""
+    (see IngestionError for the exceptions).  Once the run's row exists,
+    anything escaping it closes the row first (FAILED with the error;
+    ``core.process.RunInterrupted`` when ``stop`` is requested: ABORTED)."""
     if options.mode not in MODES:
         raise IngestionError(f"unknown mode {options.mode!r}; expected one of {', '.join(MODES)}")
     t0 = time.perf_counter()
@@ -136,6 +146,7 @@ def run_ingestion(db: Store, universe: Universe, settings: Settings, paths: Runt
     ctx = RunContext(db, universe, settings, paths, run_id, as_of,
                      AuditTrail(paths.audit_jsonl, module="ingestion", run_id=run_id), options.now)
     if options.mode == "verify":
+        reconcile_dead_runs(db, run_id, ctx.trail)
         return _verify_run(ctx, entries, options, started_at, t0)
 
     if options.provider:
@@ -146,14 +157,23 @@ def run_ingestion(db: Store, universe: Universe, settings: Settings, paths: Runt
     plan = plan_symbols(db, entries, settings, options, as_of)
     own_router = router is None
     router = router or DataRouter(settings, only=options.provider, data_dir=options.data_dir)
-    run = _FetchRun(ctx, options, plan.symbols, started_at)
+    reconcile_dead_runs(db, run_id, ctx.trail)
+    run = _FetchRun(ctx, options, plan.symbols, started_at, stop)
+    run.begin(router)
     try:
         _revive(ctx, options, plan, started_at)
         run.fetch_and_write(router, progress)
+        if stop is not None:
+            stop.check()        # not once verification has begun: it then runs to its verdict
+        return run.finish(entries, t0)
+    except BaseException as exc:
+        close_unfinished(db, run_id, exc, ctx.trail)
+        if isinstance(exc, MixedOriginError):   # found only at the first write
+            raise IngestionError(str(exc)) from exc
+        raise
     finally:
         if own_router:
             router.close()
-    return run.finish(entries, t0)
 
 
 def _revive(ctx: RunContext, options: IngestOptions, plan: RunPlan, started_at: str) -> None:
@@ -170,8 +190,9 @@ def _revive(ctx: RunContext, options: IngestOptions, plan: RunPlan, started_at: 
 class _FetchRun:
     """A fetching run's state, from ``db.runs.begin`` to ``db.runs.finish``."""
 
-    def __init__(self, ctx: RunContext, options: IngestOptions, plans: list[SymbolPlan], started_at: str):
-        self.ctx, self.options, self.plans, self.started_at = ctx, options, plans, started_at
+    def __init__(self, ctx: RunContext, options: IngestOptions, plans: list[SymbolPlan], started_at: str,
+                 stop: StopRequest | None = None):
+        self.ctx, self.options, self.plans, self.started_at, self.stop = ctx, options, plans, started_at, stop
         self.raw_dir = ctx.paths.raw_dir(ctx.run_id)
         self.results: dict[str, SymbolResult] = {}
         self.writer = _BatchWriter(ctx.db, ctx.run_id, started_at,
@@ -182,48 +203,54 @@ class _FetchRun:
         self.drift: dict[str, DriftResult] = {}
         self.health_rows: list[dict[str, Any]] = []
 
+    def begin(self, router: DataRouter) -> None:
+        """The run's row, RUNNING and owned by this process; the trail's first event."""
+        ctx, options = self.ctx, self.options
+        open_run(ctx.db, ctx.run_id, options.mode, ctx.as_of.isoformat(), options.params(), self.started_at,
+                 len(self.plans))
+        ctx.trail.append("run_started", mode=options.mode, as_of=ctx.as_of.isoformat(), symbols=len(self.plans),
+                         provider=options.provider, priority=router.priority)
+
     def fetch_and_write(self, router: DataRouter, progress: ProgressCallback | None) -> None:
-        """Fetch every plan, write as symbols resolve, cross-check when asked."""
-        ctx, options, plans = self.ctx, self.options, self.plans
+        """Fetch every plan, write as symbols resolve, cross-check when asked.
+        A stop request is honoured between symbols (nothing more is written,
+        not even the batch in hand) and while fetches are in flight."""
+        ctx, options, plans, stop = self.ctx, self.options, self.plans, self.stop
         db, settings, run_id, trail = ctx.db, ctx.settings, ctx.run_id, ctx.trail
-        db.runs.begin(run_id, options.mode, ctx.as_of.isoformat(), options.params(), self.started_at, len(plans))
-        trail.append("run_started", mode=options.mode, as_of=ctx.as_of.isoformat(), symbols=len(plans),
-                     provider=options.provider, priority=router.priority)
         scorer = PayloadScorer(settings, ctx.as_of) if options.mode == "deep_backfill" else None
         stats = ProviderStats()
         cross_checking = options.cross_check or settings.cross_check.enabled
         sample_sessions = settings.cross_check.sample_sessions
         tails: dict[str, tuple[str, SymbolPlan, pd.DataFrame]] = {}
+        fetching = fetch_symbols(router, plans, settings=settings, raw_dir=self.raw_dir, trail=trail,
+                                 scorer=scorer, stats=stats, stop=stop)
         try:
-            for done, fetched in enumerate(fetch_symbols(router, plans, settings=settings, raw_dir=self.raw_dir,
-                                                         trail=trail, scorer=scorer, stats=stats), start=1):
-                res = fetched.result
-                self.results[res.symbol] = res
-                if fetched.payload is not None:
-                    if cross_checking:
-                        tails[res.symbol] = (res.provider, fetched.plan,
-                                             fetched.payload.frame.tail(sample_sessions).copy())
-                    self.duplicates[res.symbol] = res.duplicate_rows
-                    self.providers_used[res.provider] += 1
-                if res.outcome == NO_VALID_PROVIDER:
-                    self.critical[res.symbol] = NO_VALID_PROVIDER
-                    request = fetched.plan.request
-                    db.governance.record_event(NO_VALID_PROVIDER, run_id=run_id, symbol=res.symbol, reason=NO_VALID_PROVIDER,
-                                               detail={"skipped": fetched.skipped, "asset_class": fetched.plan.entry.asset_class,
-                                            "window": [str(request.start), str(request.end)]})
-                self.writer.add(fetched)
-                if progress:
-                    progress(res.symbol, done, len(plans))
+            # closing: an exception raised here rather than inside the
+            # generator still abandons the fetches in flight at once.
+            with contextlib.closing(fetching):
+                for done, fetched in enumerate(fetching, start=1):
+                    if stop is not None:
+                        stop.check()
+                    res = fetched.result
+                    self.results[res.symbol] = res
+                    if fetched.payload is not None:
+                        if cross_checking:
+                            tails[res.symbol] = (res.provider, fetched.plan,
+                                                 fetched.payload.frame.tail(sample_sessions).copy())
+                        self.duplicates[res.symbol] = res.duplicate_rows
+                        self.providers_used[res.provider] += 1
+                    if res.outcome == NO_VALID_PROVIDER:
+                        self.critical[res.symbol] = NO_VALID_PROVIDER
+                        request = fetched.plan.request
+                        db.governance.record_event(
+                            NO_VALID_PROVIDER, run_id=run_id, symbol=res.symbol, reason=NO_VALID_PROVIDER,
+                            detail={"skipped": fetched.skipped, "asset_class": fetched.plan.entry.asset_class,
+                                    "window": [str(request.start), str(request.end)]})
+                    self.writer.add(fetched)
+                    if progress:
+                        progress(res.symbol, done, len(plans))
             self.writer.flush()
             self.drift = cross_check(router, tails, settings, trail, self.raw_dir) if cross_checking else {}
-        except (MixedOriginError, InputError) as exc:
-            # Found only once the run had started (the first write, a data
-            # directory gone): the run's row is closed as FAILED.
-            db.runs.finish(run_id, status="FAILED", symbols_succeeded=0, symbols_failed=len(plans),
-                           rows_written=self.writer.rows_written, providers_used=dict(self.providers_used))
-            if isinstance(exc, InputError):
-                raise
-            raise IngestionError(str(exc)) from exc
         finally:
             self.health_rows = stats.rows(router)
 
@@ -246,9 +273,10 @@ class _FetchRun:
             fetch_failures=[r.symbol for r in failed], payload_duplicates=self.duplicates, critical=self.critical,
             scored=self.writer.scored, dead_lettered=dead_lettered, fetched=True,
             drift_findings={s: [d.finding] for s, d in self.drift.items() if d.finding}))
+        error = f"every symbol failed ({len(failed)}; see ingestion_audit)" if status == "FAILED" else None
         db.runs.finish(run_id, status=status, symbols_succeeded=len(ordered) - len(failed),
                        symbols_failed=len(failed), rows_written=rows_written, providers_used=providers_used,
-                       verification=verdict.verification)
+                       verification=verdict.verification, error=error)
         elapsed = time.perf_counter() - t0
         ctx.trail.append("run_finished", level="INFO" if not failed else "ERROR", status=status,
                          rows_written=rows_written, symbols=len(ordered), failed=[r.symbol for r in failed],
@@ -285,8 +313,12 @@ def _verify_run(ctx: RunContext, entries: Sequence[UniverseEntry], options: Inge
     """Fetch nothing: re-score and re-govern every selected symbol from what
     the store holds, check freshness, record the verdict."""
     db = ctx.db
-    db.runs.begin(ctx.run_id, "verify", ctx.as_of.isoformat(), options.params(), started_at, len(entries))
-    verdict = govern_and_verify(ctx, RunFindings(symbols=[e.symbol for e in entries]))
+    open_run(db, ctx.run_id, "verify", ctx.as_of.isoformat(), options.params(), started_at, len(entries))
+    try:
+        verdict = govern_and_verify(ctx, RunFindings(symbols=[e.symbol for e in entries]))
+    except BaseException as exc:
+        close_unfinished(db, ctx.run_id, exc, ctx.trail)
+        raise
     results = [SymbolResult(v.symbol, SUCCESS if v.state == ACTIVE else FAILED,
                             error_code=None if v.state == ACTIVE else v.reason,
                             error_message=None if v.state == ACTIVE else f"{v.state}: {v.rows} rows, "
