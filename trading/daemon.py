@@ -421,6 +421,12 @@ class TradingDaemon:
         runs = list(self.worker.run_ids) if self.worker.with_ingest else []
         self.log.warning("DATA_REFRESH_ABANDONED", module="trading.daemon", tick=self.ticks, ingest_runs=runs,
                          message="stopped during a data refresh: the refresh is abandoned")
+        for run_id in runs[-1:]:
+            try:
+                self.agent.db.runs.close_unfinished(run_id, status="ABORTED",
+                                                    error="interrupted: the daemon stopped during its data refresh")
+            except StoreError as exc:   # the next run closes it: its owner (this process) will be gone
+                self.log.warning("RUN_NOT_CLOSED", module="trading.daemon", ingest_run_id=run_id, exc=exc)
 
     def _halt(self) -> None:
         if self.halted:
