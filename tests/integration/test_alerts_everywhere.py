@@ -44,7 +44,9 @@ def ingest(universe, *extra):
 
 
 def artifacts(runtime, key=None):
-    found = [json.loads(p.read_text()) for p in sorted(runtime.alerts_dir.glob("*/*.json"))]
+    # In the order they were written: two runs in one second have run ids
+    # that sort by their random part, not by time.
+    found = sorted((json.loads(p.read_text()) for p in runtime.alerts_dir.glob("*/*.json")), key=lambda a: a["ts"])
     return [a for a in found if key is None or a["key"] == key]
 
 

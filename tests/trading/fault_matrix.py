@@ -114,8 +114,11 @@ def observe(desk: Desk, fault: str, command: str, code: int | None, output: str,
     logged = {r.get("client_order_id") for r in _jsonl(desk.logs / "live.jsonl") if r.get("event") == "ORDER"}
     human = (desk.logs / "live_trading.log").read_text() if (desk.logs / "live_trading.log").is_file() else ""
     unlogged = [k for k, _ in orders if k not in logged and f"[{k}]" not in human]
-    artifacts = sorted((desk.runtime / "alerts").rglob("*.json")) if (desk.runtime / "alerts").exists() else []
-    severities = sorted({s for s, _ in alerts} | {json.loads(p.read_text())["severity"] for p in artifacts})
+    alerts_dir = desk.runtime / "alerts"
+    # The dry-run artifacts, one per alert that went out, under alerts/<run_id>/
+    # (the policy's state.json and ledger sit beside them).
+    artifacts = [json.loads(p.read_text()) for p in sorted(alerts_dir.glob("*/*.json"))] if alerts_dir.exists() else []
+    severities = sorted({s for s, _ in alerts} | {a["severity"] for a in artifacts if "severity" in a})
     audit = ["governance_events " + ", ".join(events)] if events else []
     errors = [r["event"] for r in _jsonl(desk.logs / "errors.jsonl")]
     if errors:
