@@ -5,6 +5,10 @@ errors to exit 64 (click would use 2, which is our quality-gate code) and
 every typed error of the product to its exit code through the one table in
 ``cli.exit_codes``, as a single line on stderr naming the flag, file or
 symbol.  A command's own return value (an int) is its exit code.
+
+While a command runs, third-party libraries' logging goes to stderr, each
+repeated message once and then counted (``core.library_logs``), and under
+``--json`` stdout takes only the edge's document (``cli.machine_output``).
 """
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ import sys
 import click
 
 from cli.exit_codes import FAILURE, OK, USAGE, error_line, exit_code_for
+from cli.machine_output import document_only_stdout
 from core.errors import GovernedTradingError
+from core.library_logs import collapsed_library_logs
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
@@ -21,6 +27,12 @@ HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 class OperatorCommand(click.Command):
     def __init__(self, *args, context_settings=None, **kwargs):
         super().__init__(*args, context_settings={**HELP_OPTIONS, **(context_settings or {})}, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        """Run the command with library logs collapsed on stderr and, under
+        ``--json``, stdout reserved for the document."""
+        with document_only_stdout(bool(ctx.params.get("as_json"))), collapsed_library_logs():
+            return super().invoke(ctx)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:

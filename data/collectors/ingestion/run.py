@@ -62,6 +62,7 @@ class RunReport:
     critical: dict[str, str] = field(default_factory=dict)
     verification: Verification | None = None
     cross_check: dict[str, Any] = field(default_factory=dict)
+    providers: list[dict[str, Any]] = field(default_factory=list)   # ProviderStats.verdicts()
 
     @property
     def failed(self) -> list[SymbolResult]:
@@ -76,7 +77,7 @@ class RunReport:
             "symbols_total": len(self.symbols),
             "symbols_failed": len(self.failed),
             "governance": self.verification.to_dict() if self.verification else None,
-            "cross_check": self.cross_check,
+            "cross_check": self.cross_check, "providers": self.providers,
             "symbols": [s.to_dict() for s in self.symbols],
         }
 
@@ -181,6 +182,7 @@ class _FetchRun:
         self.critical: dict[str, str] = {}
         self.drift: dict[str, DriftResult] = {}
         self.health_rows: list[dict[str, Any]] = []
+        self.stats = ProviderStats()
 
     def fetch_and_write(self, router: DataRouter, progress: ProgressCallback | None) -> None:
         """Fetch every plan, write as symbols resolve, cross-check when asked."""
@@ -190,13 +192,14 @@ class _FetchRun:
         trail.append("run_started", mode=options.mode, as_of=ctx.as_of.isoformat(), symbols=len(plans),
                      provider=options.provider, priority=router.priority)
         scorer = PayloadScorer(settings, ctx.as_of) if options.mode == "deep_backfill" else None
-        stats = ProviderStats()
+        stats = self.stats
         cross_checking = options.cross_check or settings.cross_check.enabled
         sample_sessions = settings.cross_check.sample_sessions
         tails: dict[str, tuple[str, SymbolPlan, pd.DataFrame]] = {}
         try:
             for done, fetched in enumerate(fetch_symbols(router, plans, settings=settings, raw_dir=self.raw_dir,
-                                                         trail=trail, scorer=scorer, stats=stats), start=1):
+                                                         trail=trail, scorer=scorer, stats=stats,
+                                                         progress=progress), start=1):
                 res = fetched.result
                 self.results[res.symbol] = res
                 if fetched.payload is not None:
@@ -212,8 +215,6 @@ class _FetchRun:
                                                detail={"skipped": fetched.skipped, "asset_class": fetched.plan.entry.asset_class,
                                             "window": [str(request.start), str(request.end)]})
                 self.writer.add(fetched)
-                if progress:
-                    progress(res.symbol, done, len(plans))
             self.writer.flush()
             self.drift = cross_check(router, tails, settings, trail, self.raw_dir) if cross_checking else {}
         except (MixedOriginError, InputError) as exc:
@@ -257,7 +258,7 @@ class _FetchRun:
         return RunReport(run_id, self.options.mode, ctx.as_of.isoformat(), status, ordered, rows_written,
                          providers_used, str(self.raw_dir) if self.raw_dir.exists() else None, elapsed,
                          self.duplicates, self.critical, verdict,
-                         {s: d.to_dict() for s, d in self.drift.items()})
+                         {s: d.to_dict() for s, d in self.drift.items()}, self.stats.verdicts())
 
 
 def _record_provider_health(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
