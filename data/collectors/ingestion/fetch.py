@@ -107,10 +107,11 @@ class ProviderStats:
     def verdicts(self) -> list[dict[str, Any]]:
         """One line of data per provider asked: ``provider``, ``status``
         (ok, partial, unreachable, unavailable, not entitled, rate limited,
-        failed), ``asked``, ``served``, ``failures`` (code -> symbols) and
-        ``cause`` (the first message of the commonest failure; None when
-        all were served), in the order the providers were first asked.
-        The edge renders it with a hint."""
+        failed), ``asked``, ``served``, ``failures`` (code -> symbols),
+        ``failure`` (the commonest kind of failure, as a status word) and
+        ``cause`` (its first message; both None when all were served), in
+        the order the providers were first asked.  The edge renders it with
+        a hint."""
         out = []
         for name in self.by_provider:   # in the order first asked
             seen = self.by_provider[name]
@@ -118,7 +119,8 @@ class ProviderStats:
             main = kinds.most_common(1)[0][0] if kinds else None
             status = PROVIDER_OK if main is None else (main if seen["served"] == 0 else PROVIDER_PARTIAL)
             out.append({"provider": name, "status": status, "asked": seen["asked"], "served": seen["served"],
-                        "failures": dict(seen["failures"]), "failure": main, "cause": seen["causes"].get(main) if main else None})
+                        "failures": dict(seen["failures"]), "failure": main,
+                        "cause": seen["causes"].get(main) if main else None})
         return out
 
     def rows(self, router: DataRouter) -> list[dict[str, Any]]:
