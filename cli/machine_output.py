@@ -29,14 +29,12 @@ EDGE_PACKAGES = ("cli", "scripts")
 PASS_THROUGH = ("click", "json", "codecs", "contextlib", __name__)
 
 
-def _is_edge(module: str, filename: str) -> bool:
-    if module == "__main__":
-        return True
-    top = module.split(".", 1)[0]
-    if top in EDGE_PACKAGES:
+def _is_edge(module: str) -> bool:
+    if module == "__main__" or module.split(".", 1)[0] in EDGE_PACKAGES:
         return True
     # A root script imported as a module (ingest_history, main, ...).
-    return "." not in module and Path(filename).resolve().parent == PROJECT_ROOT
+    path = getattr(sys.modules.get(module), "__file__", None)
+    return "." not in module and path is not None and Path(path).resolve().parent == PROJECT_ROOT
 
 
 class EdgeStdout(io.TextIOBase):
@@ -65,8 +63,8 @@ class EdgeStdout(io.TextIOBase):
         frame = sys._getframe(2)
         while frame is not None:
             module = frame.f_globals.get("__name__", "")
-            if not module.split(".", 1)[0] in PASS_THROUGH and module != __name__:
-                return self.document if _is_edge(module, frame.f_code.co_filename) else self.noise
+            if module.split(".", 1)[0] not in PASS_THROUGH and module != __name__:
+                return self.document if _is_edge(module) else self.noise
             frame = frame.f_back
         return self.noise
 
