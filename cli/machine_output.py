@@ -9,8 +9,10 @@ command asked for ``--json``, for the whole command:
   original descriptor;
 * ``sys.stdout`` becomes :class:`EdgeStdout`, which passes on what the edge
   writes (``cli.*``, the root scripts, ``scripts/``; through ``print``,
-  ``click.echo`` or ``json.dump``) and sends every other module's writes
-  (a library's ``print``, a handler made later on ``sys.stdout``) to stderr.
+  ``click.echo``, ``json.dump`` or a rich Console, including an edge log
+  handler such as ``cli.console.LogConsole``) and sends every other
+  module's writes (a library's ``print``, a stdlib ``StreamHandler`` made
+  later on ``sys.stdout``) to stderr.
 
 Only the edge prints (docs/architecture.md); this makes it so at run time.
 """
@@ -25,8 +27,10 @@ from typing import IO, Iterator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EDGE_PACKAGES = ("cli", "scripts")
-# Frames between the edge's call and the stream that say nothing about who writes.
-PASS_THROUGH = ("click", "json", "codecs", "contextlib", __name__)
+# Frames between the author of a write and the stream, which say nothing about
+# who writes: click.echo, json.dump, a rich Console (cli.console's log handler
+# printing JSON lines is the edge; a library's own rich output is not).
+PASS_THROUGH = ("click", "json", "codecs", "contextlib", "rich", __name__)
 
 
 def _is_edge(module: str) -> bool:
