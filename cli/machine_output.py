@@ -33,12 +33,15 @@ EDGE_PACKAGES = ("cli", "scripts")
 PASS_THROUGH = ("click", "json", "codecs", "contextlib", "rich", __name__)
 
 
-def _is_edge(module: str) -> bool:
+EDGE_DIRS = (PROJECT_ROOT, PROJECT_ROOT / "scripts")
+
+
+def _is_edge(module: str, filename: str) -> bool:
     if module == "__main__" or module.split(".", 1)[0] in EDGE_PACKAGES:
         return True
-    # A root script imported as a module (ingest_history, main, ...).
-    path = getattr(sys.modules.get(module), "__file__", None)
-    return "." not in module and path is not None and Path(path).resolve().parent == PROJECT_ROOT
+    # A root script or a script of scripts/ loaded as a module of its own
+    # (ingest_history, train_ml_alpha, ...): known by its file.
+    return "." not in module and os.path.isabs(filename) and Path(filename).resolve().parent in EDGE_DIRS
 
 
 class EdgeStdout(io.TextIOBase):
@@ -68,7 +71,7 @@ class EdgeStdout(io.TextIOBase):
         while frame is not None:
             module = frame.f_globals.get("__name__", "")
             if module.split(".", 1)[0] not in PASS_THROUGH and module != __name__:
-                return self.document if _is_edge(module) else self.noise
+                return self.document if _is_edge(module, frame.f_code.co_filename) else self.noise
             frame = frame.f_back
         return self.noise
 
