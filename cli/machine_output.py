@@ -76,11 +76,13 @@ class EdgeStdout(io.TextIOBase):
         return self.noise
 
     def write(self, text: str) -> int:  # type: ignore[override]
+        """Write ``text`` to the document when the edge wrote it, else to stderr."""
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         return self._target().write(text)
 
     def flush(self) -> None:
+        """Flush both streams."""
         for stream in (self.document, self.noise):
             with contextlib.suppress(Exception):
                 stream.flush()

@@ -91,6 +91,8 @@ class RepeatCollapser(logging.Handler):
         return record.name, record.levelno, str(record.msg)
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Write the record if it is the first of its kind (or its count is
+        a power of ten); else count it."""
         try:
             key = self.key(record)
             with self._lock_counts:
