@@ -10,6 +10,10 @@ Whatever ends a command (its verdict, a typed error, Ctrl-C, a crash
 outside the error tree, whose traceback is still printed) is audited and
 alerted through ``cli.job_alerts.report_exit``: ``critical`` when the exit
 code is not 0, a recovery notice when a failed command passes again.
+
+While a command runs, third-party libraries' logging goes to stderr, each
+repeated message once and then counted (``core.library_logs``), and under
+``--json`` stdout takes only the edge's document (``cli.machine_output``).
 """
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ import click
 
 from cli.exit_codes import FAILURE, INTERRUPTED, OK, USAGE, error_line, exit_code_for
 from cli.job_alerts import report_exit
+from cli.machine_output import document_only_stdout
 from core.errors import GovernedTradingError
+from core.library_logs import collapsed_library_logs
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
@@ -35,9 +41,12 @@ class OperatorCommand(click.Command):
         self._params: dict = {}
 
     def invoke(self, ctx: click.Context):
-        """Run the callback, keeping its parameters (``--db``) for the exit report."""
+        """Run the callback, keeping its parameters (``--db``) for the exit
+        report, with library logs collapsed on stderr and, under ``--json``,
+        stdout reserved for the document."""
         self._params = dict(ctx.params)
-        return super().invoke(ctx)
+        with document_only_stdout(bool(ctx.params.get("as_json"))), collapsed_library_logs():
+            return super().invoke(ctx)
 
     def job_name(self) -> str:
         """What this command is called in the audit trail and its alert key."""

@@ -26,17 +26,18 @@ stderr_console = Console(stderr=True)
 @contextlib.contextmanager
 def progress_bar(description: str, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     """Yield a ``callback(label, done, total)`` driving a rich progress bar,
-    or None when progress should stay quiet."""
+    or None when progress should stay quiet.  The bar stays hidden until the
+    first call brings its total, so it never shows ``0/?``."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[label]}"), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=stderr_console, transient=False) as progress:
-        task = progress.add_task(description, total=None, label="")
+        task = progress.add_task(description, total=None, label="", visible=False)
 
         def update(label: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total, label=label)
+            progress.update(task, completed=done, total=total, label=label, visible=True)
 
         yield update
 

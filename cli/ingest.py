@@ -28,6 +28,7 @@ from rich.console import Console
 from cli import exit_codes
 from cli.command import OperatorCommand
 from cli.console import progress_bar
+from cli.vendor_status import provider_lines
 from cli.options import (ISO_DATE, SYMBOLS, as_of_option, check_source_options, db_option, json_option,
                          tickers_option, universe_option)
 from core import calendar as cal
@@ -38,7 +39,7 @@ from core.runtime import RuntimePaths
 from core.settings import HistorySettings, Settings
 from core.universe import Universe
 from data.collectors.data_router import DataRouter
-from data.collectors.ingestion import IngestOptions, RunReport, new_run_id, run_ingestion
+from data.collectors.ingestion import IngestOptions, RunReport, fetch_failure_problem, new_run_id, run_ingestion
 from database import open_store
 
 # The runbook's modes; a custom range is asked for with --start/--end (the
@@ -160,7 +161,9 @@ def json_document(report: RunReport, code: int, db_path: str) -> dict:
 
 
 def render(report: RunReport, *, db_path: str) -> None:
-    """The human summary: one line per failed symbol, greppable."""
+    """The human summary: one line per provider when providers failed (cause
+    and hint), the verdict, then one line per failed symbol, greppable (the
+    failure list once: not again among the verification's problems)."""
     console = Console(highlight=False, soft_wrap=True)
     failed = report.failed
     console.print(f"run {report.run_id}  mode={report.mode}  as_of={report.as_of}  status={report.status}  "
@@ -168,13 +171,17 @@ def render(report: RunReport, *, db_path: str) -> None:
                   f"elapsed={report.elapsed_s:.1f}s")
     console.print(f"providers used: {', '.join(f'{k}={v}' for k, v in sorted(report.providers_used.items())) or 'none'}"
                   f"  db: {db_path}  raw: {report.raw_dir or '-'}")
+    for line in provider_lines(report.providers):
+        console.print(line, markup=False)
     if report.verification is not None:
         v = report.verification
         states = ", ".join(f"{k} {n}" for k, n in v.governance.counts.items())
         console.print(f"governance: {states}; price health {v.freshness['price_health']}; "
                       f"verification {v.verification}")
+        listed_below = fetch_failure_problem([r.symbol for r in failed]) if failed else None
         for problem in v.problems:
-            console.print(f"  {problem}", markup=False)
+            if problem != listed_below:
+                console.print(f"  {problem}", markup=False)
     if failed:
         # One line per symbol (not a table): the message names the file and
         # line or the vendor's answer, and an operator greps these lines.

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cli import exit_codes
 from cli.command import OperatorCommand
+from cli.vendor_status import provider_lines
 from cli.options import ISO_DATE, as_of_option, check_source_options, db_option, json_option, universe_option
 from core.errors import MissingInputError, UsageError
 from core.inputs import load_inputs
@@ -73,6 +74,8 @@ def render(report: RepairReport, limit: int = 40) -> None:
     console.print(f"repair {report.symbol} {report.start}..{report.end}: {what}; provider {report.provider or '-'}")
     if report.error:
         console.print(f"[red]fetch failed:[/red] {report.error}")
+        for line in provider_lines(report.providers):
+            console.print(line, markup=False)
         return
     table = Table(title=f"{len(report.changes)} changed row(s), {report.unchanged} unchanged")
     for col in ("date", "change", "column", "before", "after"):

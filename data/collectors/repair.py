@@ -18,8 +18,8 @@ import pandas as pd
 
 from core import calendar as cal
 from data.collectors.data_router import DataRouter
-from data.collectors.ingestion import (SUCCESS, IngestionError, RunContext, RunFindings, SymbolPlan, fetch_symbols,
-                                       govern_and_verify, new_run_id)
+from data.collectors.ingestion import (SUCCESS, IngestionError, ProviderStats, RunContext, RunFindings, SymbolPlan,
+                                       fetch_symbols, govern_and_verify, new_run_id)
 from data.collectors.ingestion.lifecycle import close_unfinished, open_run, reconcile_dead_runs
 from data.providers.base import FetchRequest
 from core.universe import Universe
@@ -50,6 +50,7 @@ class RepairReport:
     state_after: str | None = None
     reason_after: str | None = None
     undo: bool = False              # an --undo: it restores the replaced rows, whatever state they give
+    providers: list[dict[str, Any]] = field(default_factory=list)   # ProviderStats.verdicts()
 
     @property
     def failed(self) -> bool:
@@ -134,12 +135,15 @@ def repair_symbol(db: Store, universe: Universe, settings: Settings, paths: Runt
     trail = AuditTrail(paths.audit_jsonl, module="repair", run_id=run_id)
     if not dry_run:
         reconcile_dead_runs(db, run_id, trail)
+    stats = ProviderStats()
     try:
         fetched = next(iter(fetch_symbols(router, [plan], settings=settings,
-                                          raw_dir=None if dry_run else paths.raw_dir(run_id), trail=trail)))
+                                          raw_dir=None if dry_run else paths.raw_dir(run_id), trail=trail,
+                                          stats=stats)))
     finally:
         if own_router:
             router.close()
+    report.providers = stats.verdicts()
 
     started_at = audit_stamp(now)
     if fetched.payload is None:

@@ -31,10 +31,10 @@ from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 
 from data.providers.base import (ADJ_UNADJUSTED, ADJ_VENDOR, FetchRequest, FetchResult, NoDataError,
-                                 ProviderError, ProviderUnavailable, SchemaError, WrongSymbolError)
-from data.providers.http_vendor import (CapturedResponse, HttpVendorProvider, frame_notes, http_status_error,
-                                        nearest_midnight_dates, parse_retry_after, payload_error, reference_tz,
-                                        result_frame)
+                                 ProviderError, SchemaError, WrongSymbolError)
+from data.providers.http_vendor import (CapturedResponse, HttpVendorProvider, connection_error, frame_notes,
+                                        http_status_error, nearest_midnight_dates, parse_retry_after, payload_error,
+                                        reference_tz, result_frame)
 
 DEFAULT_BASE_URL = "https://data.alpaca.markets"
 BAR_FIELDS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume", "t": "date"}
@@ -159,14 +159,12 @@ class AlpacaDataProvider(HttpVendorProvider):
             retry_after = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
             raise http_status_error(status, provider=self.name, symbol=None, retry_after=retry_after,
                                     detail=f"{label}: {self.secrets.redact(str(exc))[:200]}") from exc
-        except requests.Timeout as exc:
-            raise ProviderUnavailable(f"{label}: no answer within {self.deadline:g} s", provider=self.name) from exc
         except requests.RequestException as exc:
             if isinstance(exc, requests.JSONDecodeError) and captures:
                 raise payload_error(captures[-1].body, provider=self.name, symbol=None,
                                     url=captures[-1].url.split("?", 1)[0], exc=exc.__cause__ or exc) from exc
-            raise ProviderUnavailable(f"{label}: connection failure {type(exc).__name__}",
-                                      provider=self.name) from exc
+            raise connection_error(exc, host=self.host_text(), provider=self.name, symbol=None, what=label,
+                                   timeout_text=f"no answer within {self.deadline:g} s") from exc
         except (ValueError, TypeError) as exc:
             # alpaca-py: "The data in response does not match any known keys", or an empty body.
             got = ""

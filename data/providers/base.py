@@ -16,7 +16,8 @@ EntitlementError       400/401/403: never retried; provider      ENTITLEMENT
                        marked not entitled for the run
 RateLimitError         429: back off (honour retry_after)        RATE_LIMITED
 ProviderUnavailable    5xx, timeout, DNS: bounded retries, then  PROVIDER_UNAVAILABLE
-                       fall back
+                       fall back (ProviderUnreachable: no
+                       connection at all, same code)
 SchemaError            payload lacks/renames columns             SCHEMA_ERROR
 MalformedDataError     a row that cannot be parsed (file, line)  MALFORMED_DATA
 NoDataError            the vendor answered with nothing          NO_DATA
@@ -74,6 +75,18 @@ class ProviderUnavailable(ProviderError):
 
     code = "PROVIDER_UNAVAILABLE"
     retryable = True
+
+
+class ProviderUnreachable(ProviderUnavailable):
+    """No connection at all (refused, DNS, TLS, connect timeout): the network
+    or the vendor's host is down.  Same code and retries as
+    ProviderUnavailable; ``cause`` is the one-line reason without the
+    symbol (``connection refused by api.polygon.io:443``), what the run's
+    per-provider summary shows."""
+
+    def __init__(self, message: str, *, cause: str | None = None, **kw):
+        super().__init__(message, **kw)
+        self.cause = cause or message
 
 
 class SchemaError(ProviderError):

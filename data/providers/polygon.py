@@ -27,9 +27,9 @@ from polygon import RESTClient
 from polygon.exceptions import BadResponse
 
 from data.providers.base import (ADJ_UNADJUSTED, FetchRequest, FetchResult, NoDataError, ProviderError,
-                                 ProviderUnavailable, SchemaError, WrongSymbolError)
-from data.providers.http_vendor import (CapturedResponse, HttpVendorProvider, decode_json, frame_notes,
-                                        http_status_error, nearest_midnight_dates, parse_retry_after,
+                                 SchemaError, WrongSymbolError)
+from data.providers.http_vendor import (CapturedResponse, HttpVendorProvider, connection_error, decode_json,
+                                        frame_notes, http_status_error, nearest_midnight_dates, parse_retry_after,
                                         reference_tz, result_frame)
 
 DEFAULT_BASE_URL = "https://api.polygon.io"
@@ -76,6 +76,8 @@ class PolygonDataProvider(HttpVendorProvider):
 
     name = "polygon"
     VENDOR_QUIRKS = {"base_url": None, "test_symbol": "SPY"}
+    # polygon/logging.py attaches a StreamHandler(sys.stdout) at import.
+    LIBRARY_LOGGERS = ("RESTClient",)
 
     def __init__(self, *, settings=None, env: Mapping[str, str] | None = None, **options: Any):
         super().__init__(settings=settings, env=env, **options)
@@ -109,12 +111,12 @@ class PolygonDataProvider(HttpVendorProvider):
             retry_after = parse_retry_after(last.headers.get("Retry-After")) if last else None
             raise http_status_error(status, provider=self.name, symbol=symbol, retry_after=retry_after,
                                     detail=self.secrets.redact(str(exc))[:200]) from exc
-        except urllib3.exceptions.TimeoutError as exc:
-            raise ProviderUnavailable(f"no answer within {self.deadline:g} s ({type(exc).__name__})",
-                                      provider=self.name, symbol=symbol) from exc
         except urllib3.exceptions.HTTPError as exc:
-            raise ProviderUnavailable(f"connection failure: {type(exc).__name__}", provider=self.name,
-                                      symbol=symbol) from exc
+            # NewConnectionError is a TimeoutError to urllib3: the cause tells
+            # a refused or unresolvable host from a vendor that went silent.
+            raise connection_error(exc, host=self.host_text(), provider=self.name, symbol=symbol, what="",
+                                   timeout_text=f"no answer within {self.deadline:g} s ({type(exc).__name__})") \
+                from exc
         pages = self._checked_pages(captures, ticker, symbol)
         if not aggs:
             raise NoDataError(f"no aggregates for {ticker} {request.start}..{request.end}",

@@ -45,10 +45,11 @@ from yfinance.exceptions import (YFDataException, YFException, YFPricesMissingEr
                                  YFTzMissingError)
 
 from data.providers.base import (ADJ_UNADJUSTED, ADJ_VENDOR, FetchRequest, FetchResult, NoDataError,
-                                 ProviderError, ProviderUnavailable, RateLimitError, SchemaError,
-                                 WrongSymbolError)
+                                 ProviderError, ProviderUnavailable, ProviderUnreachable, RateLimitError,
+                                 SchemaError, WrongSymbolError)
 from data.providers.http_vendor import (CapturedResponse, HttpVendorProvider, decode_json, frame_notes,
-                                        http_status_error, parse_retry_after, payload_error, result_frame)
+                                        http_status_error, parse_retry_after, payload_error, result_frame,
+                                        transport_cause)
 from core.runtime import RuntimePaths
 
 DEFAULT_BASE_URL = "https://query2.finance.yahoo.com"
@@ -84,6 +85,7 @@ class YahooTransportError(ProviderError):
     def __init__(self, kind: str, url: str, detail: str):
         super().__init__(f"{kind} on {_path_of(url)}: {detail}")
         self.kind = kind
+        self.url = url
 
 
 def _path_of(url: str) -> str:
@@ -179,6 +181,7 @@ class YahooDataProvider(HttpVendorProvider):
 
     name = "yahoo"
     VENDOR_QUIRKS = {"base_url": None, "cache_dir": None, "test_symbol": "SPY"}
+    LIBRARY_LOGGERS = ("yfinance",)
 
     def __init__(self, *, settings=None, env: Mapping[str, str] | None = None, **options: Any):
         super().__init__(settings=settings, env=env, **options)
@@ -220,6 +223,10 @@ class YahooDataProvider(HttpVendorProvider):
                                     detail=f"{_path_of(exc.url)}: {exc.body[:200].decode('utf-8', 'replace')}",
                                     retry_after=exc.retry_after) from exc
         except YahooTransportError as exc:
+            cause = transport_cause(exc, self.host_text()) if exc.kind != "timeout" else None
+            if cause is not None:
+                raise ProviderUnreachable(f"{_path_of(exc.url)}: {cause}", cause=cause, provider=self.name,
+                                          symbol=symbol) from exc
             raise ProviderUnavailable(str(exc), provider=self.name, symbol=symbol) from exc
         except YFRateLimitError as exc:
             raise RateLimitError(f"yfinance: {exc}", provider=self.name, symbol=symbol) from exc

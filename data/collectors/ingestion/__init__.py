@@ -20,8 +20,9 @@ from data.collectors.ingestion.options import MODES, IngestionError, IngestOptio
 from data.collectors.ingestion.plan import (FAILED, SKIPPED_DEAD_LETTER, SUCCESS, UP_TO_DATE, SymbolPlan,
                                             plan_symbols)
 from data.collectors.ingestion.run import RunReport, run_ingestion
-from data.collectors.ingestion.verification import RunFindings, Verification, govern_and_verify
+from data.collectors.ingestion.verification import (RunFindings, Verification, fetch_failure_problem,
+                                                    govern_and_verify)
 
 __all__ = ["FAILED", "MODES", "SKIPPED_DEAD_LETTER", "SUCCESS", "UP_TO_DATE", "IngestionError", "IngestOptions",
            "ProviderStats", "RunContext", "RunFindings", "RunReport", "SymbolFetch", "SymbolPlan", "SymbolResult",
-           "Verification", "fetch_symbols", "govern_and_verify", "new_run_id", "plan_symbols", "run_ingestion"]
+           "Verification", "fetch_failure_problem", "fetch_symbols", "govern_and_verify", "new_run_id", "plan_symbols", "run_ingestion"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter, NoValidPr
 from data.collectors.ingestion.payload import Payload, PayloadPrep, PayloadScorer
 from data.collectors.ingestion.plan import FAILED, SKIPPED_DEAD_LETTER, SUCCESS, UP_TO_DATE, SymbolPlan
 from data.collectors.ingestion.pool import FetchPool, Pending
-from data.providers.base import FetchOutcome
+from data.providers.base import EntitlementError, FetchOutcome, ProviderUnreachable, RateLimitError
 from database import SymbolWrite
 
 
@@ -70,22 +70,59 @@ class SymbolFetch:
         return SymbolWrite(self.result.symbol, self.result.provider, self.payload.frame, self.audit)
 
 
+# A provider's verdict for the run (``ProviderStats.verdicts``).
+PROVIDER_OK, PROVIDER_PARTIAL = "ok", "partial"
+PROVIDER_UNREACHABLE, PROVIDER_DOWN = "unreachable", "unavailable"
+PROVIDER_NOT_ENTITLED, PROVIDER_RATE_LIMITED, PROVIDER_FAILED = "not entitled", "rate limited", "failed"
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
 class ProviderStats:
     """Per provider, what the run saw: symbols asked, served, failures by
-    code, per-symbol latency.  Vendors add their HTTP-level numbers."""
+    code, per-symbol latency, the first message of each failure code.
+    Vendors add their HTTP-level numbers."""
 
     def __init__(self) -> None:
         self.by_provider: dict[str, dict[str, Any]] = {}
 
     def record(self, name: str, outcome: FetchOutcome) -> None:
         entry = self.by_provider.setdefault(name, {"asked": 0, "served": 0, "failures": collections.Counter(),
-                                                   "latencies_ms": []})
+                                                   "latencies_ms": [], "causes": {}, "kinds": collections.Counter()})
         entry["asked"] += 1
         entry["latencies_ms"].append(outcome.latency_ms)
-        if outcome.error is None:
+        error = outcome.error
+        if error is None:
             entry["served"] += 1
-        else:
-            entry["failures"][outcome.error.code] += 1
+            return
+        entry["failures"][error.code] += 1
+        kind = (PROVIDER_UNREACHABLE if isinstance(error, ProviderUnreachable) else
+                PROVIDER_NOT_ENTITLED if isinstance(error, EntitlementError) else
+                PROVIDER_RATE_LIMITED if isinstance(error, RateLimitError) else
+                PROVIDER_DOWN if error.code == "PROVIDER_UNAVAILABLE" else PROVIDER_FAILED)
+        entry["kinds"][kind] += 1
+        # The first message of a kind is its cause: later ones are often the
+        # consequence ("circuit open after 5 consecutive failures").
+        entry["causes"].setdefault(kind, redact(str(getattr(error, "cause", None) or Exception.__str__(error))))
+
+    def verdicts(self) -> list[dict[str, Any]]:
+        """One line of data per provider asked: ``provider``, ``status``
+        (ok, partial, unreachable, unavailable, not entitled, rate limited,
+        failed), ``asked``, ``served``, ``failures`` (code -> symbols),
+        ``failure`` (the commonest kind of failure, as a status word) and
+        ``cause`` (its first message; both None when all were served), in
+        the order the providers were first asked.  The edge renders it with
+        a hint."""
+        out = []
+        for name in self.by_provider:   # in the order first asked
+            seen = self.by_provider[name]
+            kinds: collections.Counter[str] = seen["kinds"]
+            main = kinds.most_common(1)[0][0] if kinds else None
+            status = PROVIDER_OK if main is None else (main if seen["served"] == 0 else PROVIDER_PARTIAL)
+            out.append({"provider": name, "status": status, "asked": seen["asked"], "served": seen["served"],
+                        "failures": dict(seen["failures"]), "failure": main,
+                        "cause": seen["causes"].get(main) if main else None})
+        return out
 
     def rows(self, router: DataRouter) -> list[dict[str, Any]]:
         """provider_health rows: the vendor's own request counts and
@@ -139,7 +176,8 @@ def _served(pending: Pending, name: str, outcome: FetchOutcome, payload: Payload
 
 def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: Settings,
                   raw_dir: Path | None, trail: AuditTrail | None, scorer: PayloadScorer | None = None,
-                  stats: ProviderStats | None = None, stop: StopRequest | None = None) -> Iterable[SymbolFetch]:
+                  stats: ProviderStats | None = None, stop: StopRequest | None = None,
+                  progress: ProgressCallback | None = None) -> Iterable[SymbolFetch]:
     """Fetch every plan through the router, falling back provider by
     provider, and yield each symbol once as it resolves.  Nothing is written
     to the store here; raw payloads are archived under ``raw_dir`` (None: not
@@ -148,21 +186,30 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
     (``DataRouter.record_outcome``) and ``stats``.  ``stop``: raise
     ``RunInterrupted`` promptly when it is requested; leaving early (that,
     any exception, or the caller closing the generator) abandons the fetches
-    in flight instead of waiting for them."""
+    in flight instead of waiting for them.
+
+    ``progress(label, done, total)`` counts provider attempts: ``total``,
+    known before the first request, is one per candidate provider of each
+    symbol (one for a symbol with nothing to fetch); ``done`` advances as
+    each attempt resolves, and by the candidates a symbol no longer needs
+    once it is served (or they became unusable), so it ends at ``total``.
+    It is called once with ``done == 0`` before anything is sent."""
     def event(name: str, **fields: Any) -> None:
         if trail is not None:
             trail.append(name, **fields)
 
+    counter = _AttemptCounter(progress, len(plans))
     prep = PayloadPrep(raw_dir, settings.ingest.raw_archive_compresslevel, scorer)
     pool = FetchPool(router, prep, settings.providers.fetch_workers,
                      settings.providers.process_workers or None, stop=stop)
     try:
         by_provider: dict[str, list[Pending]] = collections.defaultdict(list)
+        immediate: list[SymbolFetch] = []
         for plan in plans:
             symbol = plan.entry.symbol
             if plan.request is None:
                 res = SymbolResult(symbol, plan.outcome or UP_TO_DATE, error_message=plan.note)
-                yield SymbolFetch(plan, res, _unserved_audit(plan, res, count_failure=False))
+                immediate.append(SymbolFetch(plan, res, _unserved_audit(plan, res, count_failure=False)))
                 continue
             cands = router.candidates(plan.request)
             if not cands.providers:
@@ -170,10 +217,16 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
                                    error_message=cands.decision)
                 event("no_valid_provider", level="ERROR", symbol=symbol, skipped=cands.skipped)
                 error = NoValidProviderError(cands.decision or "no provider in the priority list", symbol=symbol)
-                yield SymbolFetch(plan, res, _unserved_audit(plan, res), skipped=cands.skipped,
-                                  outcome=FetchOutcome(plan.request, error=error, attempts=0))
+                immediate.append(SymbolFetch(plan, res, _unserved_audit(plan, res), skipped=cands.skipped,
+                                             outcome=FetchOutcome(plan.request, error=error, attempts=0)))
                 continue
+            counter.total += len(cands.providers)
             by_provider[cands.providers[0]].append(Pending(plan, cands.providers, cands.skipped))
+        counter.total += len(immediate)
+        counter.start()
+        for fetched in immediate:
+            counter.advance(1, f"{fetched.result.symbol}: {fetched.result.outcome}", resolved=True)
+            yield fetched
         for name, items in by_provider.items():
             pool.submit(name, items)
 
@@ -186,6 +239,7 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
             error = outcome.error
             router.record_outcome(name, error)
             if error is None:
+                counter.advance(len(pending.candidates), f"{plan.entry.symbol}: served by {name}", resolved=True)
                 yield _served(pending, name, outcome, payload)
                 continue
             code = error.code
@@ -194,10 +248,15 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
                                   "error": message, "attempts": outcome.attempts})
             event("provider_failed", level="WARNING", symbol=plan.entry.symbol, provider=name, error_code=code,
                   error=message)
-            pending.candidates = [p for p in pending.candidates[1:] if router.still_usable(p, plan.request)]
+            left = pending.candidates[1:]
+            pending.candidates = [p for p in left if router.still_usable(p, plan.request)]
             if pending.candidates:
+                counter.advance(1 + len(left) - len(pending.candidates),
+                                f"{plan.entry.symbol}: {name} {code}, trying {pending.candidates[0]}")
                 pool.submit(pending.candidates[0], [pending])
             else:
+                counter.advance(1 + len(left), f"{plan.entry.symbol}: {name} {code}, no provider left",
+                                resolved=True)
                 res = SymbolResult(plan.entry.symbol, FAILED, error_code=code, error_message=message,
                                    tried=pending.tried)
                 yield SymbolFetch(plan, res, _unserved_audit(plan, res, tried=pending.tried,
@@ -206,3 +265,22 @@ def fetch_symbols(router: DataRouter, plans: Sequence[SymbolPlan], *, settings: 
         pool.abort()
         raise
     pool.close()
+
+
+class _AttemptCounter:
+    """The progress of ``fetch_symbols``: provider attempts done of a total
+    known up front, with the symbols resolved in the label."""
+
+    def __init__(self, progress: ProgressCallback | None, symbols: int):
+        self.progress, self.symbols = progress, symbols
+        self.total = self.done = self.resolved = 0
+
+    def start(self) -> None:
+        if self.progress is not None:
+            self.progress(f"0/{self.symbols} symbols", 0, self.total)
+
+    def advance(self, attempts: int, label: str, *, resolved: bool = False) -> None:
+        self.done += attempts
+        self.resolved += int(resolved)
+        if self.progress is not None:
+            self.progress(f"{self.resolved}/{self.symbols} symbols  {label}", self.done, self.total)

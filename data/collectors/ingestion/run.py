@@ -70,6 +70,7 @@ class RunReport:
     critical: dict[str, str] = field(default_factory=dict)
     verification: Verification | None = None
     cross_check: dict[str, Any] = field(default_factory=dict)
+    providers: list[dict[str, Any]] = field(default_factory=list)   # ProviderStats.verdicts()
 
     @property
     def failed(self) -> list[SymbolResult]:
@@ -84,7 +85,7 @@ class RunReport:
             "symbols_total": len(self.symbols),
             "symbols_failed": len(self.failed),
             "governance": self.verification.to_dict() if self.verification else None,
-            "cross_check": self.cross_check,
+            "cross_check": self.cross_check, "providers": self.providers,
             "symbols": [s.to_dict() for s in self.symbols],
         }
 
@@ -202,6 +203,7 @@ class _FetchRun:
         self.critical: dict[str, str] = {}
         self.drift: dict[str, DriftResult] = {}
         self.health_rows: list[dict[str, Any]] = []
+        self.stats = ProviderStats()
 
     def begin(self, router: DataRouter) -> None:
         """The run's row, RUNNING and owned by this process; the trail's first event."""
@@ -218,17 +220,17 @@ class _FetchRun:
         ctx, options, plans, stop = self.ctx, self.options, self.plans, self.stop
         db, settings, run_id, trail = ctx.db, ctx.settings, ctx.run_id, ctx.trail
         scorer = PayloadScorer(settings, ctx.as_of) if options.mode == "deep_backfill" else None
-        stats = ProviderStats()
+        stats = self.stats
         cross_checking = options.cross_check or settings.cross_check.enabled
         sample_sessions = settings.cross_check.sample_sessions
         tails: dict[str, tuple[str, SymbolPlan, pd.DataFrame]] = {}
         fetching = fetch_symbols(router, plans, settings=settings, raw_dir=self.raw_dir, trail=trail,
-                                 scorer=scorer, stats=stats, stop=stop)
+                                 scorer=scorer, stats=stats, stop=stop, progress=progress)
         try:
             # closing: an exception raised here rather than inside the
             # generator still abandons the fetches in flight at once.
             with contextlib.closing(fetching):
-                for done, fetched in enumerate(fetching, start=1):
+                for fetched in fetching:
                     if stop is not None:
                         stop.check()
                     res = fetched.result
@@ -247,8 +249,6 @@ class _FetchRun:
                             detail={"skipped": fetched.skipped, "asset_class": fetched.plan.entry.asset_class,
                                     "window": [str(request.start), str(request.end)]})
                     self.writer.add(fetched)
-                    if progress:
-                        progress(res.symbol, done, len(plans))
             self.writer.flush()
             self.drift = cross_check(router, tails, settings, trail, self.raw_dir) if cross_checking else {}
         finally:
@@ -285,7 +285,7 @@ class _FetchRun:
         return RunReport(run_id, self.options.mode, ctx.as_of.isoformat(), status, ordered, rows_written,
                          providers_used, str(self.raw_dir) if self.raw_dir.exists() else None, elapsed,
                          self.duplicates, self.critical, verdict,
-                         {s: d.to_dict() for s, d in self.drift.items()})
+                         {s: d.to_dict() for s, d in self.drift.items()}, self.stats.verdicts())
 
 
 def _record_provider_health(ctx: RunContext, rows: list[dict[str, Any]]) -> None:

@@ -101,6 +101,12 @@ def govern_and_verify(ctx: RunContext, found: RunFindings) -> Verification:
     return Verification(gov, fresh, verification, problems, alerts)
 
 
+def fetch_failure_problem(fetch_failures: Sequence[str]) -> str:
+    """The problem line for the symbols that failed to fetch (a report that
+    lists those symbols one per line shows it there instead)."""
+    return f"{len(fetch_failures)} symbol(s) failed to fetch: {', '.join(list(fetch_failures)[:10])}"
+
+
 def verification_problems(stage1: Stage1Verdict, fresh: Mapping[str, Any],
                           fetch_failures: Sequence[str]) -> list[str]:
     """Why a run fails verification, one line each: symbols that failed to
@@ -109,7 +115,7 @@ def verification_problems(stage1: Stage1Verdict, fresh: Mapping[str, Any],
     Empty: it passed."""
     problems = []
     if fetch_failures:
-        problems.append(f"{len(fetch_failures)} symbol(s) failed to fetch: {', '.join(list(fetch_failures)[:10])}")
+        problems.append(fetch_failure_problem(fetch_failures))
     if stage1.failing:
         problems.append(f"{len(stage1.failing)} symbol(s) do not pass Stage 1: "
                         + ", ".join(f"{f['symbol']} {f['state']} {f['reason']}" for f in stage1.failing[:10]))

@@ -36,15 +36,16 @@ module per job:
 """
 from __future__ import annotations
 
-from data.providers.http_vendor.answers import (CapturedResponse, decode_json, frame_notes, http_status_error,
-                                                nearest_midnight_dates, payload_error, reference_tz, result_frame)
+from data.providers.http_vendor.answers import (CapturedResponse, connection_error, decode_json, frame_notes,
+                                                http_status_error, nearest_midnight_dates, payload_error,
+                                                reference_tz, result_frame, transport_cause)
 from data.providers.http_vendor.pacing import RequestPacer, parse_retry_after
 from data.providers.http_vendor.provider import HttpVendorProvider
 from data.providers.http_vendor.quirks import BASE_QUIRKS, BASE_URL_ENV, QuirksError, resolve_quirks
 from data.providers.http_vendor.secret_set import SecretSet
 from data.providers.policy import ProviderHealth
 
-__all__ = ["BASE_QUIRKS", "BASE_URL_ENV", "CapturedResponse", "HttpVendorProvider", "ProviderHealth",
+__all__ = ["BASE_QUIRKS", "BASE_URL_ENV", "CapturedResponse", "HttpVendorProvider", "connection_error", "ProviderHealth",
            "QuirksError", "RequestPacer", "SecretSet", "decode_json", "frame_notes", "http_status_error",
            "nearest_midnight_dates", "parse_retry_after", "payload_error", "reference_tz", "resolve_quirks",
-           "result_frame"]
+           "result_frame", "transport_cause"]

@@ -7,6 +7,9 @@ session dates; suspicious content becomes notes for quality to score.
 from __future__ import annotations
 
 import json
+import re
+import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -14,7 +17,73 @@ import numpy as np
 import pandas as pd
 
 from data.providers.base import (PRICE_COLUMNS, EntitlementError, MalformedDataError, NoDataError, ProviderError,
-                                 ProviderUnavailable, RateLimitError, normalise_bars)
+                                 ProviderUnavailable, ProviderUnreachable, RateLimitError, normalise_bars)
+
+# libcurl's error code in curl_cffi's messages ("curl: (7) ..."): 5/6 DNS, 7 could
+# not connect, 35/60 TLS; 28 (timeout) is not a cause of its own.
+_CURL_CODE = re.compile(r"curl: \((\d+)\)")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc``, its causes and contexts, and urllib3's ``reason``, in order."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop(0)
+        if item is None or any(item is s for s in seen) or len(seen) > 20:
+            continue
+        seen.append(item)
+        todo += [getattr(item, "reason", None) if isinstance(getattr(item, "reason", None), BaseException)
+                 else None, item.__cause__, item.__context__]
+        todo += [a for a in getattr(item, "args", ()) if isinstance(a, BaseException)]
+    return seen
+
+
+def transport_cause(exc: BaseException, host: str) -> str | None:
+    """Why no connection to ``host`` was made, in one short phrase
+    (``connection refused by 127.0.0.1:9``, ``DNS lookup failed for
+    api.polygon.io``), or None when a connection was made (a read timeout,
+    a reset mid-answer: the vendor is reachable but not answering)."""
+    for item in _chain(exc):
+        text = str(item)
+        if isinstance(item, ConnectionRefusedError) or "Connection refused" in text:
+            return f"connection refused by {host}"
+        if isinstance(item, socket.gaierror) or "NameResolutionError" in type(item).__name__ \
+                or "Name or service not known" in text or "Temporary failure in name resolution" in text:
+            return f"DNS lookup failed for {host}"
+        if isinstance(item, ssl.SSLError):
+            return f"TLS handshake failed with {host} ({type(item).__name__})"
+        if isinstance(item, OSError) and getattr(item, "errno", None) in (101, 113):   # network / host unreachable
+            return f"network unreachable to {host} ({item.strerror})"
+        match = _CURL_CODE.search(text)
+        code = int(match.group(1)) if match else None
+        if code == 7:
+            return f"connection refused by {host}"
+        if code in (5, 6):
+            return f"DNS lookup failed for {host}"
+        if code in (35, 60):
+            return f"TLS handshake failed with {host}"
+        if type(item).__name__ in ("ConnectTimeoutError", "ConnectTimeout") \
+                and "NewConnectionError" not in type(item).__name__:
+            return f"no connection to {host} within the deadline"
+    return None
+
+
+def connection_error(exc: BaseException, *, host: str, provider: str, symbol: str | None, what: str,
+                     timeout_text: str) -> ProviderUnavailable:
+    """The typed error for a request that failed in transport: a
+    :class:`ProviderUnreachable` naming the cause when no connection was
+    made, else ProviderUnavailable (``timeout_text`` for a read timeout,
+    else "connection failure" with the exception's type).  ``what`` prefixes
+    the message (the path or the request's label)."""
+    cause = transport_cause(exc, host)
+    prefix = f"{what}: " if what else ""
+    if cause is not None:
+        return ProviderUnreachable(f"{prefix}{cause}", cause=cause, provider=provider, symbol=symbol)
+    if "timeout" in type(exc).__name__.lower():
+        return ProviderUnavailable(f"{prefix}{timeout_text}", provider=provider, symbol=symbol)
+    return ProviderUnavailable(f"{prefix}connection failure ({type(exc).__name__})", provider=provider,
+                               symbol=symbol)
 
 
 def http_status_error(status: int, *, provider: str, symbol: str | None, detail: str,

@@ -19,9 +19,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import urlsplit
 
 from tenacity import Retrying
 
+from core.library_logs import release_stdout_handlers
 from core.settings import Settings, load_settings
 from core.symbols import classify_symbol
 from data.providers.base import (CapabilityError, EntitlementError, FetchOutcome, FetchRequest, FetchResult,
@@ -45,10 +47,16 @@ class HttpVendorProvider:
 
     name = "vendor"
     VENDOR_QUIRKS: dict[str, Any] = {}
+    # The loggers of the vendor's client library: their console handlers are
+    # taken off stdout when the provider is built (core.library_logs).
+    LIBRARY_LOGGERS: tuple[str, ...] = ()
 
     def __init__(self, *, settings: Settings | None = None, env: Mapping[str, str] | None = None,
                  **options: Any):
         env = dict(os.environ if env is None else env)
+        # A client library may log to stdout on its own (polygon's RESTClient
+        # does): its records go to the root logger, i.e. stderr, instead.
+        release_stdout_handlers(self.LIBRARY_LOGGERS)
         settings = settings or load_settings()
         self.quirks = resolve_quirks(self.name, self.VENDOR_QUIRKS, options, settings=settings, env=env)
         self.capabilities = dict(settings.providers.capabilities.get(self.name, {}))
@@ -83,6 +91,13 @@ class HttpVendorProvider:
 
     def base_url_text(self) -> str:
         return str(self.quirks.get("base_url"))
+
+    def host_text(self) -> str:
+        """``host:port`` of the base URL, as a failed connection names it."""
+        parts = urlsplit(self.base_url_text())
+        if not parts.hostname:
+            return self.base_url_text()
+        return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
     # ------------------------------------------------------------ state
     def _blocked(self, request: FetchRequest) -> ProviderError | None:
