@@ -130,6 +130,17 @@ def test_3_a_full_log_disk_sends_no_order(seeded):
     assert _orders(seeded) == []
 
 
+def _put_a_directory_in_place_of(path):
+    """Replace a log file by a directory while the daemon writes to it (a
+    write may recreate the file between the two steps: try again)."""
+    while not path.is_dir():
+        try:
+            path.unlink(missing_ok=True)
+            path.mkdir()
+        except FileExistsError:
+            continue
+
+
 class LogFileBreaker(ScriptedForecaster):
     """A forecaster that, while the cycle fits its models (after the sinks
     were checked), puts a directory where ``live.jsonl`` is: every later
@@ -302,8 +313,7 @@ def test_6_the_heartbeat_outlives_a_failing_log_and_trading_waits_for_the_sink(s
     live = seeded.paths.logs / "live.jsonl"
     with DaemonThread(seeded, forecaster=FlippingForecaster(), heartbeat_seconds=0.05, log=log) as run:
         wait_for(lambda: len(_orders(seeded)) > 0, what="trading")
-        live.unlink()
-        live.mkdir()                      # every write to live.jsonl fails from here on
+        _put_a_directory_in_place_of(live)    # every write to live.jsonl fails from here on
         wait_for(lambda: "SINK_UNAVAILABLE" in out.getvalue() or "no order is sent" in out.getvalue(),
                  what="the sink problem on the console")
         frozen = len(_orders(seeded))
