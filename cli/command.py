@@ -17,8 +17,10 @@ repeated message once and then counted (``core.library_logs``), and under
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -29,6 +31,26 @@ from core.errors import GovernedTradingError
 from core.library_logs import collapsed_library_logs
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
+
+def exit_now(code: int, error: BaseException | None = None) -> NoReturn:
+    """End the process at once with ``code``, after reporting the exit as
+    every command's exit is reported (the audit line, the job's alert).
+
+    For a command whose threads are stuck in a vendor call or its back-off
+    (an interrupted ingest, a daemon that abandoned its refresh): no thread
+    API can cancel them, and the interpreter would wait for them at exit.
+    Everything the command records is recorded by then."""
+    ctx = click.get_current_context(silent=True)
+    command = ctx.command if ctx is not None else None
+    if isinstance(command, OperatorCommand):
+        try:
+            report_exit(command.job_name(), code, error, dict(ctx.params))
+        except Exception:  # noqa: BLE001 - leaving must not fail; report_exit records its own problems
+            pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class OperatorCommand(click.Command):

@@ -26,7 +26,7 @@ import click
 from rich.console import Console
 
 from cli import exit_codes
-from cli.command import OperatorCommand
+from cli.command import OperatorCommand, exit_now
 from cli.console import progress_bar
 from cli.vendor_status import provider_lines
 from cli.options import (ISO_DATE, SYMBOLS, as_of_option, check_source_options, db_option, json_option,
@@ -138,16 +138,15 @@ def leave_interrupted(exc: RunInterrupted, run_id: str, db_path: str, *, as_json
     The store is closed and the run's row is ``ABORTED`` by now; fetch
     threads may still be blocked in a vendor call or its back-off, which no
     thread API can cancel, and the interpreter would wait for them at exit,
-    so the process leaves without joining them (``os._exit``)."""
+    so the process leaves without joining them (``cli.command.exit_now``,
+    which reports the exit first)."""
     code = exit_codes.signal_exit_code(exc.signum)
     if as_json:
         click.echo(json.dumps({"run_id": run_id, "status": "ABORTED", "error": str(exc), "exit_code": code,
                                "db": db_path}, indent=2))
     click.echo(f"error: ingest {exc}: run {run_id} marked ABORTED (batches already committed are kept, "
                f"nothing half-written); run the same command again to resume (exit {code})", err=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(code, exc)
 
 
 def json_document(report: RunReport, code: int, db_path: str) -> dict:

@@ -5,14 +5,13 @@ or under ``--json`` one JSON object on stdout) and its exit code.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any, Callable, Mapping
 
 import click
 
 from cli import exit_codes
-from cli.command import OperatorCommand
+from cli.command import OperatorCommand, exit_now
 from cli.console import log_console, progress_bar
 from cli.options import FiniteNumber, as_of_option, db_option, json_option, tickers_option, universe_option
 from trading.stage2 import (CycleDone, CycleFailed, CycleHalted, CycleInterrupted, DaemonStopped, HistoryHalted,
@@ -66,11 +65,9 @@ def exit_now_if_abandoned(outcome: Stage2Outcome, code: int) -> int:
     the interpreter would otherwise wait at exit for the fetch pool's
     threads (not daemon threads) until the vendor answers.  Everything is
     recorded by then (the logs open their file per record, the store is
-    closed)."""
+    closed), and the exit is reported first (``cli.command.exit_now``)."""
     if isinstance(outcome, DaemonStopped) and outcome.abandoned_refresh:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        exit_now(code)
     return code
 
 

@@ -161,7 +161,8 @@ class RunStore(Protocol):
                error: str | None = None) -> None:
         """Close a run with its outcome and the finishing time (the store's
         clock); ``verification`` None keeps the stored one; ``error`` is what
-        ended a ``FAILED`` or ``ABORTED`` run (None otherwise)."""
+        ended a ``FAILED`` or ``ABORTED`` run (None otherwise).  A run no
+        longer ``RUNNING`` (closed by whoever abandoned it) is left as it is."""
         ...
 
     def running(self) -> list[dict[str, Any]]:

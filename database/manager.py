@@ -262,7 +262,10 @@ class Database:
         for target in (self.path, self.path.parent):
             if target.exists() and not os.access(target, os.W_OK):
                 raise StoreAccessError(f"{target}: not writable")
-        st = os.statvfs(self.path.parent)
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError as exc:         # the directory itself is gone (an unmounted runtime disk)
+            raise StoreAccessError(f"{self.path.parent}: {exc.strerror or exc}") from exc
         if st.f_bavail * st.f_frsize < _MIN_FREE_BYTES:
             raise StoreAccessError(f"{self.path.parent}: disk full ({st.f_bavail * st.f_frsize} bytes free)")
         self.conn.execute(f"PRAGMA busy_timeout = {_WRITE_PROBE_TIMEOUT_MS}")

@@ -43,12 +43,14 @@ class RunRepository:
                rows_written: int, providers_used: Mapping[str, int], verification: str | None = None,
                error: str | None = None) -> None:
         """Close a run with its outcome (``verification`` kept when None;
-        ``error`` what ended a FAILED or ABORTED run)."""
+        ``error`` what ended a FAILED or ABORTED run).  Only a run still
+        RUNNING: one closed already (ABORTED by the daemon that abandoned its
+        refresh, by a signal) keeps that verdict."""
         with self._sql.transaction():
             self._sql.run(
                 "UPDATE ingestion_audit_runs SET finished_at = ?, status = ?, symbols_succeeded = ?, "
                 "symbols_failed = ?, rows_written = ?, providers_used = ?, verification = COALESCE(?, verification), "
-                "error = ? WHERE run_id = ?",
+                "error = ? WHERE run_id = ? AND status = 'RUNNING'",
                 (record_stamp(), status, symbols_succeeded, symbols_failed, rows_written,
                  json.dumps(dict(providers_used), sort_keys=True), verification, error, run_id))
 

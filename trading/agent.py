@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
@@ -123,11 +124,26 @@ class CycleReport:
     results: list[OrderResult] = field(default_factory=list)
 
 
-def order_key(session: str, symbol: str, ordinal: int) -> str:
+STORE_KEY_STATE = "order_key_store"
+
+
+def order_key(store_key: str, session: str, symbol: str, ordinal: int) -> str:
     """An order's idempotency key: the ``ordinal``-th order of ``symbol``
-    in ``session``.  A cycle retried after a crash computes the same key
-    for an order it already recorded, and the store refuses it."""
-    return f"gt-{session}-{symbol}-{ordinal}"
+    in ``session`` from the store ``store_key`` names.  A cycle retried
+    after a crash computes the same key for an order it already recorded,
+    and the store refuses it; another (or a fresh) store trading the same
+    broker account never reuses one (the broker refuses a repeated
+    ``client_order_id``, and reconciling by it would adopt the wrong order)."""
+    return f"gt-{store_key}-{session}-{symbol}-{ordinal}"
+
+
+def store_order_key(db: Store) -> str:
+    """The store's part of every order key: made once, kept in ``trading_state``."""
+    key = db.broker.trading_state(STORE_KEY_STATE)
+    if not key:
+        key = uuid.uuid4().hex[:8]
+        db.broker.set_trading_state(STORE_KEY_STATE, key)
+    return str(key)
 
 
 def _floor_qty(value: float, decimals: int) -> float:
@@ -165,6 +181,7 @@ class TradingAgent:
         # with the symbols' calendars at the wall clock; None: calendar days.
         self.staleness = staleness
         self.stop_requested = stop_requested or (lambda: False)
+        self.store_key = store_order_key(db)
         self.snapshot: Snapshot | None = None
 
     # ------------------------------------------------------------ snapshot
@@ -334,7 +351,7 @@ class TradingAgent:
                     orders.append(OrderRequest(session=session, symbol=symbol, side=side_now, quantity=qty_now,
                                                asset_class=self.entries[symbol].asset_class,
                                                target_weight=weight, reason=f"{state} target {target_now:g}",
-                                               client_order_id=order_key(session, symbol,
+                                               client_order_id=order_key(self.store_key, session, symbol,
                                                                          recorded.get(symbol, 0) + 1)))
         var, cvar = historical_var_cvar(final_weights, snapshot.returns, self.config.var_level)
         return Decision(session=session, mode=self.config.mode, snapshot=snapshot, governance=governance,

@@ -128,9 +128,14 @@ class RefreshWorker:
 
     def start(self, *, ingest: bool) -> bool:
         """Start a refresh (``ingest``: the job too, else only the
-        snapshot); False when one is running already."""
+        snapshot); False when one is running already, or when the last
+        one's result has not been taken yet (a failure must never be
+        overwritten before the tick loop has counted it)."""
         if self.running:
             return False
+        with self._lock:
+            if self._result is not None:
+                return False
         self.with_ingest = ingest and self.job is not None
         self._thread = threading.Thread(target=self._main, args=(self.with_ingest,), name="data-refresh",
                                         daemon=True)
@@ -186,6 +191,7 @@ class TradingDaemon:
         # Keys this daemon may have left open (a previous run's too): the
         # first time each condition is seen clear, it is resolved.
         self._open_alerts: set[str] = set(DAEMON_ALERT_KEYS)
+        self._raised: dict[str, tuple[str, str]] = {}   # key -> (severity, fingerprint) raised by this daemon
         self.ticks = 0
         self.halted = False
         self.sink_problems: list[SinkProblem] = []
@@ -281,6 +287,7 @@ class TradingDaemon:
             return
         if self.halted:
             self._resume()
+        self._clear("daemon.kill_switch")      # also one a previous run left open
         if not self._may_trade():
             return
         if self.refresh_seconds >= 0 and self.monotonic() - self._last_refresh >= self.refresh_seconds:
@@ -331,10 +338,14 @@ class TradingDaemon:
         alert that cannot be sent never disturbs the loop."""
         if self.alerts is None:
             return
+        same = (severity, fingerprint or f"{title}\n{body}")
+        if self._raised.get(key) == same:
+            return                        # raised already by this daemon, unchanged: no store write per tick
         try:
             self.alerts().raise_(key, AlertMessage(title=title, body=body, severity=severity,
                                                    fingerprint=fingerprint, details={"tick": self.ticks}))
             self._open_alerts.add(key)
+            self._raised[key] = same
         except Exception as exc:  # noqa: BLE001 - the policy records its own failures; this is the last net
             self.log.warning("ALERT_NOT_SENT", module="trading.daemon", key=key, exc=exc)
 
@@ -342,6 +353,7 @@ class TradingDaemon:
         if self.alerts is None or key not in self._open_alerts:
             return
         self._open_alerts.discard(key)
+        self._raised.pop(key, None)
         try:
             self.alerts().resolve(key)
         except Exception as exc:  # noqa: BLE001 - as in _alert
@@ -367,7 +379,6 @@ class TradingDaemon:
             self.heartbeat_lost = False
             self.log.warning("HEARTBEAT_BACK", module="trading.daemon", tick=self.ticks,
                              message="the heartbeat is back: trading resumes")
-            self._clear("daemon.heartbeat")
         elif not self.heartbeat_alive():
             self.heartbeat_lost, self._lost_at = True, self.monotonic()
             self.log.error("HEARTBEAT_LOST", module="trading.daemon", tick=self.ticks,
@@ -376,8 +387,12 @@ class TradingDaemon:
                         "the heartbeat stopped: no order is sent until it beats again")
             self._restart_dead_heartbeat()
             return False
-        problems = check_sinks(self.agent.db, self.paths, self.log.files if hasattr(self.log, "files") else [],
-                               tickets=self.write_tickets)
+        self._clear("daemon.heartbeat")        # a no-op unless it was raised (here, or by a previous run)
+        try:
+            problems = check_sinks(self.agent.db, self.paths, self.log.files if hasattr(self.log, "files") else [],
+                                   tickets=self.write_tickets)
+        except Exception as exc:  # noqa: BLE001 - a probe that cannot even run is a sink that cannot be trusted
+            problems = [SinkProblem("runtime", str(self.paths.root), f"{type(exc).__name__}: {exc}")]
         if [str(p) for p in problems] != [str(p) for p in self.sink_problems]:
             if problems:
                 self.log.error("SINK_UNAVAILABLE", module="trading.sinks", tick=self.ticks,
@@ -395,7 +410,8 @@ class TradingDaemon:
             else:
                 self.log.warning("SINKS_BACK", module="trading.sinks", tick=self.ticks,
                                  message="every sink takes writes again: trading resumes")
-                self._clear("daemon.sinks")
+        if not problems:
+            self._clear("daemon.sinks")
         self.sink_problems = problems
         return not problems
 
@@ -415,6 +431,15 @@ class TradingDaemon:
     def _abandon_refresh(self) -> None:
         """A refresh still running at stop is left behind (its thread dies
         with the process); its ingest run is marked ABORTED."""
+        # A refresh thread still running, or fetch threads an ingest left on
+        # a vendor (the pool's threads are not daemon threads): the process
+        # must not wait for them at exit.
+        stuck = [t for t in threading.enumerate()
+                 if t.is_alive() and not t.daemon and t not in (threading.main_thread(), threading.current_thread())]
+        if stuck and not self.worker.running:
+            self.abandoned_refresh = True
+            self.log.warning("FETCH_THREADS_ABANDONED", module="trading.daemon", threads=len(stuck),
+                             message=f"{len(stuck)} fetch thread(s) still waiting on a vendor are abandoned")
         if not self.worker.running:
             return
         self.abandoned_refresh = True

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ from data.governance.rules import GovernanceRules, ages_at
 from database import Store, open_store, store_exists
 from reports.stage1 import judge_store
 from trading.config import LIVE_CONFIRM_ENV, TradingConfig
+
+log = logging.getLogger(__name__)
 
 HALT_BLOCK_TEMPLATE = (
     "[DATA_GOVERNANCE]\n"
@@ -120,23 +123,33 @@ def staleness_check(settings: Settings, entries: Sequence[UniverseEntry],
     return check
 
 
-def append_halt_log(path: Path, text: str, *, reason: str) -> None:
-    """Append one halt record: a stamped header line then the text."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(f"--- {audit_stamp()} {reason}\n{text.rstrip()}\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+def append_halt_log(path: Path, text: str, *, reason: str) -> bool:
+    """Append one halt record: a stamped header line then the text.
+
+    A halt log that cannot be written (a full or read-only disk - the very
+    moment an operator reaches for the kill switch) never undoes or delays
+    the halt: the failure is logged (the console, and the Stage 2 log files
+    that still work) and False is returned."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"--- {audit_stamp()} {reason}\n{text.rstrip()}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        log.error("%s: the halt record (%s) could not be written: %s; the halt stands", path, reason, exc)
+        return False
+    return True
 
 
 RESUME_REASON = "resume"
 
 
-def append_resume_log(path: Path, text: str) -> None:
+def append_resume_log(path: Path, text: str) -> bool:
     """Append a resume record: the halt before it is over.  The runbook's
     "Governance log shows no halts" reads the log's last record
     (:func:`open_halt`)."""
-    append_halt_log(path, text, reason=RESUME_REASON)
+    return append_halt_log(path, text, reason=RESUME_REASON)
 
 
 def open_halt(path: Path) -> str | None:

@@ -73,7 +73,9 @@ def _append_problem(sink: str, path: Path) -> SinkProblem | None:
 def _directory_problem(sink: str, directory: Path) -> SinkProblem | None:
     """A file can be created in ``directory`` (made and removed again)."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        # The directory may be made, not its parents: a runtime directory
+        # that vanished (an unmounted disk) must not be recreated empty.
+        directory.mkdir(exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-", delete=True):
             pass
     except OSError as exc:
@@ -89,7 +91,7 @@ def check_sinks(db: Store, paths: RuntimePaths, log_files: Iterable[Path], *,
     problems: list[SinkProblem] = []
     try:
         db.check_writable()
-    except StoreError as exc:
+    except (StoreError, OSError) as exc:
         problems.append(SinkProblem("database", db.location, str(exc)))
     for path in log_files:
         problem = _append_problem("logs", Path(path))

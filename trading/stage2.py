@@ -42,7 +42,7 @@ from core.runtime import RuntimePaths
 from core.universe import NotInUniverseError
 from database import Store, StoreAccessError, StoreError, open_store
 from trading.agent import KillSwitchEngaged, SnapshotProgress, StopRequested, TradingAgent
-from trading.brokers import LiveAlpacaBroker, PaperBroker
+from trading.brokers import DUPLICATE, LiveAlpacaBroker, PaperBroker
 from trading.config import load_trading_config
 from trading.daemon import TradingDaemon, ingestion_refresh
 from trading.gate import (HistoryGap, append_halt_log, append_resume_log, check_history, kill_switch_engaged,
@@ -230,11 +230,12 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
         if problems:
             _record_sink_problems(db, log, [str(p) for p in problems])
             return SinksUnavailable([str(p) for p in problems])
-        _record_resume(paths, log, run_id)
         if opts.mode == "live":
             ok, why = stage1_passed(db, universe.entries, settings, as_of)
             if not ok:
                 return LiveRefused([f"Stage 1 not verified: {why}"])
+        _record_resume(paths, log, run_id)          # every gate has passed
+        if opts.mode == "live":
             broker = (live_broker_factory or LiveAlpacaBroker)(config.live_credentials, db)
         else:
             broker = PaperBroker(db, config)
@@ -297,8 +298,11 @@ def _record_resume(paths: RuntimePaths, log: OperatorLog, run_id: str) -> None:
     if halt is None:
         return
     text = f"Stage 2 started ({run_id}): every gate passed; the halt recorded as '{halt[4:]}' is over"
-    append_resume_log(paths.governance_halt_log, text)
-    log.info("HALT_RESUMED", module="trading.stage2", message=text)
+    if append_resume_log(paths.governance_halt_log, text):
+        log.info("HALT_RESUMED", module="trading.stage2", message=text)
+    else:
+        log.error("HALT_LOG_NOT_WRITTEN", module="trading.stage2", message=f"{paths.governance_halt_log}: "
+                  f"the resume record could not be written ({text})")
 
 
 @contextlib.contextmanager
@@ -347,9 +351,11 @@ def _run_once(agent: TradingAgent, paths: RuntimePaths, log: OperatorLog, stop: 
         return CycleFailed(f"ticket not written to {paths.tickets_dir} ({type(exc).__name__}: {exc}); "
                            f"the cycle's {len(report.results)} order(s) are recorded in the database")
     filled = sum(1 for r in report.results if r.status == "FILLED")
-    log.info("RUN_ONCE_DONE", module="trading.stage2", session=decision.session, orders=len(report.results),
+    # A DUPLICATE was recorded (and sent) by an earlier run: not sent again now.
+    sent = [r for r in report.results if r.status != DUPLICATE]
+    log.info("RUN_ONCE_DONE", module="trading.stage2", session=decision.session, orders=len(sent),
              filled=filled, ticket=str(json_path), safe_mode=agent.safe_mode.active)
-    return CycleDone(session=decision.session, orders=len(report.results), filled=filled,
+    return CycleDone(session=decision.session, orders=len(sent), filled=filled,
                      gross_exposure=decision.exposure["gross"], var=decision.var, cvar=decision.cvar,
                      safe_mode=agent.safe_mode.active, safe_mode_scale=agent.safe_mode.exposure_scale,
                      ticket=ticket, ticket_md=str(md_path), ticket_json=str(json_path),

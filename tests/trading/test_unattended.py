@@ -198,7 +198,10 @@ def test_3_no_retry_doubles_an_order_two_deciders_one_session(seeded):
     assert [r.status for r in sent_b] == ["DUPLICATE"] * 3
     orders = _orders(seeded)
     assert len(orders) == 3
-    assert [o["client_order_id"] for o in orders] == [f"gt-{SEEDED_AS_OF}-{s}-1" for s in seeded.symbols]
+    with Database(seeded.paths.db) as db:
+        store_key = db.broker.trading_state("order_key_store")
+    assert len(store_key) == 8
+    assert [o["client_order_id"] for o in orders] == [f"gt-{store_key}-{SEEDED_AS_OF}-{s}-1" for s in seeded.symbols]
 
 
 # ----------------------------------------------------------------- 4
@@ -506,3 +509,79 @@ def test_8_the_daemon_alerts_kill_switch_and_loop_errors_once_each_and_their_rec
     assert ("info", "Recovered: Stage 2 in safe mode") in titles
     assert ("warning", "Stage 2 halted by the kill switch") in titles
     assert ("info", "Recovered: Stage 2 halted by the kill switch") in titles
+
+
+# ----------------------------------------------------------------- review regressions
+def test_a_halt_log_that_cannot_be_written_never_undoes_the_halt(seeded):
+    """The kill switch on a full or read-only runtime disk: the daemon halts
+    (no order, no traceback) and says the halt record is missing."""
+    halt_log = seeded.paths.governance_halt_log
+    halt_log.parent.mkdir(parents=True, exist_ok=True)
+    halt_log.mkdir()                                   # every write to it fails
+    with Database(seeded.paths.db) as db:
+        from trading.daemon import TradingDaemon
+        agent = build_agent(seeded, db, forecaster=FlippingForecaster())
+        agent.refresh_snapshot()
+        daemon = TradingDaemon(agent, seeded.paths, agent.log, tick_interval=0.001, data_refresh_minutes=60)
+        seeded.paths.kill_switch.touch()
+        daemon.tick()
+        assert daemon.halted and _orders(seeded) == []
+        seeded.paths.kill_switch.unlink()
+        daemon.tick()                                  # the resume record fails too: trading resumes
+        assert not daemon.halted
+
+
+def test_a_runtime_directory_gone_is_a_sink_problem_not_a_crash(seeded, tmp_path):
+    with Database(seeded.paths.db) as db:
+        from trading.daemon import TradingDaemon
+        agent = build_agent(seeded, db, forecaster=FlippingForecaster())
+        agent.refresh_snapshot()
+        daemon = TradingDaemon(agent, seeded.paths, agent.log, tick_interval=0.001, data_refresh_minutes=60)
+        moved = tmp_path / "moved-runtime"
+        seeded.root.rename(moved)                       # the runtime disk is unmounted under the daemon
+        try:
+            daemon.tick()
+            assert daemon.sink_problems and "database" in str(daemon.sink_problems[0])
+        finally:
+            moved.rename(seeded.root)
+        daemon.tick()
+        assert daemon.sink_problems == []
+
+
+def test_an_alert_a_previous_daemon_left_open_is_resolved_once_its_condition_is_clear(seeded, monkeypatch):
+    from core.alert_policy import AlertPolicy
+    from core.alerts import AlertMessage
+    from core.settings import load_settings as settings_now
+    from trading.daemon import TradingDaemon
+
+    monkeypatch.setenv("ALERT_DRY_RUN", "1")
+    with Database(seeded.paths.db) as db:
+        def policy():
+            return AlertPolicy(source="trading_daemon", run_id="t", settings=settings_now(), store=db.alerts,
+                               paths=seeded.paths)
+        policy().raise_("daemon.sinks", AlertMessage("Stage 2 cannot record orders: trading stopped", "tickets",
+                                                     severity="critical"))   # the previous run stopped here
+        agent = build_agent(seeded, db, forecaster=FlippingForecaster())
+        agent.refresh_snapshot()
+        TradingDaemon(agent, seeded.paths, agent.log, tick_interval=0.001, data_refresh_minutes=60,
+                      alerts=policy).tick()
+    sent = [json.loads(p.read_text()) for p in seeded.paths.alerts_dir.glob("*/*.json")]
+    assert any(a["title"] == "Recovered: Stage 2 cannot record orders: trading stopped" for a in sent)
+
+
+def test_a_refresh_failure_is_never_overwritten_before_the_loop_counts_it(seeded):
+    from trading.daemon import RefreshWorker
+
+    def failing(db, started):
+        raise RuntimeError("vendor answered garbage")
+
+    with Database(seeded.paths.db) as db:
+        agent = build_agent(seeded, db, forecaster=ScriptedForecaster({}, default=0.002))
+        worker = RefreshWorker(agent, db.location, failing, agent.log)
+        assert worker.start(ingest=True)
+        assert worker.wait(30)
+        assert worker.start(ingest=True) is False, "the failure has not been taken yet"
+        snapshot, error = worker.take()
+        assert snapshot is None and "vendor answered garbage" in str(error)
+        assert worker.start(ingest=True)
+        worker.wait(30)
