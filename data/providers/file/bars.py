@@ -8,7 +8,7 @@ splits but no adjusted column) and cuts the request's window.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data.providers.base import ADJ_COMPUTED, ADJ_UNADJUSTED, ADJ_VENDOR, BAR_COLUMNS, FetchRequest, NoDataError
+from data.providers.base import (ADJ_COMPUTED, ADJ_UNADJUSTED, ADJ_VENDOR, BAR_COLUMNS, FetchRequest,
+                                 MalformedDataError, NoDataError)
 from data.providers.file.columns import NUMERIC_COLUMNS
 
 
@@ -30,6 +31,21 @@ class ParsedBars:
     values: dict[str, np.ndarray]           # canonical numeric column -> float64
     table: pa.Table                          # the used columns under their file names (raw payload)
     tickers: np.ndarray | None = None        # upper-cased ticker per row (long files)
+    notes: list[str] = field(default_factory=list)  # the parser's trace (rounded volumes)
+
+
+# The store keeps volumes as SQLite INTEGER, a signed 64-bit number.
+VOLUME_LIMIT = 2.0 ** 63
+
+
+def volume_rows(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose volume the store cannot hold (infinite, or not below
+    2**63 in magnitude), and rows whose volume is fractional.  A missing
+    (NaN) volume is neither: it is stored as NULL for quality to report."""
+    finite = np.isfinite(volume)
+    unstorable = (np.isinf(volume)) | (np.abs(np.where(finite, volume, 0.0)) >= VOLUME_LIMIT)
+    fractional = finite & ~unstorable & (volume != np.round(np.where(finite, volume, 0.0)))
+    return np.flatnonzero(unstorable), np.flatnonzero(fractional)
 
 
 def bars_from_table(table: pa.Table, dates: np.ndarray, mapping: Mapping[str, str], path: Path) -> ParsedBars:
@@ -123,6 +139,9 @@ def compute_adjustment_factors(dates: np.ndarray, close: np.ndarray, dividend: n
 
 
 def contract_frame(bars: ParsedBars, request: FetchRequest) -> tuple[pd.DataFrame, str, list[str]]:
+    """The contract frame of ``bars`` within the request's window, its
+    adjustment and notes (the parser's, then the adjustment's).  A volume
+    the store cannot hold is MalformedDataError, never cast."""
     dates = bars.dates
     values = bars.values
     if len(dates) > 1 and not (dates[1:] >= dates[:-1]).all():
@@ -132,7 +151,7 @@ def contract_frame(bars: ParsedBars, request: FetchRequest) -> tuple[pd.DataFram
             order = np.argsort(dates, kind="stable")
         dates = dates[order]
         values = {k: v[order] for k, v in values.items()}
-    notes: list[str] = []
+    notes: list[str] = list(bars.notes)
     dividend = values.get("dividend")
     split = values.get("split_ratio")
     if dividend is not None:
@@ -164,8 +183,16 @@ def contract_frame(bars: ParsedBars, request: FetchRequest) -> tuple[pd.DataFram
                           + (f" (file spans {_ns_day(dates[0])}..{_ns_day(dates[-1])})" if len(dates) else ""))
     window = slice(i0, i1)
     volume = values["volume"][window]
+    unstorable, _ = volume_rows(volume)
+    if len(unstorable):
+        # The parsers reject these naming the line; this is the last door
+        # before the cast, which would turn 1e20 into -9223372036854775808.
+        row = int(unstorable[0])
+        raise MalformedDataError(f"{bars.source}: volume {volume[row]!r} on {_ns_day(dates[i0 + row])} cannot be "
+                                 f"stored (not a finite number below 2**63)")
     vol_mask = np.isnan(volume)
-    # Volumes are integers in the store; a missing one stays missing (NULL).
+    # Volumes are integers in the store; a missing one stays missing (NULL);
+    # a fractional one is rounded half to even (the parsers note the line).
     vol_int = np.where(vol_mask, 0.0, np.round(volume)).astype(np.int64)
     arrays = [dates[window].view("datetime64[ns]"), values["open"][window], values["high"][window],
               values["low"][window], close[window], np.asarray(adj, dtype=np.float64)[window],

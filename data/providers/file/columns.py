@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data.providers.base import SchemaError
+from data.providers.base import MalformedDataError, SchemaError
 
 # Null markers as vendors write them (Stooq/FRED ".", Yahoo "null").
 NULL_VALUES = ["", ".", "null", "NULL", "Null", "NA", "N/A", "n/a", "NaN", "nan", "None"]
@@ -55,6 +55,19 @@ DATE_PATTERNS = {
 NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf|infinity)$", re.IGNORECASE)
 
 
+SHOWN_CHARS = 60
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``value`` as it may be printed: escaped (``repr``, so binary junk or
+    terminal escapes never reach the terminal raw) and cut to ``limit``
+    characters, with the full length said when cut."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
 def column_key(name: str) -> str:
     return re.sub(r"[\s_.<>\-]", "", str(name)).lower()
 
@@ -67,7 +80,7 @@ def map_columns(names: list[str], path: Path) -> dict[str, str]:
         if canon is None:
             continue
         if canon in mapping:
-            raise SchemaError(f"{path}: columns {mapping[canon]!r} and {name!r} both read as {canon}",
+            raise SchemaError(f"{path}: columns {shown(mapping[canon])} and {shown(name)} both read as {canon}",
                               missing=(canon,))
         mapping[canon] = name
     return mapping
@@ -76,7 +89,8 @@ def map_columns(names: list[str], path: Path) -> dict[str, str]:
 def require_columns(mapping: Mapping[str, str], names: list[str], path: Path) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in mapping]
     if missing:
-        raise SchemaError(f"{path}: missing column(s) {', '.join(missing)}; header has {', '.join(map(str, names))}",
+        header = shown(",".join(map(str, names)))
+        raise SchemaError(f"{path}: missing column(s) {', '.join(missing)}; header has {header}",
                           missing=missing)
 
 
@@ -93,8 +107,11 @@ def _head_lines(data: bytes, count: int) -> list[str]:
     return lines
 
 
-def csv_header(data: bytes) -> tuple[list[str], int, str | None]:
+def csv_header(data: bytes, path: Path | str = "<csv>") -> tuple[list[str], int, str | None]:
     """Header names, rows to skip after the header, and the first data row.
+
+    A header the csv module refuses (a field over its limit) is
+    MalformedDataError naming ``path`` and line 1.
 
     yfinance's ``download(...).to_csv()`` writes a three-row header
     (``Price,Close,...`` / ``Ticker,AAPL,...`` / ``Date,,,...``): its first
@@ -103,7 +120,10 @@ def csv_header(data: bytes) -> tuple[list[str], int, str | None]:
     lines = _head_lines(data, 8)
     if not lines:
         return [], 0, None
-    names = next(csv.reader([lines[0]]), [])
+    try:
+        names = next(csv.reader([lines[0]]), [])
+    except csv.Error as exc:
+        raise MalformedDataError(f"{path}, line 1: unreadable header ({exc}): {shown(lines[0])}") from exc
     skip = 0
     if (len(lines) >= 3 and names and column_key(names[0]) == "price"
             and column_key(lines[1].split(",", 1)[0]) in ("ticker", "symbol")
@@ -125,7 +145,7 @@ def detect_date_format(value: str | None) -> str | None:
 def date_problem(value: str, date_format: str) -> str | None:
     match = DATE_PATTERNS[date_format].match(value)
     if not match:
-        return f"date {value!r} does not match the file's date format {date_format}"
+        return f"date {shown(value)} does not match the file's date format {date_format}"
     try:
         if date_format == US_DATE:
             dt.date(int(match.group(3)), int(match.group(1)), int(match.group(2)))
@@ -134,7 +154,7 @@ def date_problem(value: str, date_format: str) -> str | None:
         else:
             dt.date.fromisoformat(value[:10])
     except ValueError as exc:
-        return f"unparseable date {value!r} ({exc})"
+        return f"unparseable date {shown(value)} ({exc})"
     return None
 
 

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from data.providers.base import MalformedDataError, NoDataError
-from data.providers.file.bars import ParsedBars, bars_from_table
+from data.providers.file.bars import ParsedBars, bars_from_table, volume_rows
 from data.providers.file.columns import (ISO_DATE, NULL_VALUES, NUMBER_RE, NUMERIC_COLUMNS, csv_header,
                                          date_problem, detect_date_format, map_columns, require_columns,
-                                         session_dates)
+                                         session_dates, shown)
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def csv_layout(data: bytes, path: Path) -> CsvLayout:
     required columns are missing, NoDataError for an empty file."""
     if len(data) < 4096 and not data.strip():
         raise NoDataError(f"{path} is empty")
-    names, skip, first_row = csv_header(data)
+    names, skip, first_row = csv_header(data, path)
     if skip:
         mapping = map_columns(["Date", *names[1:]], path)
         mapping["date"] = names[0]
@@ -50,7 +50,10 @@ def csv_layout(data: bytes, path: Path) -> CsvLayout:
     require_columns(mapping, names, path)
     date_format = None
     if first_row is not None:
-        fields = next(csv.reader([first_row]), [])
+        try:
+            fields = next(csv.reader([first_row]), [])
+        except csv.Error:
+            fields = []  # no date format: the full parse names the line
         position = names.index(mapping["date"])
         if position < len(fields):
             date_format = detect_date_format(fields[position])
@@ -99,7 +102,58 @@ def parse_csv(data: bytes, path: Path, layout: CsvLayout | None = None) -> Parse
         raise _locate_csv_error(data, path, layout, exc) from exc
     if table.num_rows == 0:
         raise NoDataError(f"{path} has a header but no rows")
-    return bars_from_table(table, dates, layout.mapping, path)
+    bars = bars_from_table(table, dates, layout.mapping, path)
+    if "volume" in bars.values:
+        _check_volumes(bars, data, layout)
+    return bars
+
+
+def _check_volumes(bars: ParsedBars, data: bytes, layout: CsvLayout) -> None:
+    """A volume the store cannot hold (inf, 1e20) is MalformedDataError
+    naming the line and the value as written; fractional volumes are
+    rounded later, and noted here with the first line."""
+    unstorable, fractional = volume_rows(bars.values["volume"])
+    column = layout.mapping["volume"]
+    if len(unstorable):
+        row = int(unstorable[0])
+        line, text = _row_source(data, layout, row, column)
+        where = f"line {line}" if line else f"data row {row + 1}"
+        value = shown(text) if text is not None else repr(float(bars.values["volume"][row]))
+        raise MalformedDataError(f"{bars.source}, {where}: column {shown(column)}: volume {value} cannot be stored "
+                                 f"(not a finite number below 2**63)")
+    if len(fractional):
+        row = int(fractional[0])
+        line, _ = _row_source(data, layout, row, column)
+        value = float(bars.values["volume"][row])
+        bars.notes.append(f"{bars.source.name}: {len(fractional)} fractional volume(s) rounded to whole units "
+                          f"(first: {'line ' + str(line) if line else f'data row {row + 1}'}, "
+                          f"{value!r} -> {int(np.round(value))})")
+
+
+def _row_source(data: bytes, layout: CsvLayout, row: int, column: str) -> tuple[int | None, str | None]:
+    """The line number (header = 1) of data row ``row`` and its ``column``
+    text as written; (None, None) when the csv module cannot walk the file."""
+    position = list(layout.names).index(column)
+    if batchable_rows(data):  # one row per line: index the newlines
+        newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        k = 1 + layout.skip_after_header + row
+        start = int(newlines[k - 1]) + 1
+        end = int(newlines[k]) if k < len(newlines) else len(data)
+        fields = data[start:end].decode("utf-8", errors="replace").rstrip("\r").split(",")
+        return k + 1, fields[position] if position < len(fields) else None
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=""))
+    try:
+        for _ in range(1 + layout.skip_after_header):
+            next(reader, None)
+        seen = -1
+        for fields in reader:
+            if fields:
+                seen += 1
+                if seen == row:
+                    return reader.line_num, fields[position] if position < len(fields) else None
+    except csv.Error:
+        pass
+    return None, None
 
 
 def batchable_rows(data: bytes) -> int:
@@ -125,11 +179,12 @@ def batchable_rows(data: bytes) -> int:
     return len(newlines) - 1 + (0 if data.endswith(b"\n") else 1)
 
 
-def parse_csv_group(items: list[tuple[bytes, Path, int]], layout: CsvLayout) -> list[ParsedBars] | None:
+def parse_csv_group(items: list[tuple[bytes, Path, int]], layout: CsvLayout) -> list[ParsedBars | None] | None:
     """Parse files that share a header in one arrow call and split the rows
     back per file (arrow's per-call cost is a third of a small file's parse).
-    None when the joint parse fails or the rows do not add up: the caller
-    then parses each file alone, which names the bad file and line."""
+    None when the joint parse fails or the rows do not add up, and None for
+    a file with a volume to reject or round: the caller then parses those
+    files alone, which names the bad file and line."""
     parts: list = [layout.header_line, b"\n"]
     for data, _, _ in items:
         parts.append(memoryview(data)[data.find(b"\n") + 1:])  # no copy before the join
@@ -143,11 +198,15 @@ def parse_csv_group(items: list[tuple[bytes, Path, int]], layout: CsvLayout) -> 
         return None
     values = {canon: table.column(layout.mapping[canon]).to_numpy()
               for canon in NUMERIC_COLUMNS if canon in layout.mapping}
-    out, offset = [], 0
+    out: list[ParsedBars | None] = []
+    offset = 0
     for _, path, rows in items:
         window = slice(offset, offset + rows)
-        out.append(ParsedBars(source=path, dates=dates[window], values={k: v[window] for k, v in values.items()},
-                               table=table.slice(offset, rows)))
+        bars = ParsedBars(source=path, dates=dates[window], values={k: v[window] for k, v in values.items()},
+                          table=table.slice(offset, rows))
+        if "volume" in bars.values and any(len(r) for r in volume_rows(bars.values["volume"])):
+            bars = None  # parsed alone: names the line of the volume (rejected or rounded)
+        out.append(bars)
         offset += rows
     return out
 
@@ -165,30 +224,39 @@ def _locate_csv_error(data: bytes, path: Path, layout: CsvLayout, cause: Excepti
         next(reader, None)
     names = list(layout.names)
     positions = {canon: names.index(name) for canon, name in layout.mapping.items()}
+    try:
+        problem = _first_bad_row(reader, names, positions)
+    except csv.Error as exc:  # a field over the csv module's limit, a stray NUL
+        return MalformedDataError(f"{path}, line {reader.line_num}: unreadable CSV row ({exc})")
+    if problem:
+        return MalformedDataError(f"{path}, {problem}")
+    return MalformedDataError(f"{path}: unreadable CSV: {shown(cause, 200)}")
+
+
+def _first_bad_row(reader, names: list[str], positions: Mapping[str, int]) -> str | None:
+    """``line N: what`` for the first row arrow cannot have taken, or None."""
     date_format: str | None = None
     for row in reader:
         line = reader.line_num
         if not row:
             continue  # arrow skips blank lines too
         if len(row) != len(names):
-            return MalformedDataError(f"{path}, line {line}: expected {len(names)} fields, got {len(row)}: "
-                                      f"{','.join(row)!r}")
+            return f"line {line}: expected {len(names)} fields, got {len(row)}: {shown(','.join(row))}"
         raw_date = row[positions["date"]]
         if raw_date in NULL_VALUES:
-            return MalformedDataError(f"{path}, line {line}: missing date ({raw_date!r})")
+            return f"line {line}: missing date ({raw_date!r})"
         if date_format is None:
             date_format = detect_date_format(raw_date)
             if date_format is None:
-                return MalformedDataError(f"{path}, line {line}: unparseable date {raw_date!r}")
+                return f"line {line}: unparseable date {shown(raw_date)}"
         problem = date_problem(raw_date, date_format)
         if problem:
-            return MalformedDataError(f"{path}, line {line}: {problem}")
+            return f"line {line}: {problem}"
         for canon in NUMERIC_COLUMNS:
             if canon not in positions:
                 continue
             value = row[positions[canon]]
             if value in NULL_VALUES or NUMBER_RE.match(value.strip()):
                 continue
-            return MalformedDataError(f"{path}, line {line}: column {names[positions[canon]]!r}: "
-                                      f"cannot parse {value!r} as a number")
-    return MalformedDataError(f"{path}: unreadable CSV: {cause}")
+            return f"line {line}: column {shown(names[positions[canon]])}: cannot parse {shown(value)} as a number"
+    return None

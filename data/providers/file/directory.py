@@ -6,8 +6,10 @@ column) are found by reading only that column, on first need.
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from core.errors import MissingInputError
-from data.providers.base import MalformedDataError, ProviderError
+from data.providers.base import MalformedDataError, ProviderCrash, ProviderError
 from core.symbols import filename_for
 from data.providers.file.columns import NULL_VALUES, csv_header, map_columns
 
@@ -87,8 +89,27 @@ def suffix_preference(path: Path) -> tuple[int, str]:
     return rank, path.name
 
 
-def unreadable(path: Path, exc: OSError) -> MalformedDataError:
-    return MalformedDataError(f"{path}: cannot read the file: {exc}")
+# What reading or parsing one bad file can raise besides our typed errors:
+# each is that file's symbol's MALFORMED_DATA, never the batch's failure.
+FILE_ERRORS = (OSError, EOFError, zlib.error, csv.Error, ValueError, pa.ArrowException)
+
+
+def error_name(exc: BaseException) -> str:
+    """``zlib.error``, ``OSError``: the exception's class as a reader knows it."""
+    module = type(exc).__module__
+    return type(exc).__qualname__ if module == "builtins" else f"{module.lstrip('_')}.{type(exc).__qualname__}"
+
+
+def unreadable(path: Path, exc: BaseException) -> ProviderError:
+    """``exc``, raised while reading or parsing ``path``, as a typed error
+    naming the file: MALFORMED_DATA for what a bad file can raise, a
+    PROVIDER_CRASH (still one symbol's outcome) for anything else."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, FILE_ERRORS):
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return MalformedDataError(f"{path}: cannot read the file: {reason} ({error_name(exc)})")
+    return ProviderCrash.wrapping(exc, prefix=f"{path}: ")
 
 
 def read_payload(path: Path) -> tuple[bytes, bool]:
@@ -98,8 +119,8 @@ def read_payload(path: Path) -> tuple[bytes, bool]:
     if lower.endswith(".gz"):
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise MalformedDataError(f"{path}: not a readable gzip file: {exc}") from exc
+        except (OSError, EOFError, zlib.error) as exc:
+            raise MalformedDataError(f"{path}: not a readable gzip file: {exc} ({error_name(exc)})") from exc
     return data, lower.endswith(".parquet")
 
 
@@ -120,7 +141,7 @@ def ticker_values(path: Path) -> frozenset[str] | None:
         else:
             with open(path, "rb") as fh:
                 head = fh.readline()
-        names, _, _ = csv_header(head)
+        names, _, _ = csv_header(head, path)
         mapping = map_columns(names, path)
         if "ticker" not in mapping:
             return None
@@ -135,13 +156,28 @@ def ticker_values(path: Path) -> frozenset[str] | None:
 
 
 def scan_directory(directory: Path) -> DirectoryIndex:
-    """Data files of ``directory`` by upper-cased stem, the preferred suffix first."""
+    """Data files of ``directory`` by upper-cased stem, the preferred suffix first.
+
+    An entry that cannot even be inspected (a symlink loop, a link into a
+    directory we may not search) is kept under its name: reading it then
+    fails the symbol it is named after, naming the path, and nothing else.
+    Directories, FIFOs and dangling links are not data files and are skipped.
+    """
     per_symbol: dict[str, list[Path]] = {}
     files: list[Path] = []
-    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as exc:
+        raise DataDirectoryNotFound(directory, f"cannot be listed: {exc.strerror or exc}") from exc
+    for entry in entries:
         stem = data_stem(entry.name)
-        if stem is None or not entry.is_file():
+        if stem is None:
             continue
+        try:
+            if not entry.is_file():
+                continue
+        except OSError:
+            pass  # kept: fetching it names the path and the reason
         path = Path(entry.path)
         files.append(path)
         per_symbol.setdefault(stem.upper(), []).append(path)
@@ -157,10 +193,10 @@ def find_long_files(index: DirectoryIndex) -> None:
     for path in index.files:
         try:
             symbols = ticker_values(path)
-        except (OSError, ValueError, pa.ArrowException, ProviderError) as exc:
-            # One unreadable file must not hide the others' symbols;
-            # test() reports it.
-            index.long_errors.append(f"{path.name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - contained: one file, reported
+            # One unreadable file must not hide the others' symbols; test()
+            # and the NO_DATA message of a symbol not found report it.
+            index.long_errors.append(str(unreadable(path, exc)))
             continue
         if symbols is not None:
             long_files.append(LongFile(path, symbols))

@@ -9,12 +9,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data.providers.base import MalformedDataError, NoDataError
-from data.providers.file.bars import ParsedBars, bars_from_table
+from data.providers.file.bars import ParsedBars, bars_from_table, volume_rows
 from data.providers.file.columns import (ISO_DATE, NULL_VALUES, NUMERIC_COLUMNS, date_problem, detect_date_format,
-                                         map_columns, require_columns, session_dates)
+                                         map_columns, require_columns, session_dates, shown)
 
 
 def parse_parquet(data: bytes, path: Path) -> ParsedBars:
+    """The file's bars in file order; MalformedDataError naming the row of
+    a bad value (a volume the store cannot hold included)."""
     try:
         names = list(pq.read_schema(pa.BufferReader(data)).names)
         mapping = map_columns(names, path)
@@ -35,7 +37,19 @@ def parse_parquet(data: bytes, path: Path) -> ParsedBars:
         columns[mapping["ticker"]] = table.column(mapping["ticker"]).cast(pa.string())
     typed = pa.table(columns)
     dates = _parquet_dates(date_col, path, mapping["date"])
-    return bars_from_table(typed, dates, mapping, path)
+    bars = bars_from_table(typed, dates, mapping, path)
+    if "volume" in bars.values:
+        unstorable, fractional = volume_rows(bars.values["volume"])
+        name = shown(mapping["volume"])
+        if len(unstorable):
+            row = int(unstorable[0])
+            raise MalformedDataError(f"{path}, row {row + 1}: column {name}: volume {bars.values['volume'][row]!r} "
+                                     f"cannot be stored (not a finite number below 2**63)")
+        if len(fractional):
+            value = float(bars.values["volume"][int(fractional[0])])
+            bars.notes.append(f"{path.name}: {len(fractional)} fractional volume(s) rounded to whole units "
+                              f"(first: row {int(fractional[0]) + 1}, {value!r} -> {int(round(value))})")
+    return bars
 
 
 def _parquet_numeric(column: pa.ChunkedArray, path: Path, name: str) -> pa.ChunkedArray:
@@ -52,7 +66,8 @@ def _parquet_numeric(column: pa.ChunkedArray, path: Path, name: str) -> pa.Chunk
             try:
                 float(value)
             except (TypeError, ValueError):
-                raise MalformedDataError(f"{path}, row {i}: column {name!r}: cannot parse {value!r} as a number") from exc
+                raise MalformedDataError(f"{path}, row {i}: column {shown(name)}: cannot parse {shown(value)} "
+                                         f"as a number") from exc
         raise MalformedDataError(f"{path}: column {name!r}: {exc}") from exc
 
 

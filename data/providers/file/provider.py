@@ -23,8 +23,9 @@ from data.providers.base import (FetchOutcome, FetchRequest, FetchResult, NoData
                                  SingleSymbolProvider)
 from data.providers.file.bars import ParsedBars, contract_frame, group_rows, rows_of_symbol_if_mixed
 from data.providers.file.csv_format import CsvLayout, batchable_rows, csv_layout, parse_csv, parse_csv_group
-from data.providers.file.directory import (DATA_SUFFIXES, DirectoryIndex, find_long_files, per_symbol_paths,
-                                           read_payload, require_data_directory, scan_directory, unreadable)
+from data.providers.file.directory import (DATA_SUFFIXES, DataDirectoryNotFound, DirectoryIndex, find_long_files,
+                                           per_symbol_paths, read_payload, require_data_directory, scan_directory,
+                                           unreadable)
 from data.providers.file.parquet_format import parse_parquet
 from data.providers.guard import FetchGuard, checked
 from core.symbols import filename_for
@@ -103,10 +104,7 @@ class FileDataProvider(SingleSymbolProvider):
             try:
                 data, _ = read_payload(path)
                 layout = csv_layout(data, path)
-            except ProviderError as exc:
-                yield self._failure(request, exc, time.perf_counter() - t0)
-                continue
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - one file's failure is its symbol's outcome
                 yield self._failure(request, unreadable(path, exc), time.perf_counter() - t0)
                 continue
             joinable = ("ticker" not in layout.mapping and layout.date_format is not None
@@ -122,7 +120,10 @@ class FileDataProvider(SingleSymbolProvider):
             if len(members) < 2:
                 continue
             t0 = time.perf_counter()
-            parsed = parse_csv_group([(m.data, m.path, m.rows) for m in members], members[0].layout)
+            try:
+                parsed = parse_csv_group([(m.data, m.path, m.rows) for m in members], members[0].layout)
+            except Exception:  # noqa: BLE001 - each file is then parsed alone and names its own problem
+                parsed = None
             share = (time.perf_counter() - t0) / len(members)
             for member, bars in zip(members, parsed or [None] * len(members)):
                 member.bars = bars
@@ -135,8 +136,8 @@ class FileDataProvider(SingleSymbolProvider):
                 if bars.tickers is not None:
                     bars = rows_of_symbol_if_mixed(bars, item.request.symbol, item.notes)
                 result = self._result(item.request, bars, item.data, "csv", item.notes)
-            except ProviderError as exc:
-                yield self._failure(item.request, exc, item.elapsed + time.perf_counter() - t0)
+            except Exception as exc:  # noqa: BLE001 - one file's failure is its symbol's outcome
+                yield self._failure(item.request, unreadable(item.path, exc), item.elapsed + time.perf_counter() - t0)
                 continue
             item.data = b""  # the payload now lives in the result only
             yield FetchOutcome(item.request, result=result,
@@ -144,16 +145,27 @@ class FileDataProvider(SingleSymbolProvider):
         yield from super().fetch(alone)
 
     def fetch_one(self, request: FetchRequest) -> FetchResult:
-        """Bars of ``request.symbol`` within [start, end] from this directory."""
+        """Bars of ``request.symbol`` within [start, end] from this directory.
+
+        Whatever reading or parsing its file raises is a typed error naming
+        the file (MALFORMED_DATA, or PROVIDER_CRASH for a bug), so that
+        :meth:`fetch` turns it into this symbol's outcome alone; only a
+        missing directory is raised as such."""
         index = self._build_index()
         path, notes = self._resolve(index, request.symbol)
+        try:
+            return self._fetch_file(index, request, path, notes)
+        except (ProviderError, DataDirectoryNotFound):
+            raise
+        except Exception as exc:  # noqa: BLE001 - contained to this symbol
+            raise unreadable(path or self.directory, exc) from exc
+
+    def _fetch_file(self, index: DirectoryIndex, request: FetchRequest, path: Path | None,
+                    notes: list[str]) -> FetchResult:
         if path is None:
             bars, raw = self._from_long_files(index, request.symbol)
             return self._result(request, bars, raw, "csv", notes)
-        try:
-            raw, is_parquet = read_payload(path)
-        except OSError as exc:
-            raise unreadable(path, exc) from exc
+        raw, is_parquet = read_payload(path)
         bars = _parse_payload(raw, path, is_parquet)
         if bars.tickers is not None:
             bars = rows_of_symbol_if_mixed(bars, request.symbol, notes)
@@ -208,7 +220,7 @@ class FileDataProvider(SingleSymbolProvider):
             looked = sorted(set((symbol, filename_for(symbol))))
             raise NoDataError(f"no file for {symbol} in {self.directory} (looked for "
                               f"{' / '.join(looked)} with {', '.join(DATA_SUFFIXES)}, and a ticker column in "
-                              f"{len(index.files)} file(s))", symbol=symbol)
+                              f"{len(index.files)} file(s))" + _unreadable_note(index), symbol=symbol)
         parts = []
         for path in holders:
             bars, groups = self._parsed_long_file(path)
@@ -238,10 +250,7 @@ class FileDataProvider(SingleSymbolProvider):
                 if cached is not None:
                     self._long_cache.move_to_end(path)
                     return cached
-            try:
-                raw, is_parquet = read_payload(path)
-            except OSError as exc:
-                raise unreadable(path, exc) from exc
+            raw, is_parquet = read_payload(path)
             bars = _parse_payload(raw, path, is_parquet)
             order, groups = group_rows(bars.tickers)
             regrouped = ParsedBars(source=path, dates=bars.dates[order],
@@ -252,6 +261,13 @@ class FileDataProvider(SingleSymbolProvider):
                 while len(self._long_cache) > self._long_cache_size:
                     self._long_cache.popitem(last=False)
             return regrouped, groups
+
+
+def _unreadable_note(index: DirectoryIndex) -> str:
+    """For a NO_DATA message: the files whose ticker column could not be read."""
+    if not index.long_errors:
+        return ""
+    return f"; {len(index.long_errors)} file(s) could not be read, first: {index.long_errors[0]}"
 
 
 def _parse_payload(data: bytes, path: Path, is_parquet: bool) -> ParsedBars:
