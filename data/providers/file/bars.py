@@ -8,7 +8,7 @@ splits but no adjusted column) and cuts the request's window.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -31,21 +31,27 @@ class ParsedBars:
     values: dict[str, np.ndarray]           # canonical numeric column -> float64
     table: pa.Table                          # the used columns under their file names (raw payload)
     tickers: np.ndarray | None = None        # upper-cased ticker per row (long files)
-    notes: list[str] = field(default_factory=list)  # the parser's trace (rounded volumes)
 
 
 # The store keeps volumes as SQLite INTEGER, a signed 64-bit number.
 VOLUME_LIMIT = 2.0 ** 63
 
 
-def volume_rows(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows whose volume the store cannot hold (infinite, or not below
-    2**63 in magnitude), and rows whose volume is fractional.  A missing
-    (NaN) volume is neither: it is stored as NULL for quality to report."""
+def volume_problem(volume: np.ndarray) -> tuple[int, str] | None:
+    """The first row (file order) whose volume the store cannot hold, and
+    why: infinite or not below 2**63 in magnitude (SQLite INTEGER), or
+    fractional (the store keeps whole units; rounding would change the
+    data without a trace).  A missing (NaN) volume is fine: stored as NULL
+    for quality to report.  None when every volume can be stored."""
     finite = np.isfinite(volume)
-    unstorable = (np.isinf(volume)) | (np.abs(np.where(finite, volume, 0.0)) >= VOLUME_LIMIT)
-    fractional = finite & ~unstorable & (volume != np.round(np.where(finite, volume, 0.0)))
-    return np.flatnonzero(unstorable), np.flatnonzero(fractional)
+    whole = np.where(finite, volume, 0.0)
+    bad = np.isinf(volume) | (np.abs(whole) >= VOLUME_LIMIT) | (whole != np.round(whole))
+    if not bad.any():
+        return None
+    row = int(np.argmax(bad))
+    if np.isinf(volume[row]) or abs(volume[row]) >= VOLUME_LIMIT:
+        return row, "cannot be stored (not a finite number below 2**63)"
+    return row, "is not a whole number (the store keeps whole units; volumes are never rounded)"
 
 
 def bars_from_table(table: pa.Table, dates: np.ndarray, mapping: Mapping[str, str], path: Path) -> ParsedBars:
@@ -140,8 +146,8 @@ def compute_adjustment_factors(dates: np.ndarray, close: np.ndarray, dividend: n
 
 def contract_frame(bars: ParsedBars, request: FetchRequest) -> tuple[pd.DataFrame, str, list[str]]:
     """The contract frame of ``bars`` within the request's window, its
-    adjustment and notes (the parser's, then the adjustment's).  A volume
-    the store cannot hold is MalformedDataError, never cast."""
+    adjustment and the adjustment's notes.  A volume the store cannot hold
+    (see :func:`volume_problem`) is MalformedDataError, never cast."""
     dates = bars.dates
     values = bars.values
     if len(dates) > 1 and not (dates[1:] >= dates[:-1]).all():
@@ -151,7 +157,7 @@ def contract_frame(bars: ParsedBars, request: FetchRequest) -> tuple[pd.DataFram
             order = np.argsort(dates, kind="stable")
         dates = dates[order]
         values = {k: v[order] for k, v in values.items()}
-    notes: list[str] = list(bars.notes)
+    notes: list[str] = []
     dividend = values.get("dividend")
     split = values.get("split_ratio")
     if dividend is not None:
@@ -183,16 +189,15 @@ def contract_frame(bars: ParsedBars, request: FetchRequest) -> tuple[pd.DataFram
                           + (f" (file spans {_ns_day(dates[0])}..{_ns_day(dates[-1])})" if len(dates) else ""))
     window = slice(i0, i1)
     volume = values["volume"][window]
-    unstorable, _ = volume_rows(volume)
-    if len(unstorable):
+    problem = volume_problem(volume)
+    if problem:
         # The parsers reject these naming the line; this is the last door
         # before the cast, which would turn 1e20 into -9223372036854775808.
-        row = int(unstorable[0])
-        raise MalformedDataError(f"{bars.source}: volume {volume[row]!r} on {_ns_day(dates[i0 + row])} cannot be "
-                                 f"stored (not a finite number below 2**63)")
+        row, why = problem
+        raise MalformedDataError(f"{bars.source}: volume {volume[row]!r} on {_ns_day(dates[i0 + row])} {why}")
     vol_mask = np.isnan(volume)
-    # Volumes are integers in the store; a missing one stays missing (NULL);
-    # a fractional one is rounded half to even (the parsers note the line).
+    # Volumes are integers in the store (whole, checked above); a missing
+    # one stays missing (NULL).
     vol_int = np.where(vol_mask, 0.0, np.round(volume)).astype(np.int64)
     arrays = [dates[window].view("datetime64[ns]"), values["open"][window], values["high"][window],
               values["low"][window], close[window], np.asarray(adj, dtype=np.float64)[window],

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from data.providers.base import MalformedDataError, NoDataError
-from data.providers.file.bars import ParsedBars, bars_from_table, volume_rows
+from data.providers.file.bars import ParsedBars, bars_from_table, volume_problem
 from data.providers.file.columns import (ISO_DATE, NULL_VALUES, NUMBER_RE, NUMERIC_COLUMNS, csv_header,
                                          date_problem, detect_date_format, map_columns, require_columns,
                                          session_dates, shown)
@@ -109,25 +109,17 @@ def parse_csv(data: bytes, path: Path, layout: CsvLayout | None = None) -> Parse
 
 
 def _check_volumes(bars: ParsedBars, data: bytes, layout: CsvLayout) -> None:
-    """A volume the store cannot hold (inf, 1e20) is MalformedDataError
-    naming the line and the value as written; fractional volumes are
-    rounded later, and noted here with the first line."""
-    unstorable, fractional = volume_rows(bars.values["volume"])
+    """A volume the store cannot hold (inf, 1e20, 1018.6) is
+    MalformedDataError naming the line and the value as written."""
+    problem = volume_problem(bars.values["volume"])
+    if problem is None:
+        return
+    row, why = problem
     column = layout.mapping["volume"]
-    if len(unstorable):
-        row = int(unstorable[0])
-        line, text = _row_source(data, layout, row, column)
-        where = f"line {line}" if line else f"data row {row + 1}"
-        value = shown(text) if text is not None else repr(float(bars.values["volume"][row]))
-        raise MalformedDataError(f"{bars.source}, {where}: column {shown(column)}: volume {value} cannot be stored "
-                                 f"(not a finite number below 2**63)")
-    if len(fractional):
-        row = int(fractional[0])
-        line, _ = _row_source(data, layout, row, column)
-        value = float(bars.values["volume"][row])
-        bars.notes.append(f"{bars.source.name}: {len(fractional)} fractional volume(s) rounded to whole units "
-                          f"(first: {'line ' + str(line) if line else f'data row {row + 1}'}, "
-                          f"{value!r} -> {int(np.round(value))})")
+    line, text = _row_source(data, layout, row, column)
+    where = f"line {line}" if line else f"data row {row + 1}"
+    value = shown(text) if text is not None else repr(float(bars.values["volume"][row]))
+    raise MalformedDataError(f"{bars.source}, {where}: column {shown(column)}: volume {value} {why}")
 
 
 def _row_source(data: bytes, layout: CsvLayout, row: int, column: str) -> tuple[int | None, str | None]:
@@ -183,7 +175,7 @@ def parse_csv_group(items: list[tuple[bytes, Path, int]], layout: CsvLayout) -> 
     """Parse files that share a header in one arrow call and split the rows
     back per file (arrow's per-call cost is a third of a small file's parse).
     None when the joint parse fails or the rows do not add up, and None for
-    a file with a volume to reject or round: the caller then parses those
+    a file with a volume to reject: the caller then parses those
     files alone, which names the bad file and line."""
     parts: list = [layout.header_line, b"\n"]
     for data, _, _ in items:
@@ -204,8 +196,8 @@ def parse_csv_group(items: list[tuple[bytes, Path, int]], layout: CsvLayout) -> 
         window = slice(offset, offset + rows)
         bars = ParsedBars(source=path, dates=dates[window], values={k: v[window] for k, v in values.items()},
                           table=table.slice(offset, rows))
-        if "volume" in bars.values and any(len(r) for r in volume_rows(bars.values["volume"])):
-            bars = None  # parsed alone: names the line of the volume (rejected or rounded)
+        if "volume" in bars.values and volume_problem(bars.values["volume"]):
+            bars = None  # parsed alone: names the line of the bad volume
         out.append(bars)
         offset += rows
     return out

@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data.providers.base import MalformedDataError, NoDataError
-from data.providers.file.bars import ParsedBars, bars_from_table, volume_rows
+from data.providers.file.bars import ParsedBars, bars_from_table, volume_problem
 from data.providers.file.columns import (ISO_DATE, NULL_VALUES, NUMERIC_COLUMNS, date_problem, detect_date_format,
                                          map_columns, require_columns, session_dates, shown)
 
@@ -38,17 +38,11 @@ def parse_parquet(data: bytes, path: Path) -> ParsedBars:
     typed = pa.table(columns)
     dates = _parquet_dates(date_col, path, mapping["date"])
     bars = bars_from_table(typed, dates, mapping, path)
-    if "volume" in bars.values:
-        unstorable, fractional = volume_rows(bars.values["volume"])
-        name = shown(mapping["volume"])
-        if len(unstorable):
-            row = int(unstorable[0])
-            raise MalformedDataError(f"{path}, row {row + 1}: column {name}: volume {bars.values['volume'][row]!r} "
-                                     f"cannot be stored (not a finite number below 2**63)")
-        if len(fractional):
-            value = float(bars.values["volume"][int(fractional[0])])
-            bars.notes.append(f"{path.name}: {len(fractional)} fractional volume(s) rounded to whole units "
-                              f"(first: row {int(fractional[0]) + 1}, {value!r} -> {int(round(value))})")
+    problem = volume_problem(bars.values["volume"]) if "volume" in bars.values else None
+    if problem:
+        row, why = problem
+        raise MalformedDataError(f"{path}, row {row + 1}: column {shown(mapping['volume'])}: "
+                                 f"volume {bars.values['volume'][row]!r} {why}")
     return bars
 
 
