@@ -123,12 +123,12 @@ def test_an_unexpected_exception_is_one_symbols_crash_naming_the_file(tmp_path, 
                              "volume": [1.0]}), tmp_path / "P.parquet")
     real = provider_module.parse_csv
 
-    def flaky(data, path, layout=None):
+    def flaky(data, path, layout=None, **kw):
         if path.name == "B.csv":
             raise RuntimeError("boom")
-        return real(data, path, layout)
+        return real(data, path, layout, **kw)
 
-    def broken(data, path):
+    def broken(data, path, **kw):
         raise KeyError("nope")
 
     monkeypatch.setattr(provider_module, "parse_csv", flaky)
@@ -148,3 +148,13 @@ def test_a_directory_that_cannot_be_listed_is_the_operators_input(tmp_path, monk
     monkeypatch.setattr(os, "scandir", refuse)   # chmod 0 does not stop root
     with pytest.raises(DataDirectoryNotFound, match="cannot be listed: Permission denied"):
         list(FileDataProvider(directory=tmp_path).fetch([request("A")]))
+
+
+def test_a_bad_volume_in_a_long_file_fails_only_the_symbol_of_its_row(tmp_path):
+    rows = [f"{t},2024-01-0{d},10,11,9,10.5,10.5,{1000 + d}" for t in ("AAA", "BBB", "CCC") for d in (2, 3, 4)]
+    rows[4] = "BBB,2024-01-03,10,11,9,10.5,10.5,1e20"
+    (tmp_path / "dump.csv").write_text("ticker,Date,Open,High,Low,Close,Adj Close,Volume\n" + "\n".join(rows) + "\n")
+    got = outcomes(tmp_path, ["AAA", "BBB", "CCC"])
+    assert got["AAA"].result is not None and got["CCC"].result is not None
+    assert isinstance(got["BBB"].error, MalformedDataError)
+    assert "dump.csv: BBB on 2024-01-03: volume 1e+20 cannot be stored" in str(got["BBB"].error)

@@ -191,10 +191,12 @@ def contract_frame(bars: ParsedBars, request: FetchRequest) -> tuple[pd.DataFram
     volume = values["volume"][window]
     problem = volume_problem(volume)
     if problem:
-        # The parsers reject these naming the line; this is the last door
-        # before the cast, which would turn 1e20 into -9223372036854775808.
+        # The per-symbol parsers reject these naming the line; long files
+        # are judged here, per symbol; and this is the last door before the
+        # cast, which would turn 1e20 into -9223372036854775808.
         row, why = problem
-        raise MalformedDataError(f"{bars.source}: volume {volume[row]!r} on {_ns_day(dates[i0 + row])} {why}")
+        raise MalformedDataError(f"{bars.source}: {request.symbol} on {_ns_day(dates[i0 + row])}: "
+                                 f"volume {float(volume[row])!r} {why}")
     vol_mask = np.isnan(volume)
     # Volumes are integers in the store (whole, checked above); a missing
     # one stays missing (NULL).

@@ -93,8 +93,12 @@ def _arrow_read(data: bytes, layout: CsvLayout) -> tuple[pa.Table, np.ndarray]:
     return table, session_dates(table.column(layout.mapping["date"]), layout.date_format)
 
 
-def parse_csv(data: bytes, path: Path, layout: CsvLayout | None = None) -> ParsedBars:
-    """Arrow fast path; on any conversion failure the slow pass names the line."""
+def parse_csv(data: bytes, path: Path, layout: CsvLayout | None = None, *, check_volumes: bool = True) -> ParsedBars:
+    """Arrow fast path; on any conversion failure the slow pass names the line.
+
+    A volume the store cannot hold is MalformedDataError naming the line,
+    unless ``check_volumes`` is off (a long file: the symbol whose row it is
+    fails alone, in :func:`contract_frame`)."""
     layout = layout or csv_layout(data, path)
     try:
         table, dates = _arrow_read(data, layout)
@@ -103,7 +107,7 @@ def parse_csv(data: bytes, path: Path, layout: CsvLayout | None = None) -> Parse
     if table.num_rows == 0:
         raise NoDataError(f"{path} has a header but no rows")
     bars = bars_from_table(table, dates, layout.mapping, path)
-    if "volume" in bars.values:
+    if check_volumes and "volume" in bars.values:
         _check_volumes(bars, data, layout)
     return bars
 

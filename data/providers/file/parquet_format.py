@@ -14,9 +14,10 @@ from data.providers.file.columns import (ISO_DATE, NULL_VALUES, NUMERIC_COLUMNS,
                                          map_columns, require_columns, session_dates, shown)
 
 
-def parse_parquet(data: bytes, path: Path) -> ParsedBars:
+def parse_parquet(data: bytes, path: Path, *, check_volumes: bool = True) -> ParsedBars:
     """The file's bars in file order; MalformedDataError naming the row of
-    a bad value (a volume the store cannot hold included)."""
+    a bad value (a volume the store cannot hold included, unless
+    ``check_volumes`` is off: see :func:`parse_csv`)."""
     try:
         names = list(pq.read_schema(pa.BufferReader(data)).names)
         mapping = map_columns(names, path)
@@ -38,7 +39,7 @@ def parse_parquet(data: bytes, path: Path) -> ParsedBars:
     typed = pa.table(columns)
     dates = _parquet_dates(date_col, path, mapping["date"])
     bars = bars_from_table(typed, dates, mapping, path)
-    problem = volume_problem(bars.values["volume"]) if "volume" in bars.values else None
+    problem = volume_problem(bars.values["volume"]) if check_volumes and "volume" in bars.values else None
     if problem:
         row, why = problem
         raise MalformedDataError(f"{path}, row {row + 1}: column {shown(mapping['volume'])}: "

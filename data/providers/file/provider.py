@@ -251,7 +251,9 @@ class FileDataProvider(SingleSymbolProvider):
                     self._long_cache.move_to_end(path)
                     return cached
             raw, is_parquet = read_payload(path)
-            bars = _parse_payload(raw, path, is_parquet)
+            # Volumes are judged per symbol (contract_frame): one bad row
+            # fails the symbol it belongs to, not every symbol of the file.
+            bars = _parse_payload(raw, path, is_parquet, check_volumes=False)
             order, groups = group_rows(bars.tickers)
             regrouped = ParsedBars(source=path, dates=bars.dates[order],
                                    values={k: v[order] for k, v in bars.values.items()},
@@ -270,7 +272,7 @@ def _unreadable_note(index: DirectoryIndex) -> str:
     return f"; {len(index.long_errors)} file(s) could not be read, first: {index.long_errors[0]}"
 
 
-def _parse_payload(data: bytes, path: Path, is_parquet: bool) -> ParsedBars:
+def _parse_payload(data: bytes, path: Path, is_parquet: bool, *, check_volumes: bool = True) -> ParsedBars:
     if is_parquet:
-        return parse_parquet(data, path)
-    return parse_csv(data, path)
+        return parse_parquet(data, path, check_volumes=check_volumes)
+    return parse_csv(data, path, check_volumes=check_volumes)
