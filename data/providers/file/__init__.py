@@ -25,6 +25,14 @@ each CSV is parsed by pyarrow with explicit column types and the contract
 frame is built straight from the arrow arrays.  Only when arrow rejects the
 file does a slow pure-Python pass run, and its one job is to name the line
 and the value for :class:`MalformedDataError`: a bad row is never skipped.
+Volumes must fit the store (whole numbers below 2**63): ``inf``, ``1e20`` or
+``1018.6`` is MalformedDataError naming the line, never cast or rounded.
+
+Bad input stays one symbol's outcome: whatever one file (a symlink loop, a
+corrupt gzip, a field over the csv limit) makes reading or parsing raise is
+that symbol's typed error naming the file; only a missing data directory
+fails the whole provider.  Text quoted from a file is escaped and cut
+(:func:`columns.shown`).  The table of cases is in ``docs/providers.md``.
 
 The package, one module per job: ``directory`` (which file holds which
 symbol), ``columns`` (column names and date formats), ``csv_format`` and
