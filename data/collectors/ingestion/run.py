@@ -36,7 +36,7 @@ from core.runtime import RuntimePaths
 from core.settings import Settings
 from core.universe import Universe, UniverseEntry
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter
-from data.collectors.ingestion.cross_check import cross_check
+from data.collectors.ingestion.cross_check import CrossCheck, cross_check
 from data.collectors.ingestion.fetch import ProviderStats, SymbolFetch, SymbolResult, fetch_symbols
 from data.collectors.ingestion.lifecycle import close_unfinished, open_run, reconcile_dead_runs
 from data.collectors.ingestion.options import MODES, IngestionError, IngestOptions, RunContext, new_run_id
@@ -70,6 +70,7 @@ class RunReport:
     critical: dict[str, str] = field(default_factory=dict)
     verification: Verification | None = None
     cross_check: dict[str, Any] = field(default_factory=dict)
+    cross_check_skipped: dict[str, str] = field(default_factory=dict)   # symbol -> why not judged
     providers: list[dict[str, Any]] = field(default_factory=list)   # ProviderStats.verdicts()
 
     @property
@@ -85,7 +86,8 @@ class RunReport:
             "symbols_total": len(self.symbols),
             "symbols_failed": len(self.failed),
             "governance": self.verification.to_dict() if self.verification else None,
-            "cross_check": self.cross_check, "providers": self.providers,
+            "cross_check": self.cross_check, "cross_check_skipped": self.cross_check_skipped,
+            "providers": self.providers,
             "symbols": [s.to_dict() for s in self.symbols],
         }
 
@@ -202,6 +204,7 @@ class _FetchRun:
         self.duplicates: dict[str, int] = {}
         self.critical: dict[str, str] = {}
         self.drift: dict[str, DriftResult] = {}
+        self.cross_skipped: dict[str, str] = {}
         self.health_rows: list[dict[str, Any]] = []
         self.stats = ProviderStats()
 
@@ -250,7 +253,8 @@ class _FetchRun:
                                     "window": [str(request.start), str(request.end)]})
                     self.writer.add(fetched)
             self.writer.flush()
-            self.drift = cross_check(router, tails, settings, trail, self.raw_dir) if cross_checking else {}
+            checked = cross_check(router, tails, settings, trail, self.raw_dir) if cross_checking else CrossCheck()
+            self.drift, self.cross_skipped = checked.drift, checked.skipped
         finally:
             self.health_rows = stats.rows(router)
 
@@ -285,7 +289,8 @@ class _FetchRun:
         return RunReport(run_id, self.options.mode, ctx.as_of.isoformat(), status, ordered, rows_written,
                          providers_used, str(self.raw_dir) if self.raw_dir.exists() else None, elapsed,
                          self.duplicates, self.critical, verdict,
-                         {s: d.to_dict() for s, d in self.drift.items()}, self.stats.verdicts())
+                         {s: d.to_dict() for s, d in self.drift.items()}, dict(self.cross_skipped),
+                         self.stats.verdicts())
 
 
 def _record_provider_health(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
