@@ -36,6 +36,7 @@ from core.runtime import RuntimePaths
 from core.settings import Settings
 from core.universe import Universe, UniverseEntry
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter
+from data.collectors.ingestion.archive import sweep_uncommitted
 from data.collectors.ingestion.cross_check import CrossCheck, cross_check
 from data.collectors.ingestion.fetch import ProviderStats, SymbolFetch, SymbolResult, fetch_symbols
 from data.collectors.ingestion.lifecycle import close_unfinished, open_run, reconcile_dead_runs
@@ -104,6 +105,7 @@ class _BatchWriter:
         self.served: list[SymbolFetch] = []
         self.unserved: list[dict[str, Any]] = []
         self.rows_written = 0
+        self.archives: list[Any] = []       # raw archives of committed bars
         self.scored: dict[str, tuple[QualityReport, str | None]] = {}
 
     def add(self, fetched: SymbolFetch) -> None:
@@ -119,6 +121,7 @@ class _BatchWriter:
             return
         self.rows_written += self.db.bars.write_symbols(self.run_id, self.started_at, [f.write for f in self.served],
                                                         self.unserved)
+        self.archives += [f.payload.raw_archive for f in self.served]
         for fetched in self.served:
             quality, request = fetched.payload.quality, fetched.plan.request
             if quality is not None and self.db.bars.count(fetched.result.symbol, str(request.start),
@@ -257,6 +260,9 @@ class _FetchRun:
             self.drift, self.cross_skipped = checked.drift, checked.skipped
         finally:
             self.health_rows = stats.rows(router)
+            # Archives of bars that were not committed (a failed, stopped or
+            # refused write; a payload that fell through) are removed.
+            sweep_uncommitted(self.raw_dir, self.writer.archives, trail)
 
     def finish(self, entries: Sequence[UniverseEntry], t0: float) -> RunReport:
         """Provider health, dead letters, governance and verification, the
