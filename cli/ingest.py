@@ -40,6 +40,7 @@ from core.settings import HistorySettings, Settings
 from core.universe import Universe
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import IngestOptions, RunReport, fetch_failure_problem, new_run_id, run_ingestion
+from data.collectors.ingestion.cross_check import summary_line as cross_check_line
 from database import open_store
 
 # The runbook's modes; a custom range is asked for with --start/--end (the
@@ -172,6 +173,9 @@ def render(report: RunReport, *, db_path: str) -> None:
                   f"  db: {db_path}  raw: {report.raw_dir or '-'}")
     for line in provider_lines(report.providers):
         console.print(line, markup=False)
+    checked = cross_check_line(report.cross_check, report.cross_check_skipped)
+    if checked:
+        console.print(checked, markup=False)
     if report.verification is not None:
         v = report.verification
         states = ", ".join(f"{k} {n}" for k, n in v.governance.counts.items())

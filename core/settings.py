@@ -81,6 +81,8 @@ QUIRK_KEYS: Mapping[str, Any] = {
     "backoff_initial_seconds": float,
     "backoff_max_seconds": float,
     "max_retry_after_seconds": float,
+    "rate_limit_budget_seconds": float,
+    "rate_limit_budget_429s": int,
     "test_symbol": str,
     "test_days": int,
     "circuit_breaker_failures": int,

@@ -240,6 +240,8 @@ class DataRouter:
         state = self._states.get(name)
         if state is not None:
             out["circuit_open"] = bool(out.get("circuit_open")) or state.circuit_open
+            if state.rate_limit_exhausted:
+                out["rate_limit_exhausted"] = out.get("rate_limit_exhausted") or state.rate_limit_exhausted
             if state.not_entitled:
                 out["entitled"] = False
         return out

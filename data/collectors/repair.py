@@ -20,6 +20,7 @@ from core import calendar as cal
 from data.collectors.data_router import DataRouter
 from data.collectors.ingestion import (SUCCESS, IngestionError, ProviderStats, RunContext, RunFindings, SymbolPlan,
                                        fetch_symbols, govern_and_verify, new_run_id)
+from data.collectors.ingestion.archive import sweep_uncommitted
 from data.collectors.ingestion.lifecycle import close_unfinished, open_run, reconcile_dead_runs
 from data.providers.base import FetchRequest
 from core.universe import Universe
@@ -136,10 +137,15 @@ def repair_symbol(db: Store, universe: Universe, settings: Settings, paths: Runt
     if not dry_run:
         reconcile_dead_runs(db, run_id, trail)
     stats = ProviderStats()
+    # The archive stays only with the bars it holds: removed unless the
+    # repair's write commits (archive.sweep_uncommitted).
+    raw_dir = None if dry_run else paths.raw_dir(run_id)
     try:
-        fetched = next(iter(fetch_symbols(router, [plan], settings=settings,
-                                          raw_dir=None if dry_run else paths.raw_dir(run_id), trail=trail,
+        fetched = next(iter(fetch_symbols(router, [plan], settings=settings, raw_dir=raw_dir, trail=trail,
                                           stats=stats)))
+    except BaseException:
+        sweep_uncommitted(raw_dir, (), trail)
+        raise
     finally:
         if own_router:
             router.close()
@@ -147,6 +153,7 @@ def repair_symbol(db: Store, universe: Universe, settings: Settings, paths: Runt
 
     started_at = audit_stamp(now)
     if fetched.payload is None:
+        sweep_uncommitted(raw_dir, (), trail)
         report.error = f"{fetched.result.outcome} {fetched.result.error_code}: {fetched.result.error_message}"
         if not dry_run:
             open_run(db, run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end,
@@ -169,14 +176,17 @@ def repair_symbol(db: Store, universe: Universe, settings: Settings, paths: Runt
 
     open_run(db, run_id, "repair", str(end), {"symbol": symbol, "from": start, "to": end, "provider": provider},
              started_at, 1)
+    committed: list = []
     try:
         written = db.bars.write_repair(run_id, started_at, fetched.write, replaced)
+        committed.append(fetched.payload.raw_archive)
         trail.append("repair_written", symbol=symbol, start=str(start), end=str(end), provider=report.provider,
                      changed=len(changes), rows_written=written)
         ctx = RunContext(db, universe, settings, paths, run_id, as_of or now.date(), trail)
         verdict = govern_and_verify(ctx, RunFindings(symbols=[symbol]))
     except BaseException as exc:
         close_unfinished(db, run_id, exc, trail)
+        sweep_uncommitted(raw_dir, committed, trail)
         raise
     db.runs.finish(run_id, status=SUCCESS, symbols_succeeded=1, symbols_failed=0, rows_written=written,
                    providers_used={report.provider: 1}, verification=verdict.verification)

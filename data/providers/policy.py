@@ -24,6 +24,12 @@ circuit breaker        PROVIDER_UNAVAILABLE, SCHEMA_ERROR, MALFORMED_DATA and
                        resets the count.  RATE_LIMITED (slow down, not
                        broken), NO_DATA and WRONG_SYMBOL (about the symbol,
                        not the provider) do not count
+rate-limit budget      per provider per run: ``rate_limit_budget_seconds``
+                       of provider-wide 429 pause (wall clock) or
+                       ``rate_limit_budget_429s`` 429 answers; past either,
+                       the provider is unavailable for the rest of the run
+                       (RATE_LIMITED "rate-limit budget exhausted", nothing
+                       sent) and every remaining symbol falls back at once
 health numbers         requests, successes, failures by code, latency
                        p50/p95, retries, 429 waits, circuit and entitlement
                        (:class:`ProviderHealth`, one ``provider_health`` row)
@@ -102,10 +108,13 @@ class ProviderRunState:
         self.not_entitled: str | None = None
         self.consecutive_failures = 0
         self.circuit_open = False
+        self.rate_limit_exhausted: str | None = None
         self._lock = threading.Lock()
 
     def record(self, error: ProviderError | None) -> None:
         """What one answer does to the provider for the rest of the run."""
+        if getattr(error, "budget_exhausted", None):
+            self.mark_rate_limit_exhausted(str(error.budget_exhausted))
         if error is None:
             with self._lock:
                 self.consecutive_failures = 0
@@ -123,13 +132,72 @@ class ProviderRunState:
             if not self.not_entitled:
                 self.not_entitled = why
 
+    def mark_rate_limit_exhausted(self, why: str) -> None:
+        """Rate-limit budget spent: unavailable for the rest of the run."""
+        with self._lock:
+            if not self.rate_limit_exhausted:
+                self.rate_limit_exhausted = why
+
     def refusal(self) -> str | None:
         """Why the provider may not be asked again in this run, or None."""
         if self.not_entitled:
             return f"not entitled this run ({self.not_entitled})"
+        if self.rate_limit_exhausted:
+            return f"rate-limit budget exhausted this run ({self.rate_limit_exhausted})"
         if self.circuit_open:
             return "circuit open after consecutive failures"
         return None
+
+
+class RateLimitBudget:
+    """One provider's rate-limit budget for one run: seconds of
+    provider-wide 429 pause (wall clock, overlapping pauses counted once)
+    and 429 answers.  ``exhausted`` is the one-phrase reason once either is
+    spent; :meth:`sleep` (the retries' sleep) wakes at once when it is.
+    Thread-safe."""
+
+    def __init__(self, seconds: float, answers: int):
+        self.seconds = float(seconds)
+        self.answers = int(answers)
+        self.waited = 0.0
+        self.count = 0
+        self.exhausted: str | None = None
+        self._lock = threading.Lock()
+        self._spent = threading.Event()
+
+    def _exhaust(self, why: str) -> None:
+        if not self.exhausted:
+            self.exhausted = why
+        self._spent.set()
+
+    def record_429(self) -> None:
+        """One 429 answer received."""
+        with self._lock:
+            self.count += 1
+            if self.count >= self.answers:
+                self._exhaust(f"{self.count} 429 answers, budget {self.answers}")
+
+    def allows(self, wait: float) -> bool:
+        """Whether pausing ``wait`` more seconds stays within the budget;
+        if not, the budget is spent now (waiting would only end in a
+        fallback later)."""
+        with self._lock:
+            if self.exhausted:
+                return False
+            if self.waited + max(0.0, wait) > self.seconds:
+                self._exhaust(f"{self.waited:.1f} s waited on 429s and {wait:.1f} s more asked, "
+                              f"budget {self.seconds:g} s")
+                return False
+            return True
+
+    def add_wait(self, seconds: float) -> None:
+        """``seconds`` more of provider-wide pause."""
+        with self._lock:
+            self.waited += max(0.0, seconds)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the budget is spent meanwhile."""
+        self._spent.wait(max(0.0, seconds))
 
 
 # ---------------------------------------------------------------- health
@@ -155,6 +223,7 @@ class ProviderHealth:
     rate_limit_waits: list[float] = field(default_factory=list) # seconds waited after 429s
     circuit_open: bool = False
     entitled: bool | None = None
+    rate_limit_exhausted: str | None = None                     # why the 429 budget is spent
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record_request(self, latency_ms: float, status: int | str) -> None:
@@ -192,5 +261,6 @@ class ProviderHealth:
                 "retries": self.retries,
                 "rate_limited": int(self.http_statuses.get("429", 0)),
                 "rate_limit_wait_s": round(sum(self.rate_limit_waits), 3),
+                "rate_limit_exhausted": self.rate_limit_exhausted,
                 "http_statuses": dict(self.http_statuses),
             }

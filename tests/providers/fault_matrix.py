@@ -47,6 +47,7 @@ class Scenario:
     params: tuple = ()
     expect_code: str | None = None    # None: V serves AAPL itself
     expect_attempts: int = 1
+    quirks: tuple = ()                # (key, value) pairs for V's quirks in this scenario
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -55,6 +56,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("429 with Retry-After, twice", "429", 2, (("retry_after", "0.05"),), None, 3),
     Scenario("429 without Retry-After, twice", "429", 2, (("retry_after", None),), None, 3),
     Scenario("429 storm (never ends)", "429", None, (("retry_after", None),), "RATE_LIMITED", 4),
+    Scenario("429 storm past the run's budget (2 429s)", "429", None, (("retry_after", None),), "RATE_LIMITED", 2,
+             (("rate_limit_budget_429s", 2),)),
     Scenario("500 once", "500", 1, (), None, 2),
     Scenario("500", "500", None, (), "PROVIDER_UNAVAILABLE", 3),
     Scenario("502", "502", None, (), "PROVIDER_UNAVAILABLE", 3),
@@ -132,7 +135,9 @@ def run_cell(server: VendorServer, vendor: str, scenario: Scenario, workdir: Pat
     server.clear_faults()
     server.reset_log()
     server.fault(vendor, "AAPL", scenario.fault, times=scenario.times, **dict(scenario.params))
-    settings = fast_settings(priority=chain_for(vendor), **{v: {"workers": 1} for v in VENDOR_ORDER})
+    settings = fast_settings(priority=chain_for(vendor), **{v: {"workers": 1, **(dict(scenario.quirks) if v == vendor
+                                                                                  else {})}
+                                                            for v in VENDOR_ORDER})
     cache = workdir / f"yf-{vendor}-{SCENARIOS.index(scenario)}"
     router = DataRouter(settings, provider_options={"yahoo": {"cache_dir": str(cache)}})
     start, end = WINDOW

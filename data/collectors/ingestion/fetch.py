@@ -142,7 +142,8 @@ class ProviderStats:
                 "p95_ms": vendor.get("p95_ms") if lat is None else round(float(np.percentile(lat, 95)), 3),
                 "circuit_open": bool(vendor.get("circuit_open")) or name in router.circuit_open,
                 "entitled": False if name in router.not_entitled else vendor.get("entitled", True),
-                "detail": {k: vendor[k] for k in ("retries", "rate_limited", "rate_limit_wait_s", "http_statuses")
+                "detail": {k: vendor[k] for k in ("retries", "rate_limited", "rate_limit_wait_s", "http_statuses",
+                                                           "rate_limit_exhausted")
                            if k in vendor} | {"symbols_asked": seen["asked"]},
             })
         return rows

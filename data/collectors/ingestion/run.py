@@ -36,7 +36,8 @@ from core.runtime import RuntimePaths
 from core.settings import Settings
 from core.universe import Universe, UniverseEntry
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter
-from data.collectors.ingestion.cross_check import cross_check
+from data.collectors.ingestion.archive import sweep_uncommitted
+from data.collectors.ingestion.cross_check import CrossCheck, cross_check
 from data.collectors.ingestion.fetch import ProviderStats, SymbolFetch, SymbolResult, fetch_symbols
 from data.collectors.ingestion.lifecycle import close_unfinished, open_run, reconcile_dead_runs
 from data.collectors.ingestion.options import MODES, IngestionError, IngestOptions, RunContext, new_run_id
@@ -70,6 +71,7 @@ class RunReport:
     critical: dict[str, str] = field(default_factory=dict)
     verification: Verification | None = None
     cross_check: dict[str, Any] = field(default_factory=dict)
+    cross_check_skipped: dict[str, str] = field(default_factory=dict)   # symbol -> why not judged
     providers: list[dict[str, Any]] = field(default_factory=list)   # ProviderStats.verdicts()
 
     @property
@@ -85,7 +87,8 @@ class RunReport:
             "symbols_total": len(self.symbols),
             "symbols_failed": len(self.failed),
             "governance": self.verification.to_dict() if self.verification else None,
-            "cross_check": self.cross_check, "providers": self.providers,
+            "cross_check": self.cross_check, "cross_check_skipped": self.cross_check_skipped,
+            "providers": self.providers,
             "symbols": [s.to_dict() for s in self.symbols],
         }
 
@@ -102,6 +105,7 @@ class _BatchWriter:
         self.served: list[SymbolFetch] = []
         self.unserved: list[dict[str, Any]] = []
         self.rows_written = 0
+        self.archives: list[Any] = []       # raw archives of committed bars
         self.scored: dict[str, tuple[QualityReport, str | None]] = {}
 
     def add(self, fetched: SymbolFetch) -> None:
@@ -117,6 +121,7 @@ class _BatchWriter:
             return
         self.rows_written += self.db.bars.write_symbols(self.run_id, self.started_at, [f.write for f in self.served],
                                                         self.unserved)
+        self.archives += [f.payload.raw_archive for f in self.served]
         for fetched in self.served:
             quality, request = fetched.payload.quality, fetched.plan.request
             if quality is not None and self.db.bars.count(fetched.result.symbol, str(request.start),
@@ -202,6 +207,7 @@ class _FetchRun:
         self.duplicates: dict[str, int] = {}
         self.critical: dict[str, str] = {}
         self.drift: dict[str, DriftResult] = {}
+        self.cross_skipped: dict[str, str] = {}
         self.health_rows: list[dict[str, Any]] = []
         self.stats = ProviderStats()
 
@@ -250,9 +256,13 @@ class _FetchRun:
                                     "window": [str(request.start), str(request.end)]})
                     self.writer.add(fetched)
             self.writer.flush()
-            self.drift = cross_check(router, tails, settings, trail, self.raw_dir) if cross_checking else {}
+            checked = cross_check(router, tails, settings, trail, self.raw_dir) if cross_checking else CrossCheck()
+            self.drift, self.cross_skipped = checked.drift, checked.skipped
         finally:
             self.health_rows = stats.rows(router)
+            # Archives of bars that were not committed (a failed, stopped or
+            # refused write; a payload that fell through) are removed.
+            sweep_uncommitted(self.raw_dir, self.writer.archives, trail)
 
     def finish(self, entries: Sequence[UniverseEntry], t0: float) -> RunReport:
         """Provider health, dead letters, governance and verification, the
@@ -285,7 +295,8 @@ class _FetchRun:
         return RunReport(run_id, self.options.mode, ctx.as_of.isoformat(), status, ordered, rows_written,
                          providers_used, str(self.raw_dir) if self.raw_dir.exists() else None, elapsed,
                          self.duplicates, self.critical, verdict,
-                         {s: d.to_dict() for s, d in self.drift.items()}, self.stats.verdicts())
+                         {s: d.to_dict() for s, d in self.drift.items()}, dict(self.cross_skipped),
+                         self.stats.verdicts())
 
 
 def _record_provider_health(ctx: RunContext, rows: list[dict[str, Any]]) -> None:

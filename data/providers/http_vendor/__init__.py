@@ -18,7 +18,10 @@ module per job:
   keep knocking;
 * **retries** (``retry``) - tenacity: 429 retried up to ``rate_limit_retries``
   honouring Retry-After, 5xx/timeouts up to ``unavailable_retries`` with
-  exponential backoff, nothing else retried (400/401/403 never);
+  exponential backoff, nothing else retried (400/401/403 never); a 429 storm
+  ends within the run's rate-limit budget (``rate_limit_budget_seconds`` /
+  ``rate_limit_budget_429s``), after which the provider is unavailable for
+  the rest of the run;
 * **entitlement, capability, circuit breaker, health** - the one provider
   policy of ``data.providers.policy``, also used by the router: keys read from
   env at construction; a 400/401/403 marks the provider not entitled for the

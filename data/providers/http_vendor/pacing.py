@@ -42,9 +42,15 @@ class RequestPacer:
         self._in_flight = 0
         self._cond = threading.Condition()
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float) -> float:
+        """Hold the provider ``seconds`` from now; returns the seconds this
+        adds to the pause already running (overlapping pauses count once)."""
         with self._cond:
-            self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
+            now = time.monotonic()
+            until = now + max(0.0, seconds)
+            added = max(0.0, until - max(self._paused_until, now))
+            self._paused_until = max(self._paused_until, until)
+            return added
 
     def acquire(self) -> None:
         """Wait for a slot in flight, the end of any pause, and the limiter."""

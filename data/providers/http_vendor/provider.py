@@ -7,7 +7,10 @@ Alpaca) that returns a result or a typed error per symbol, or raises a typed
 error for the whole unit.  Around that call: refusals before anything is
 sent (``data.providers.policy``), one unit alone until the vendor first
 answers (a bad key costs one request), pacing, retries, the run state and
-the health numbers.
+the health numbers.  A 429 storm ends within the provider's rate-limit
+budget for the run (``rate_limit_budget_seconds`` / ``rate_limit_budget_429s``):
+once spent, every later request fails RATE_LIMITED ("rate-limit budget
+exhausted", nothing sent) and the router falls back at once.
 """
 from __future__ import annotations
 
@@ -34,8 +37,8 @@ from data.providers.http_vendor.pacing import RequestPacer
 from data.providers.http_vendor.quirks import resolve_quirks
 from data.providers.http_vendor.retry import unit_retrying
 from data.providers.http_vendor.secret_set import SecretSet
-from data.providers.policy import (REQUIRED_KEYS, ProviderHealth, ProviderRunState, capability_refusal,
-                                   counts_toward_breaker, entitlement_problem)
+from data.providers.policy import (REQUIRED_KEYS, ProviderHealth, ProviderRunState, RateLimitBudget,
+                                   capability_refusal, counts_toward_breaker, entitlement_problem)
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,8 @@ class HttpVendorProvider:
         # The run state the router keeps per provider name, kept here for
         # this instance: its own workers stop asking as soon as it changes.
         self.state = ProviderRunState(int(self.quirks["circuit_breaker_failures"]))
+        self.rate_budget = RateLimitBudget(float(self.quirks["rate_limit_budget_seconds"]),
+                                           int(self.quirks["rate_limit_budget_429s"]))
         self._env = env
         self._pacer = RequestPacer(self.name, self.quirks["rate_limits"], int(self.quirks["workers"]))
         self._state_lock = threading.Lock()
@@ -107,6 +112,9 @@ class HttpVendorProvider:
         if self.state.not_entitled:
             return EntitlementError(f"not entitled for this run after {self.state.not_entitled}; nothing sent",
                                     provider=self.name, symbol=request.symbol)
+        if self.state.rate_limit_exhausted:
+            return _budget_error(f"rate-limit budget exhausted this run ({self.state.rate_limit_exhausted}); "
+                                 f"nothing sent", self.state.rate_limit_exhausted, self.name, request.symbol)
         if self.state.circuit_open:
             err = ProviderUnavailable(f"circuit open after {self.quirks['circuit_breaker_failures']} consecutive "
                                       f"failures; nothing sent", provider=self.name, symbol=request.symbol)
@@ -208,6 +216,9 @@ class HttpVendorProvider:
             logger.exception("%s: unexpected failure on %d symbol(s)", self.name, len(unit))
             unit_error = ProviderCrash.wrapping(exc, provider=self.name, prefix="unexpected ")
         sent = self._tls.sent
+        if isinstance(unit_error, RateLimitError) and self.rate_budget.exhausted \
+                and not getattr(unit_error, "budget_exhausted", None):
+            unit_error = self._budget_spent(unit_error)
         if isinstance(unit_error, EntitlementError):
             if sent:   # refused by the vendor; nothing sent: our own refusal, already in the state
                 self._mark_not_entitled(self.secrets.redact(str(unit_error)))
@@ -245,7 +256,20 @@ class HttpVendorProvider:
         return outcome
 
     def _retrying(self) -> Retrying:
-        return unit_retrying(self.quirks, pause=self._pacer.pause, record_retry=self.health.record_retry)
+        return unit_retrying(self.quirks, pause=self._pacer.pause, record_retry=self.health.record_retry,
+                             budget=self.rate_budget)
+
+    def _budget_spent(self, last: RateLimitError) -> RateLimitError:
+        """The rate-limit budget is spent: the provider is unavailable for
+        the rest of the run; ``last`` (the 429 that ended it) as its error."""
+        why = str(self.rate_budget.exhausted)
+        with self._state_lock:
+            self.state.mark_rate_limit_exhausted(why)
+            self.health.rate_limit_exhausted = self.health.rate_limit_exhausted or why
+        logger.warning("%s: rate-limit budget exhausted (%s); unavailable for the rest of the run", self.name, why)
+        err = _budget_error(f"rate-limit budget exhausted ({why}); last answer: {last}", why, self.name, last.symbol)
+        err.__cause__ = last
+        return err
 
     # ------------------------------------------------------------ transport helpers
     @contextlib.contextmanager
@@ -262,6 +286,8 @@ class HttpVendorProvider:
         finally:
             status = slot["status"]
             self._pacer.release(status)
+            if status == 429:
+                self.rate_budget.record_429()
             self.health.record_request((time.perf_counter() - t0) * 1000, status)
             if data and isinstance(status, int) and status not in _REFUSED:
                 self._first_answer.set()
@@ -316,6 +342,15 @@ class HttpVendorProvider:
 
     def close(self) -> None:
         self._pacer.close()
+
+
+def _budget_error(message: str, why: str, provider: str, symbol: str | None) -> RateLimitError:
+    """RATE_LIMITED, not retried, and marked so that the router's run state
+    (``ProviderRunState.record``) takes the provider out for the run."""
+    err = RateLimitError(message, provider=provider, symbol=symbol)
+    err.retryable = False
+    err.budget_exhausted = why
+    return err
 
 
 def _copy_error(error: ProviderError, symbol: str) -> ProviderError:

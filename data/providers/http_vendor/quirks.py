@@ -31,6 +31,10 @@ BASE_QUIRKS: dict[str, Any] = {
     "backoff_initial_seconds": 1.0,
     "backoff_max_seconds": 60.0,
     "max_retry_after_seconds": 300.0,  # a longer Retry-After gives up (fall back) at once
+    # Per provider per run: past either, the provider is unavailable for the
+    # rest of the run and every remaining symbol falls back at once.
+    "rate_limit_budget_seconds": 300.0,  # provider-wide 429 pause, wall clock
+    "rate_limit_budget_429s": 100,       # 429 answers received
     "test_symbol": "SPY",
     "test_days": 10,
 }
