@@ -10,6 +10,7 @@ test (tests/unit/test_store_failure_classes.py), since root passes chmod.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ import ingest_history
 import main as main_cli
 import verify_backfill
 import verify_db_status
+from tests.bar_frames import clean_bars, window_sessions
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = "2026-11-19"
@@ -55,6 +57,19 @@ def healthy_store(universe, db: Path) -> Path:
     result = ingest(universe, db, "--provider", "synthetic")
     assert result.exit_code == 0, result.output
     return db
+
+
+def vendor_csvs(directory: Path) -> Path:
+    """Per-symbol CSVs (the file provider's vendor format) for the universe."""
+    directory.mkdir(exist_ok=True)
+    sessions = window_sessions(as_of=dt.date.fromisoformat(AS_OF))
+    for seed, symbol in enumerate(("AAPL", "MSFT")):
+        frame = clean_bars(sessions, seed=seed).rename(columns={
+            "date": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close",
+            "adj_close": "Adj Close", "volume": "Volume"})
+        frame["Date"] = frame["Date"].dt.strftime("%Y-%m-%d")
+        frame.to_csv(directory / f"{symbol}.csv", index=False)
+    return directory
 
 
 def digest(path: Path) -> str:
@@ -114,13 +129,17 @@ def test_garbage_bytes_are_corruption_and_stay_untouched(runtime, universe, tmp_
 @pytest.mark.parametrize("extra", [("--provider", "synthetic"), ("--mode=verify",), ("--provider", "file")],
                          ids=["synthetic", "verify", "file"])
 def test_a_corrupt_store_is_refused_before_anything_is_fetched_or_written(runtime, universe, tmp_path, extra):
-    db = healthy_store(universe, tmp_path / "desk.db")
+    if "file" in extra:
+        data_dir = vendor_csvs(tmp_path / "csv")
+        args = [*extra, "--data-dir", data_dir]
+        db = tmp_path / "desk.db"
+        assert ingest(universe, db, *args).exit_code == 0
+    else:
+        args = list(extra)
+        db = healthy_store(universe, tmp_path / "desk.db")
     damage_pages(db)
     before = digest(db)
     raw_before = sorted(p.name for p in (runtime.root / "raw").glob("*")) if (runtime.root / "raw").exists() else []
-    data_dir = tmp_path / "csv"
-    data_dir.mkdir()
-    args = [*extra, "--data-dir", data_dir] if "file" in extra else list(extra)
     t0 = time.perf_counter()
     result = ingest(universe, db, *args)
     elapsed = time.perf_counter() - t0
