@@ -35,7 +35,7 @@ def open_store(location: str | os.PathLike, *, readonly: bool = False, check: bo
     ``StoreMissing``, never created; on a read-only mount it is opened
     ``immutable``).  A read-write open creates an empty store when there is
     none.  ``check``: a writing command's pre-flight before anything is
-    fetched or written (``Store.preflight``: writable, room left, the file a
+    fetched or written (``Database._preflight``: writable, room left, the file a
     store, ``quick_check``), the typed ``StoreAccessError`` naming the cause
     otherwise.  ``StoreLocationError`` for a location no backend of this
     build serves."""

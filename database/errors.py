@@ -10,7 +10,7 @@ code (``cli/exit_codes.py``) and its own procedure in docs/runbook.md; only
 ``StoreCorrupt`` points at 'Database corruption'."""
 from __future__ import annotations
 
-from core.errors import MalformedInputError, MissingInputError, StoreError, UsageError
+from core.errors import StoreError, UsageError
 
 __all__ = ["MixedOriginError", "StoreAccessError", "StoreCorrupt", "StoreDiskFull", "StoreError",
            "StoreLocationError", "StoreLocked", "StoreMissing", "StoreNotADatabase", "StorePermissionDenied",
@@ -34,14 +34,16 @@ class StoreCorrupt(StoreAccessError):
     runbook's 'Database corruption' procedure: move it aside, rebuild."""
 
 
-class StoreNotADatabase(StoreAccessError, MalformedInputError):
+class StoreNotADatabase(StoreAccessError):
     """``--db`` names something that is not a store: an empty (0-byte) file,
-    a text or JSON file, a directory.  Check ``--db``; nothing was written."""
+    a text or JSON file, a directory.  Check ``--db``; nothing was written.
+    Exit 65, as a malformed input file (one branch of the tree: StoreError)."""
 
 
-class StoreMissing(StoreAccessError, MissingInputError):
+class StoreMissing(StoreAccessError):
     """The database file (or its directory) does not exist: a mistyped
-    ``--db``, or no ``ingest_history.py`` run yet."""
+    ``--db``, or no ``ingest_history.py`` run yet.  Exit 66, as a missing
+    input (one branch of the tree: StoreError)."""
 
 
 class StorePermissionDenied(StoreAccessError):

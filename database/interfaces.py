@@ -395,12 +395,6 @@ class Store(Protocol):
         writer for longer than a moment); returns quickly either way."""
         ...
 
-    def preflight(self) -> None:
-        """A writing command's check before it fetches or writes anything:
-        the typed ``StoreAccessError`` (``database.errors``) when the store
-        cannot take a write or is damaged (``StoreCorrupt``); writes nothing."""
-        ...
-
     def check_integrity(self, *, quick: bool = False) -> IntegrityResult:
         """The backend's own consistency check (``quick``: the cheaper one,
         for status reports).  A store too damaged to check raises

@@ -189,7 +189,7 @@ class Database:
 
     def __init__(self, path: str | Path, *, readonly: bool = False, check: bool = False):
         self.path = Path(path)
-        self.immutable = False
+        self._immutable = False
         if readonly and not self.path.exists():
             raise failures.probe(self.path, write=False) or StoreMissing(
                 f"{self.path}: database not found (run ingest_history.py first)")
@@ -199,7 +199,7 @@ class Database:
         self._sql = SqliteSession(self.conn, self.path)
         try:
             if check:
-                self.preflight()
+                self._preflight()
             if not readonly:
                 self._set_wal()
                 self._migrate()
@@ -260,7 +260,7 @@ class Database:
                 raise StoreReadOnly(
                     f"{self.path}: read-only directory with a non-empty {wal.name} (pages not yet merged): "
                     "copy the store with its -wal to a writable directory to read it") from None
-        self.immutable = True
+        self._immutable = True
         return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, timeout=30)
 
     @_translated
@@ -268,7 +268,7 @@ class Database:
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
 
-    def preflight(self) -> None:
+    def _preflight(self) -> None:
         """A writing command's check before it fetches or writes anything
         (D-ST4): the filesystem can take a write (not read-only, writable,
         room left), the file opens as a store, and ``PRAGMA quick_check``

@@ -178,7 +178,7 @@ def _load(opts: Stage2Options, env: Mapping[str, str]):
 
 
 def _open_store(paths: RuntimePaths) -> Store:
-    """The store, read-write, after its pre-flight (``Store.preflight``).
+    """The store, read-write, after its pre-flight (``open_store(check=True)``).
     One this code cannot use (a schema newer than the code) is refused as
     the ``--db`` given (a UsageError); one that cannot be used stays its
     typed StoreAccessError (corrupt, read-only, disk full, ...)."""
