@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 import ingest_history
 import main as main_cli
+import trading_daemon
 import verify_backfill
 import verify_db_status
 from tests.bar_frames import clean_bars, window_sessions
@@ -163,9 +164,11 @@ def test_stage2_on_a_corrupt_store_writes_nothing(runtime, universe, tmp_path):
 
 
 # --------------------------------------------------------- missing: 66
-def test_main_with_a_mistyped_db_is_66_and_no_halt(runtime, universe, tmp_path):
+@pytest.mark.parametrize("command, extra", [(main_cli.main, ("--run-once",)), (trading_daemon.main, ())],
+                         ids=["main.py", "trading_daemon.py"])
+def test_main_with_a_mistyped_db_is_66_and_no_halt(runtime, universe, tmp_path, command, extra):
     wrong = tmp_path / "institutional_tradng.db"
-    result = invoke(main_cli.main, "--db", wrong, "--universe", universe, "--run-once", "--as-of", AS_OF)
+    result = invoke(command, "--db", wrong, "--universe", universe, *extra, "--as-of", AS_OF)
     assert result.exit_code == 66, result.output
     assert str(wrong) in result.stderr and "database not found" in result.stderr
     assert "DATA_GOVERNANCE" not in result.output
