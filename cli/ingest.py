@@ -92,7 +92,7 @@ def run_command(options: IngestOptions, *, db_path: str | None, universe_path: s
         if options.mode != "verify" else None
     run_id = new_run_id(options.now)
     try:
-        with stop_on_signals() as stop, open_store(paths.db) as db:
+        with stop_on_signals() as stop, open_store(paths.db, check=True) as db:
             with progress_bar(f"{options.mode}", enabled=not as_json) as progress:
                 report = run_ingestion(db, universe, settings, paths, options, router=router, progress=progress,
                                        run_id=run_id, stop=stop)

@@ -53,7 +53,7 @@ def run_command(*, symbol: str | None, start: dt.date | None, end: dt.date | Non
     paths = RuntimePaths.resolve(db_path)
     if not store_exists(paths.db):
         raise MissingInputError(f"{paths.db}: database not found (run ingest_history.py first)")
-    with open_store(paths.db) as db:
+    with open_store(paths.db, check=True) as db:
         if undo:
             report = undo_repair(db, universe, settings, paths, repair_run_id=undo, as_of=as_of)
         else:

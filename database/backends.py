@@ -29,13 +29,17 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _WHAT_DB_TAKES = "--db takes a SQLite database file: a path or sqlite:///path"
 
 
-def open_store(location: str | os.PathLike, *, readonly: bool = False) -> Store:
+def open_store(location: str | os.PathLike, *, readonly: bool = False, check: bool = False) -> Store:
     """The store at ``location``, migrated to this code's schema, or with
     ``readonly`` opened for reading only (a missing store is then a
-    ``StoreError``, never created).  A read-write open creates an empty
-    store when there is none.  ``StoreLocationError`` for a location no
-    backend of this build serves."""
-    return Database(_sqlite_file(location), readonly=readonly)
+    ``StoreMissing``, never created; on a read-only mount it is opened
+    ``immutable``).  A read-write open creates an empty store when there is
+    none.  ``check``: a writing command's pre-flight before anything is
+    fetched or written (``Database._preflight``: writable, room left, the file a
+    store, ``quick_check``), the typed ``StoreAccessError`` naming the cause
+    otherwise.  ``StoreLocationError`` for a location no backend of this
+    build serves."""
+    return Database(_sqlite_file(location), readonly=readonly, check=check)
 
 
 def store_exists(location: str | os.PathLike) -> bool:

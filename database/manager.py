@@ -15,7 +15,8 @@ transactions, and composes the aggregates, which share that connection::
 Only the store writes SQL.  Everything SQLite-specific that is not a
 statement is here: the pragmas, the migrations, ``PRAGMA quick_check``, and
 ``SqliteSession``, the one door to sqlite3's API, which turns every
-``sqlite3.Error`` into a ``StoreAccessError``.  The aggregates hold
+``sqlite3.Error`` into a typed ``StoreAccessError`` (``database.failures``
+tells a corrupt file from a full disk, a read-only mount, a missing file...).  The aggregates hold
 statements and value mapping.  ``Database`` and its aggregates implement the
 protocols of ``database.interfaces`` (``Store``, ``BarStore``, ...), the
 interface a second backend (PostgreSQL) implements; the application names
@@ -37,12 +38,15 @@ import os
 import re
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from database.alerts import AlertRepository
 from database.bars import BarRepository
 from database.broker import BrokerRepository
-from database.errors import MixedOriginError, StoreAccessError, StoreError
+from database import failures
+from database.errors import (MixedOriginError, StoreAccessError, StoreCorrupt, StoreDiskFull, StoreError, StoreMissing,
+                             StoreReadOnly)
 from database.fetch_state import FetchStateRepository
 from database.governance import GovernanceRepository
 from database.interfaces import IntegrityResult, SymbolWrite
@@ -76,18 +80,25 @@ _WRITE_PROBE_TIMEOUT_MS = 250
 # Below this much free space a write is expected to fail (SQLite needs room
 # for the WAL and its journal pages).
 _MIN_FREE_BYTES = 1024 * 1024
+# A writing command's pre-flight runs PRAGMA quick_check on every store up
+# to this size (measured ~700 MB/s from the page cache, a few hundred MB/s
+# cold: well under a second here), and on a larger one only when the last
+# run did not end cleanly (docs/decisions.md, D-ST4).
+QUICK_CHECK_ALWAYS_BYTES = 512 * 1024 * 1024
+_CLEAN_END = ("SUCCESS", "PARTIAL")
 
 _T = TypeVar("_T")
 
 
 def _translated(method: Callable[..., _T]) -> Callable[..., _T]:
-    """sqlite3's exceptions leave the store as StoreAccessError (same message)."""
+    """sqlite3's exceptions leave the store as a typed StoreAccessError
+    (``database.failures.translate``, naming the holder's ``path``)."""
     @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> _T:
+    def call(self: Any, *args: Any, **kwargs: Any) -> _T:
         try:
-            return method(*args, **kwargs)
+            return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
-            raise StoreAccessError(str(exc)) from exc
+            raise failures.translate(exc, getattr(self, "path", None)) from exc
     return call
 
 
@@ -100,8 +111,9 @@ class SqliteSession:
     on its own (the connection is in autocommit mode).
     """
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None):
         self.conn = conn
+        self.path = path
 
     @_translated
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -145,7 +157,7 @@ class SqliteSession:
             while rows := cur.fetchmany(size):
                 yield rows
         except sqlite3.Error as exc:
-            raise StoreAccessError(str(exc)) from exc
+            raise failures.translate(exc, self.path) from exc
 
     @_translated
     def script(self, text: str) -> None:
@@ -175,14 +187,21 @@ class Database:
 
     code_schema_version = SCHEMA_VERSION
 
-    def __init__(self, path: str | Path, *, readonly: bool = False):
+    def __init__(self, path: str | Path, *, readonly: bool = False, check: bool = False):
         self.path = Path(path)
+        self._immutable = False
         if readonly and not self.path.exists():
-            raise StoreError(f"{self.path}: database not found (run ingest_history.py first)")
+            raise failures.probe(self.path, write=False) or StoreMissing(
+                f"{self.path}: database not found (run ingest_history.py first)")
+        if self.path.is_file() and (found := failures.sniff(self.path)) is not None:
+            raise found                 # empty, text or headerless: refused before SQLite touches it
         self.conn = self._connect(readonly)
-        self._sql = SqliteSession(self.conn)
+        self._sql = SqliteSession(self.conn, self.path)
         try:
+            if check:
+                self._preflight()
             if not readonly:
+                self._set_wal()
                 self._migrate()
             else:
                 version = self.schema_version()
@@ -202,23 +221,90 @@ class Database:
 
     @_translated
     def _connect(self, readonly: bool) -> sqlite3.Connection:
+        """The connection, its pragmas set; nothing written yet (WAL is set
+        by ``_set_wal`` after the pre-flight).  Read-only: ``mode=ro``, or
+        ``immutable=1`` when the directory cannot take the ``-shm`` a WAL
+        store needs (a read-only mount, a backup) and no ``-wal`` holds
+        unmerged pages (D-ST3)."""
         if readonly:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+            conn = self._connect_readonly()
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.is_dir():
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise failures.from_os_error(exc, self.path.parent) from exc
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA foreign_keys = ON")
             # 64 MiB page cache: a multi-GB price_history keeps its B-tree interior hot.
             conn.execute("PRAGMA cache_size = -65536")
-            if not readonly:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=30)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            wal = self.path.with_name(self.path.name + "-wal")
+            if not failures.directory_readonly(self.path):
+                raise
+            if wal.exists() and wal.stat().st_size > 0:
+                raise StoreReadOnly(
+                    f"{self.path}: read-only directory with a non-empty {wal.name} (pages not yet merged): "
+                    "copy the store with its -wal to a writable directory to read it") from None
+        self._immutable = True
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, timeout=30)
+
+    @_translated
+    def _set_wal(self) -> None:
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _preflight(self) -> None:
+        """A writing command's check before it fetches or writes anything
+        (D-ST4): the filesystem can take a write (not read-only, writable,
+        room left), the file opens as a store, and ``PRAGMA quick_check``
+        passes (on every store up to ``QUICK_CHECK_ALWAYS_BYTES``, on a
+        larger one when the last run did not end cleanly).  Raises the
+        typed StoreAccessError; writes nothing."""
+        self._check_room()
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return                      # a new store: nothing to check yet
+        self._sql.value("SELECT COUNT(*) FROM sqlite_master")
+        if self.path.stat().st_size > QUICK_CHECK_ALWAYS_BYTES and self._last_run_ended_cleanly():
+            return
+        result = self.check_integrity(quick=True)
+        if not result.ok:
+            raise StoreCorrupt(f"{self.path}: PRAGMA quick_check failed: {result.detail[:300]}")
+
+    def _last_run_ended_cleanly(self) -> bool:
+        if not self._sql.value("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                               "AND name = 'ingestion_audit_runs'"):
+            return True
+        status = self._sql.value("SELECT status FROM ingestion_audit_runs ORDER BY started_at DESC LIMIT 1")
+        return status is None or status in _CLEAN_END
+
+    def _check_room(self) -> None:
+        """Raise the typed StoreAccessError when the filesystem cannot take a
+        write: permission, read-only mount, less than ``_MIN_FREE_BYTES``."""
+        found = failures.probe(self.path, write=True)
+        if found is not None and not isinstance(found, StoreMissing):
+            raise found
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError as exc:         # the directory itself is gone (an unmounted runtime disk)
+            raise failures.from_os_error(exc, self.path.parent) from exc
+        if st.f_bavail * st.f_frsize < _MIN_FREE_BYTES:
+            raise StoreDiskFull(f"{self.path.parent}: disk full "
+                                         f"({st.f_bavail * st.f_frsize} bytes free)")
 
     # ------------------------------------------------------------------ basics
     @property
@@ -254,20 +340,14 @@ class Database:
 
 
     def check_writable(self) -> None:
-        """Raise StoreAccessError when a write could not be recorded now:
-        the file or its directory is not writable (a read-only file or
-        mount; root passes permission bits, not a read-only mount), the
-        disk is full, or another writer holds the lock for longer than a moment.  Takes and
-        releases the write lock; writes nothing."""
-        for target in (self.path, self.path.parent):
-            if target.exists() and not os.access(target, os.W_OK):
-                raise StoreAccessError(f"{target}: not writable")
-        try:
-            st = os.statvfs(self.path.parent)
-        except OSError as exc:         # the directory itself is gone (an unmounted runtime disk)
-            raise StoreAccessError(f"{self.path.parent}: {exc.strerror or exc}") from exc
-        if st.f_bavail * st.f_frsize < _MIN_FREE_BYTES:
-            raise StoreAccessError(f"{self.path.parent}: disk full ({st.f_bavail * st.f_frsize} bytes free)")
+        """Raise the typed StoreAccessError when a write could not be
+        recorded now: the file or its directory is not writable
+        (``StorePermissionDenied``; root passes permission bits), on a
+        read-only mount (``StoreReadOnly``), the disk is full
+        (``StoreDiskFull``), or another writer holds the lock for longer
+        than a moment (``StoreLocked``).  Takes and releases the write
+        lock; writes nothing."""
+        self._check_room()
         self.conn.execute(f"PRAGMA busy_timeout = {_WRITE_PROBE_TIMEOUT_MS}")
         try:
             self._sql.run("BEGIN IMMEDIATE")

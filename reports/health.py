@@ -20,7 +20,8 @@ import numpy as np
 from core.clock import utc_now
 from core.calendar import CalendarError
 from core.universe import Universe, UniverseEntry
-from database import Store, StoreAccessError, StoreError, open_store, store_exists
+from database import (Store, StoreAccessError, StoreCorrupt, StoreError, StoreLocked, StoreMissing, StoreNotADatabase,
+                      StorePermissionDenied, StoreReadOnly, open_store, store_exists)
 from core.errors import MalformedInputError, MissingInputError
 from core.process import owner_gone
 from core.runtime import RuntimePaths
@@ -43,12 +44,15 @@ def _score_bins(threshold: float) -> tuple[tuple[str, float, float], ...]:
 
 # ------------------------------------------------------------------ inputs
 def open_for_report(path: str | None) -> Store:
-    """The store at ``--db`` (default: the runtime's), read-only; a missing
-    file is a one-line MissingInputError, a file that is not a readable
-    store a MalformedInputError."""
+    """The store at ``--db`` (default: the runtime's), read-only (on a
+    read-only mount or backup: immutable); a store failure told apart by
+    cause (``database.errors``: missing 66, not a database 65, corrupt,
+    permission...), an unexplained one a MalformedInputError."""
     db_path = RuntimePaths.resolve(path).db
     try:
         return open_store(db_path, readonly=True)
+    except (StoreMissing, StoreNotADatabase, StoreCorrupt, StorePermissionDenied, StoreReadOnly, StoreLocked):
+        raise
     except StoreAccessError as exc:
         raise MalformedInputError(f"{db_path}: not a readable SQLite database ({exc})") from exc
     except StoreError as exc:

@@ -40,7 +40,7 @@ from core.inputs import load_inputs
 from core.logs import OperatorLog
 from core.runtime import RuntimePaths
 from core.universe import NotInUniverseError
-from database import Store, StoreAccessError, StoreError, open_store
+from database import Store, StoreAccessError, StoreError, StoreMissing, open_store, store_exists
 from trading.agent import KillSwitchEngaged, SnapshotProgress, StopRequested, TradingAgent
 from trading.brokers import DUPLICATE, LiveAlpacaBroker, PaperBroker
 from trading.config import load_trading_config
@@ -178,11 +178,12 @@ def _load(opts: Stage2Options, env: Mapping[str, str]):
 
 
 def _open_store(paths: RuntimePaths) -> Store:
-    """The store, read-write.  One this code cannot use (a schema newer
-    than the code) is refused as the ``--db`` given (a UsageError); a
-    damaged or locked one stays a StoreAccessError."""
+    """The store, read-write, after its pre-flight (``open_store(check=True)``).
+    One this code cannot use (a schema newer than the code) is refused as
+    the ``--db`` given (a UsageError); one that cannot be used stays its
+    typed StoreAccessError (corrupt, read-only, disk full, ...)."""
     try:
-        return open_store(paths.db)
+        return open_store(paths.db, check=True)
     except StoreAccessError:
         raise                           # a damaged store: the edge names the runbook's procedure
     except StoreError as exc:
@@ -208,6 +209,10 @@ def run_stage2(opts: Stage2Options, *, env: Mapping[str, str] | None = None,
             return LiveRefused(reasons)
 
     as_of = opts.as_of or utc_now().date()
+    if opts.db_path is not None and not store_exists(paths.db):
+        # A mistyped --db is an input error (66), not missing history: no halt block, no halt record.
+        raise StoreMissing(f"{paths.db}: database not found (--db names no file; check the path, or run "
+                           f"ingest_history.py --db {paths.db} first)")
     gap = check_history(paths.db, universe.entries, settings, as_of)
     if not gap.ok:
         append_halt_log(paths.governance_halt_log, gap.block(), reason=gap.reason)

@@ -117,10 +117,10 @@ def test_verify_backfill_strict_failing_is_a_critical_alert_and_an_audit_line_in
     assert hashlib.sha256(Path(runtime.db).read_bytes()).hexdigest() == digest   # verify still writes no store
 
 
-@pytest.mark.parametrize("script, code", [("ingest_history.py", 1), ("verify_db_status.py", 65)])
+@pytest.mark.parametrize("script, code", [("ingest_history.py", 79), ("verify_db_status.py", 79)])
 def test_a_damaged_store_exits_non_zero_with_an_audit_line_and_a_critical_alert(desk, script, code):
     runtime, universe = desk
-    Path(runtime.db).write_bytes(b"this is not a database " * 200)
+    Path(runtime.db).write_bytes(bytes((i * 131 + 7) % 256 for i in range(8192)))    # junk: corruption
     args = ["--universe", str(universe), "--as-of", AS_OF] + (["--provider", "synthetic"]
                                                               if script == "ingest_history.py" else [])
     proc = subprocess.run([sys.executable, str(REPO / script), *args], env=subprocess_env(runtime), cwd=REPO,

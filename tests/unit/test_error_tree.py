@@ -27,7 +27,8 @@ from data.providers.base import (EntitlementError, MalformedDataError, NoDataErr
 from data.providers.file import DataDirectoryNotFound
 from data.providers.guard import GuardViolation
 from data.providers.http_vendor import QuirksError
-from database.errors import MixedOriginError, StoreAccessError, StoreLocationError
+from database.errors import (MixedOriginError, StoreAccessError, StoreCorrupt, StoreDiskFull, StoreLocationError,
+                             StoreLocked, StoreMissing, StoreNotADatabase, StorePermissionDenied, StoreReadOnly)
 from trading.agent import KillSwitchEngaged
 from trading.alpha_model import AlphaModelError
 from trading.brokers import BrokerError
@@ -91,7 +92,14 @@ CASES = [
     (DataDirectoryNotFound("/srv/dumps"), 66, "/srv/dumps"),
     (errors.StoreError("/desk/x.db: schema version 9 is newer than this code (3)"), 1, "/desk/x.db"),
     (MixedOriginError("/desk/x.db holds synthetic data; refusing to write vendor bars"), 1, "/desk/x.db"),
-    (StoreAccessError("database disk image is malformed"), 1, "Database corruption"),
+    (StoreAccessError("disk I/O error"), 1, "Database I/O error"),
+    (StoreCorrupt("/desk/x.db: database disk image is malformed"), 79, "Database corruption"),
+    (StoreNotADatabase("/desk/x.db: empty file (0 bytes), not a SQLite database"), 65, "not a database file"),
+    (StoreMissing("/desk/x.db: database not found"), 66, "Database: file not found"),
+    (StorePermissionDenied("/desk/x.db: permission denied"), 77, "Database: permission denied"),
+    (StoreReadOnly("/desk/x.db: on a read-only filesystem"), 73, "Database: read-only filesystem"),
+    (StoreDiskFull("/desk: disk full (0 bytes free)"), 74, "Database: disk full"),
+    (StoreLocked("/desk/x.db: database is locked"), 75, "Database: locked"),
     (KillSwitchEngaged("KILL_SWITCH present at /desk/KILL_SWITCH: trading halted"), 3, "/desk/KILL_SWITCH"),
     (ProviderUnavailable("HTTP 503", provider="yahoo", symbol="AAPL"), 1, "yahoo:AAPL"),
     (EntitlementError("HTTP 401", provider="polygon", symbol="AAPL"), 1, "polygon:AAPL"),
@@ -126,8 +134,9 @@ def test_every_branch_is_in_the_table_and_a_damaged_store_names_the_procedure():
     assert set(BRANCHES) - {errors.ProviderError, errors.ModelError, errors.OperationFailed,
                             errors.InvariantError} <= set(exit_codes.EXIT_CODES)
     assert exit_codes.EXIT_CODES[errors.GovernedTradingError] == exit_codes.FAILURE
-    line = exit_codes.error_line(StoreAccessError("database is locked"))
-    assert line == "error: database error: database is locked (see docs/runbook.md, 'Database corruption')"
+    line = exit_codes.error_line(StoreCorrupt("database disk image is malformed"))
+    assert line == "error: database error: database disk image is malformed (see docs/runbook.md, 'Database corruption')"
+    assert exit_codes.error_line(StoreLocked("database is locked")).endswith("(see docs/runbook.md, 'Database: locked')")
     assert exit_codes.error_line(errors.UsageError("a\nb")) == "error: a b"
 
 

@@ -118,12 +118,13 @@ def test_governance_changes_append_events_only_on_change(fresh_db):
 
 def test_sqlite_errors_reach_the_caller_as_store_access_errors(db_path):
     """The store's callers see its own StoreError, never sqlite3's exceptions."""
-    db_path.write_bytes(b"this is not a database " * 200)
+    db_path.write_bytes(b"SQLite format 3\x00" + b"this is not a database " * 200)
     for readonly in (False, True):
         with pytest.raises(StoreAccessError, match="not a database") as caught:
             Database(db_path, readonly=readonly)
         assert isinstance(caught.value, StoreError)
         assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
+    assert db_path.read_bytes().endswith(b"this is not a database ")     # refused, not written
 
 
 def test_a_write_through_a_read_only_store_is_refused_and_reads_go_on(db_path):
