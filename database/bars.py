@@ -79,16 +79,6 @@ class BarRepository:
                                       replaced_at=ingested_at).get(c)) for c in cols) for r in replaced])
             return self._write_symbol(run_id, ingested_at, write)
 
-    def corrections(self, symbol: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
-        """Stored bars a later write corrected, with their old values
-        (``price_history_corrections``), oldest correction first."""
-        sql, params = "SELECT * FROM price_history_corrections WHERE 1 = 1", []
-        for col, value in (("symbol", symbol), ("run_id", run_id)):
-            if value is not None:
-                sql += f" AND {col} = ?"
-                params.append(value)
-        return self._sql.dicts(sql + " ORDER BY corrected_at, symbol, date", params)
-
     def replaced_rows(self, repair_run_id: str) -> list[dict[str, Any]]:
         """The rows one repair replaced or inserted, with their old values."""
         return self._sql.dicts("SELECT * FROM price_history_replaced WHERE repair_run_id = ? "

@@ -16,6 +16,7 @@ import ingest_history
 from data.providers.file import write_yahoo_csv
 from database.manager import Database
 from tests import bar_frames as B
+from tests.store_reads import corrections
 
 AS_OF = str(B.AS_OF)
 POSITION = 1000           # the bar the tests spoil (of 1,260)
@@ -89,7 +90,7 @@ def test_an_invalid_refetched_value_never_replaces_a_stored_valid_bar(healthy, f
         assert {s: snapshot(db, s) for s in frames} == before      # byte-identical, provenance too
         states = db.governance.states()
         assert states["MSFT"]["state"] == states_before["MSFT"]["state"] == "ACTIVE"
-        assert db.bars.corrections() == []
+        assert corrections(db) == []
         audit = {a["symbol"]: a for a in db.runs.audit_rows(report["run_id"])}
         assert audit["AAPL"]["error_code"] == "MALFORMED_DATA" and audit["AAPL"]["rows_written"] == 0
 
@@ -109,7 +110,7 @@ def test_a_valid_correction_is_kept_with_its_old_value(healthy):
     assert aapl["rows_corrected"] == 1 and aapl["rows_written"] == 1
     date = str(frames["AAPL"]["date"][POSITION].date())
     with Database(runtime.db) as db:
-        (kept,) = db.bars.corrections("AAPL")
+        (kept,) = corrections(db, "AAPL")
         assert (kept["date"], kept["run_id"], kept["close"]) == (date, report["run_id"], pytest.approx(old_close))
         stored = db.bars.read("AAPL", date, date)
         assert float(stored["close"][0]) == pytest.approx(new_close)

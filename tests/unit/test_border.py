@@ -12,6 +12,7 @@ from data.quality.border import MAX_PRICE, invalid_bars, locate_lines
 from database.bars import MAX_STORED_PRICE
 from database.manager import Database
 from tests import bar_frames as B
+from tests.store_reads import corrections
 from tests.store_seed import seed_store
 
 SESSIONS = B.window_sessions(sessions=20)
@@ -79,10 +80,10 @@ def test_the_store_never_overwrites_a_valid_bar_with_an_invalid_one(tmp_path_fac
         after = db.bars.read("AAPL", include_provenance=True)
         if invalid_bars(worse):
             pd.testing.assert_frame_equal(after, before)          # the guard held
-            assert db.bars.corrections() == []
+            assert corrections(db) == []
         else:                                                       # a valid correction, old row kept
             assert math.isclose(after[field][4], number)
-            (kept,) = db.bars.corrections("AAPL")
+            (kept,) = corrections(db, "AAPL")
             assert kept["run_id"] == "run-worse" and math.isclose(kept[field], good[field][4])
 
 
@@ -94,4 +95,4 @@ def test_the_store_may_replace_an_invalid_stored_bar_with_a_valid_one(tmp_path):
         seed_store(db, {"AAPL": bad})
         seed_store(db, {"AAPL": good}, run_id="run-fix")
         assert db.bars.read("AAPL")["close"][2] == good["close"][2]
-        assert [r["close"] for r in db.bars.corrections("AAPL")] == [-1.0]
+        assert [r["close"] for r in corrections(db, "AAPL")] == [-1.0]
