@@ -1,4 +1,5 @@
-"""Bars: ``price_history``, ``corporate_actions`` and ``price_history_replaced``.
+"""Bars: ``price_history``, ``corporate_actions``, ``price_history_replaced``
+and ``price_history_corrections``.
 
 Owns every write and read of stored bars: the ingest write (each symbol's
 bars, corporate actions, audit row and fetch state in one transaction), the
@@ -108,7 +109,12 @@ class BarRepository:
         self._claim_origin(w.provider)
         n = self._upsert_bars(w.symbol, w.provider, run_id, ingested_at, w.frame)
         self._upsert_actions(w.symbol, w.provider, run_id, w.frame)
-        self._runs.add_audit_row(dict(w.audit, run_id=run_id, symbol=w.symbol, rows_written=n))
+        # Stored bars this write changed: their old values are in
+        # price_history_corrections (migration 0009's trigger, D-B4).
+        corrected = self._sql.value("SELECT COUNT(*) FROM price_history_corrections WHERE run_id = ? AND symbol = ?",
+                                    (run_id, w.symbol)) if n else 0
+        self._runs.add_audit_row(dict(w.audit, run_id=run_id, symbol=w.symbol, rows_written=n,
+                                      rows_corrected=corrected))
         last = self._sql.value("SELECT MAX(date) FROM price_history WHERE symbol = ?", (w.symbol,))
         self._fetch_state.record_success(w.symbol, last, run_id, w.provider, ingested_at)
         return n
@@ -277,11 +283,28 @@ class BarRepository:
 
 
 _UPSERT_CACHE: dict[int, str] = {}
+# The border's bound (data.quality.border.MAX_PRICE; database/ imports no
+# data layer, tests/unit/test_border.py keeps the two equal).
+MAX_STORED_PRICE = 1e9
+
+
+def valid_bar_sql(t: str) -> str:
+    """SQL true when the row ``t`` (a table name or ``excluded``) is a valid
+    bar by the border's rule (data.quality.border): every price present,
+    positive and at most MAX_STORED_PRICE (an inf is above it, a NaN is
+    bound as NULL), low <= open, close <= high, volume present and >= 0.
+    Never NULL (a NULL comparison counts as invalid)."""
+    prices = " AND ".join(f"{t}.{c} > 0 AND {t}.{c} <= {MAX_STORED_PRICE:.0f}"
+                          for c in ("open", "high", "low", "close", "adj_close"))
+    return (f"COALESCE({prices} AND {t}.low <= {t}.high AND {t}.open BETWEEN {t}.low AND {t}.high "
+            f"AND {t}.close BETWEEN {t}.low AND {t}.high AND {t}.volume >= 0, 0)")
 
 
 def _upsert_sql(rows: int) -> str:
     """Multi-row upsert; ?1..?4 are symbol, provider, run_id, ingested_at
-    (bound once), then 7 numbered parameters per row."""
+    (bound once), then 7 numbered parameters per row.  An identical row
+    writes nothing (D3), and an invalid row never replaces a stored valid
+    one (D-B2: the store's own guard behind the border check)."""
     sql = _UPSERT_CACHE.get(rows)
     if sql is None:
         width = len(_ROW_COLUMNS)
@@ -291,7 +314,7 @@ def _upsert_sql(rows: int) -> str:
         sql = (f"INSERT INTO price_history({', '.join(BAR_STORE_COLUMNS)}) VALUES {values}"
                " ON CONFLICT(symbol, date) DO UPDATE SET "
                + ", ".join(f"{c} = excluded.{c}" for c in BAR_STORE_COLUMNS[2:])
-               + f" WHERE {changed}")
+               + f" WHERE ({changed}) AND ({valid_bar_sql('excluded')} OR NOT {valid_bar_sql('price_history')})")
         _UPSERT_CACHE[rows] = sql
     return sql
 

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 _AUDIT_COLUMNS = ("run_id", "symbol", "asset_class", "providers_tried", "provider_used", "outcome",
                   "error_code", "error_message", "window_start", "window_end", "expected_rows",
-                  "rows_received", "duplicate_rows", "rows_written", "adjustment", "raw_archive", "latency_ms")
+                  "rows_received", "duplicate_rows", "rows_written", "adjustment", "raw_archive", "latency_ms",
+                  "rows_corrected")
 _HEALTH_COLUMNS = ("run_id", "provider", "requests", "successes", "failures", "p50_ms", "p95_ms",
                    "circuit_open", "entitled", "detail")
 
@@ -90,7 +91,7 @@ class RunRepository:
         row = dict(audit)
         if not isinstance(row.get("providers_tried"), str):
             row["providers_tried"] = json.dumps(row.get("providers_tried") or [], default=str)
-        for count in ("rows_received", "duplicate_rows", "rows_written"):
+        for count in ("rows_received", "duplicate_rows", "rows_written", "rows_corrected"):
             row[count] = row.get(count) or 0
         self._sql.run(insert_sql("ingestion_audit", _AUDIT_COLUMNS, key=2),
                       tuple(sql_value(row.get(c)) for c in _AUDIT_COLUMNS))

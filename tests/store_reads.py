@@ -41,3 +41,10 @@ def quality_rows(db: Database, run_id: str) -> list[dict[str, Any]]:
 def set_run_verification(db: Database, run_id: str, verification: str) -> None:
     """Mark a seeded run PASSED or FAILED, as a verify step would."""
     db.conn.execute("UPDATE ingestion_audit_runs SET verification = ? WHERE run_id = ?", (verification, run_id))
+
+
+def corrections(db: Database, symbol: str | None = None) -> list[dict[str, Any]]:
+    """Stored bars a later write corrected, with their old values
+    (``price_history_corrections``, migration 0009), oldest first."""
+    where, params = (" WHERE symbol = ?", (symbol,)) if symbol else ("", ())
+    return _dicts(db, f"SELECT * FROM price_history_corrections{where} ORDER BY corrected_at, symbol, date", params)

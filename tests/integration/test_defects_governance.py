@@ -1,6 +1,9 @@
 """Defects injected through the synthetic provider, ingested by the CLI, land
 each symbol in the state the runbook's rules give, with a reason code; an
-explained split or special dividend is not a spike."""
+explained split or special dividend is not a spike.  Invalid bars (high <
+low, a negative price) never reach the store: the border rejects the
+symbol's payload (MALFORMED_DATA, exit 1; docs/decisions.md D-B1), and the
+symbol, holding nothing, is QUARANTINED NO_DATA."""
 import json
 
 import pytest
@@ -23,6 +26,9 @@ DEFECTS = {
 }
 
 
+BORDER_REJECTED = {"OHLC", "NEGPX"}
+
+
 @pytest.fixture(scope="module")
 def governed(tmp_path_factory):
     root = tmp_path_factory.mktemp("defects")
@@ -33,11 +39,14 @@ def governed(tmp_path_factory):
            "SETTINGS_FILE": ""}
     result = CliRunner(env=env).invoke(ingest_history.main, ["--universe", str(universe), "--provider", "synthetic",
                                                              "--as-of", AS_OF, "--json"], catch_exceptions=False)
-    # every symbol is fetched and written; the defective ones fail verification:
-    # one verdict, one exit code (2, the gate's), never 0 on a failed verification
-    assert result.exit_code == 2, result.output
+    # the invalid payloads are rejected at the border (a failed symbol: exit 1);
+    # the rest are written and the defective ones fail verification
+    assert result.exit_code == 1, result.output
     doc = json.loads(result.output)
-    assert doc["exit_code"] == 2 and doc["governance"]["verification"] == "FAILED"
+    assert doc["exit_code"] == 1 and doc["governance"]["verification"] == "FAILED"
+    rejected = {s["symbol"]: s for s in doc["symbols"] if s["outcome"] == "FAILED"}
+    assert set(rejected) == BORDER_REJECTED
+    assert all(s["error_code"] == "MALFORMED_DATA" and "invalid bar" in s["error_message"] for s in rejected.values())
     with Database(root / "runtime" / "institutional_trading.db") as db:
         return db.governance.states(), db.governance.latest_quality()
 
@@ -45,6 +54,9 @@ def governed(tmp_path_factory):
 def test_states_follow_the_runbook_rules(governed):
     states, quality = governed
     for symbol, row in states.items():
+        if symbol in BORDER_REJECTED:
+            assert (row["state"], row["reason"], row["rows"]) == ("QUARANTINED", "NO_DATA", 0), (symbol, row)
+            continue
         rows, score = row["rows"], row["quality_score"]
         codes = {f["code"] for f in quality[symbol]["findings"] if f["severity"] == "critical"}
         if codes or rows < 1000:
@@ -58,7 +70,8 @@ def test_states_follow_the_runbook_rules(governed):
 
 @pytest.mark.parametrize("symbol,state,reason", [
     ("CLEAN", "ACTIVE", "OK"),
-    ("OHLC", "QUARANTINED", "OHLC_INCONSISTENT"),
+    ("OHLC", "QUARANTINED", "NO_DATA"),        # rejected at the border, nothing stored
+    ("NEGPX", "QUARANTINED", "NO_DATA"),
     ("SHORT1100", "DEGRADED", "PARTIAL_HISTORY"),
     ("SHORT900", "QUARANTINED", "INSUFFICIENT_HISTORY"),
     ("GAPS", "DEGRADED", "PARTIAL_HISTORY"),
@@ -70,12 +83,12 @@ def test_each_defect_lands_in_its_state(governed, symbol, state, reason):
     assert (states[symbol]["state"], states[symbol]["reason"]) == (state, reason)
 
 
-def test_spike_and_negative_price_are_scored_and_named(governed):
+def test_spike_is_scored_and_named_and_a_negative_price_never_stored(governed):
+    # (stored negative prices are still scored: tests/unit/test_governance.py)
     states, quality = governed
     assert quality["SPIKE"]["extreme_spike_flag"] == 1.0
     assert states["SPIKE"]["reason"] == "EXTREME_SPIKE"
-    assert quality["NEGPX"]["zero_negative_flag"] == 1.0
-    assert states["NEGPX"]["state"] != "ACTIVE" or states["NEGPX"]["reason"] != "OK"
+    assert states["NEGPX"]["state"] != "ACTIVE" and states["NEGPX"]["rows"] == 0
     for explained in ("SPLIT", "SPECIAL"):
         assert quality[explained]["extreme_spike_flag"] == 0.0
         assert "EXTREME_SPIKE" not in {f["code"] for f in quality[explained]["findings"]}

@@ -69,8 +69,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("missing field (volume)", "missing_field", None, (), "SCHEMA_ERROR", 1),
     Scenario("empty result", "empty", None, (), "NO_DATA", 1),
     Scenario("payload for another symbol", "wrong_symbol", None, (), "WRONG_SYMBOL", 1),
-    Scenario("NaN prices", "nan_prices", None),
-    Scenario("negative prices", "negative_prices", None),
+    # Served by the vendor, rejected at the border (data.quality.border, D-B1).
+    Scenario("NaN prices", "nan_prices", None, (), "MALFORMED_DATA", 1),
+    Scenario("negative prices", "negative_prices", None, (), "MALFORMED_DATA", 1),
     Scenario("duplicate timestamps", "duplicate_timestamps", None),
     Scenario("unsorted timestamps", "unsorted_timestamps", None),
     Scenario("timestamps shifted by -6 h", "tz_shift", None),
@@ -152,8 +153,11 @@ def run_cell(server: VendorServer, vendor: str, scenario: Scenario, workdir: Pat
     router.close()
     outcome, tried = results["AAPL"].outcome, failed_tries(results["AAPL"])
     at_vendor = next((code for name, code in tried if name == vendor), None)
+    # A payload the border rejected was served: its attempts are in the audit.
+    border = next((t.get("attempts") for t in results["AAPL"].result.tried if t["provider"] == vendor
+                   and t.get("error_code") == "MALFORMED_DATA" and "invalid bar" in (t.get("error") or "")), None)
     attempts = outcome.attempts if outcome.result is not None and outcome.result.provider == vendor else \
-        _attempts_at(router, vendor)
+        border or _attempts_at(router, vendor)
     served_by = outcome.result.provider if outcome.result is not None else None
     cell = Cell(scenario, vendor, at_vendor, attempts, server.count(vendor, "AAPL"), served_by,
                 outcome.error.code if outcome.error else None, tried)

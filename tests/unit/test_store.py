@@ -49,11 +49,11 @@ def test_upsert_is_idempotent_and_keeps_provenance(fresh_db):
     assert write(fresh_db, "AAPL", frame, run_id="r2") == 0
     assert fresh_db.bars.content_hash(include_provenance=True) == before
     changed = frame.copy()
-    changed.loc[2, "close"] = 999.0
-    assert write(fresh_db, "AAPL", changed, run_id="r2") == 1
+    changed.loc[2, "close"] = 102.5
+    assert write(fresh_db, "AAPL", changed, run_id="r2") == 1    # a valid correction (inside [low, high])
     row = fresh_db.conn.execute("SELECT close, run_id FROM price_history WHERE symbol='AAPL' AND date=?",
                                 (str(frame.date[2].date()),)).fetchone()
-    assert row == (999.0, "r2")
+    assert row == (102.5, "r2")
 
 
 def test_volumes_are_integers_and_prices_real(fresh_db):

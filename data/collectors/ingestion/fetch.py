@@ -40,6 +40,7 @@ class SymbolResult:
     rows_received: int = 0
     duplicate_rows: int = 0
     rows_written: int = 0
+    rows_corrected: int = 0           # stored bars this run's write changed (old values kept, D-B4)
     tried: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

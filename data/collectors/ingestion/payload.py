@@ -20,8 +20,9 @@ from core import calendar as cal
 from core.errors import OperationFailed
 from core.settings import Settings
 from core.symbols import filename_for
-from data.providers.base import FetchOutcome, FetchRequest, NoDataError
+from data.providers.base import FetchOutcome, FetchRequest, MalformedDataError, NoDataError
 from data.quality import assess_quality
+from data.quality.border import border_message, invalid_bars, locate_lines
 from data.quality.assessment import QualityReport
 from data.governance.rules import GovernanceRules
 
@@ -125,12 +126,15 @@ def prepare_frame(frame: pd.DataFrame, request: FetchRequest) -> tuple[pd.DataFr
 
 
 def prepare_payload(name: str, outcome: FetchOutcome, prep: PayloadPrep) -> Payload | None:
-    """Archive, trim, deduplicate and score one served outcome.  Returns
-    None for a failed outcome, and turns a payload with no bars in the
-    window into a NoDataError on the outcome."""
+    """Archive, trim, deduplicate, check at the border and score one served
+    outcome.  Returns None for a failed outcome, and turns a payload with no
+    bars in the window into a NoDataError on the outcome, and one holding an
+    invalid bar (``data.quality.border``) into a MalformedDataError: the
+    whole symbol payload is rejected, nothing of it is written (D-B1)."""
     result = outcome.result
     if result is None:
         return None
+    raw = result.raw_payload if result.raw_suffix in ("csv", "json") else None
     archive = None
     if result.raw_payload is not None and prep.raw_dir is not None:
         archive = prep.raw_dir / f"{filename_for(name)}__{filename_for(result.symbol)}.{result.raw_suffix}.gz"
@@ -150,6 +154,13 @@ def prepare_payload(name: str, outcome: FetchOutcome, prep: PayloadPrep) -> Payl
     if frame.empty:
         outcome.error = NoDataError(f"no bars in {request.start}..{request.end}", provider=name,
                                     symbol=request.symbol)
+        outcome.result = None
+        return None
+    invalid = invalid_bars(frame)
+    if invalid:
+        source = f"{name}'s payload for {request.symbol}" + (f" (archived at {archive})" if archive else "")
+        outcome.error = MalformedDataError(border_message(locate_lines(invalid, raw), source), provider=name,
+                                           symbol=request.symbol)
         outcome.result = None
         return None
     result.frame = frame

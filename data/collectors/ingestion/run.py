@@ -274,6 +274,7 @@ class _FetchRun:
         for row in db.runs.audit_rows(run_id):
             if row["symbol"] in self.results:
                 self.results[row["symbol"]].rows_written = row["rows_written"]
+                self.results[row["symbol"]].rows_corrected = row.get("rows_corrected") or 0
         ordered = [self.results[p.entry.symbol] for p in self.plans]
         failed = [r for r in ordered if r.outcome not in (SUCCESS, UP_TO_DATE)]
         status = "SUCCESS" if not failed else ("FAILED" if len(failed) == len(ordered) else "PARTIAL")
