@@ -4,7 +4,11 @@ parsers behind them), and the check of the source options the fetching
 commands share (``--provider``, ``--data-dir``).
 
 A value that does not parse is a click usage error: one line on stderr
-naming the flag and the value, exit 64 (``cli.command.OperatorCommand``).
+naming the flag and the value, exit 64 (``cli.command.OperatorCommand``):
+a date outside the calendars' range (``core.calendar.supported_dates``), an
+explicitly empty symbol list (``--tickers=``: an unset shell variable must
+never widen a run to the whole universe), symbol text that cannot be a
+ticker (``core.symbols``).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Any, Callable
 
 import click
 
+from core.calendar import CalendarError, check_supported_date
 from core.errors import MissingInputError, UsageError
 from core.settings import Settings
 from core.symbols import InvalidSymbolError, normalise_symbol
@@ -42,7 +47,10 @@ def parse_symbols(text: str | None) -> tuple[str, ...]:
 
 
 class IsoDate(click.ParamType):
-    """A calendar date written ``YYYY-MM-DD``."""
+    """A calendar date written ``YYYY-MM-DD``, within the calendars' range
+    (``core.calendar.supported_dates``: no calendar places a session
+    outside it, so ``--as-of 1800-01-01`` or ``--start 0001-01-01`` is a
+    usage slip, never a window no provider can serve)."""
 
     name = "YYYY-MM-DD"
 
@@ -50,13 +58,19 @@ class IsoDate(click.ParamType):
         if isinstance(value, dt.date):
             return value
         try:
-            return parse_date(str(value))
+            date = parse_date(str(value))
+            check_supported_date("", date)
+        except CalendarError as exc:
+            self.fail(str(exc).strip(), param, ctx)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        return date
 
 
 class SymbolList(click.ParamType):
-    """Comma-separated symbols (``AAPL,MSFT``), normalised."""
+    """Comma-separated symbols (``AAPL,MSFT``), normalised.  Given, the list
+    must name at least one symbol: ``--tickers=`` (or ``--tickers=,``) is a
+    usage error, never "every symbol" (the flag left out means that)."""
 
     name = "SYMBOL[,SYMBOL...]"
 
@@ -64,9 +78,13 @@ class SymbolList(click.ParamType):
         if isinstance(value, tuple):
             return value
         try:
-            return parse_symbols(str(value))
+            symbols = parse_symbols(str(value))
         except InvalidSymbolError as exc:
             self.fail(str(exc), param, ctx)
+        if not symbols:
+            self.fail(f"{value!r} names no symbol; name at least one, or leave the flag out for every "
+                      f"enabled symbol", param, ctx)
+        return symbols
 
 
 class FiniteNumber(click.ParamType):

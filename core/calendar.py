@@ -28,6 +28,29 @@ class CalendarError(UsageError):
     caller names the flag (``--as-of``, ``--start``) it came from."""
 
 
+class EmptyRangeError(CalendarError):
+    """An explicit date range holds no session of a calendar: nothing could
+    be fetched, so the range is refused (the caller names its flags)."""
+
+
+def supported_dates() -> tuple[dt.date, dt.date]:
+    """The dates every command accepts in a date flag: from the first day
+    the calendars are built for to the last day they know (a year ahead,
+    exchange_calendars' default end).  Outside it no calendar can place a
+    session, so the date is a usage error naming the flag."""
+    return _CAL_START.date(), get_calendar("24/7").last_session.date()
+
+
+def check_supported_date(flag: str, value: dt.date | None) -> None:
+    """CalendarError naming ``flag`` when ``value`` is outside :func:`supported_dates`."""
+    if value is None:
+        return
+    first, last = supported_dates()
+    if not first <= _as_date(value) <= last:
+        raise CalendarError(f"{flag} {value}: outside the calendars' range {first}..{last}; "
+                            f"give a date in that range")
+
+
 @dataclass(frozen=True)
 class Window:
     """An inclusive session range and its expected sessions."""
@@ -82,6 +105,8 @@ def last_complete_session(name: str, as_of: dt.date, now: dt.datetime | None = N
     ts = pd.Timestamp(as_of)
     if ts > cal.last_session:
         raise CalendarError(f"as-of {as_of} is beyond calendar {name}'s last session {cal.last_session.date()}")
+    if ts < cal.first_session:
+        raise CalendarError(f"as-of {as_of} is before calendar {name}'s first session {cal.first_session.date()}")
     session = cal.date_to_session(ts, direction="previous")
     if as_of >= now.date():
         # as_of may be days ahead (a 24/7 calendar has sessions every day):
@@ -108,6 +133,17 @@ def range_window(name: str, start: dt.date, end: dt.date) -> Window:
     """Window for an explicit --start/--end range."""
     count = len(expected_sessions(name, start, end))
     return Window(name, _as_date(start), _as_date(end), count)
+
+
+def session_range(name: str, start: dt.date, end: dt.date) -> Window:
+    """Window for an explicit range the operator asked for, which must hold
+    at least one session of calendar ``name`` (EmptyRangeError otherwise):
+    the one check ``ingest_history.py --start/--end`` and ``repair_db.py
+    --from/--to`` share."""
+    window = range_window(name, start, end)
+    if window.sessions == 0:
+        raise EmptyRangeError(f"no {name} sessions between {window.start} and {window.end}")
+    return window
 
 
 def next_session(name: str, after: dt.date) -> dt.date:

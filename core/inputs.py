@@ -24,10 +24,13 @@ def universe_path(path: str | os.PathLike | None = None, env: Mapping[str, str] 
 
 def load_inputs(path: str | os.PathLike | None = None,
                 env: Mapping[str, str] | None = None) -> tuple[Universe, Settings]:
-    """Universe and settings; a missing universe file is a
-    MissingInputError, a malformed one a UniverseError, a bad settings file
-    a SettingsError."""
+    """Universe and settings; a missing universe file (or a directory in its
+    place) is a MissingInputError, a malformed one a UniverseError, a bad
+    settings file a SettingsError."""
     chosen = universe_path(path, env)
     if not chosen.exists():
         raise MissingInputError(f"{chosen}: universe file not found")
+    if not chosen.is_file():
+        raise MissingInputError(f"{chosen}: not a file (a directory?); point --universe or UNIVERSE_FILE "
+                                f"at the universe JSON file")
     return load_universe(chosen, known_calendar_names()), load_settings()

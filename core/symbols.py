@@ -8,8 +8,10 @@ from core.errors import UsageError
 ASSET_CLASSES = ("stocks", "fx", "crypto", "commodities")
 
 # Plausible ticker text: letters/digits first, then letters, digits and the
-# separators vendors use (BRK-B, BRK.B, EURUSD=X, GC=F, BTC-USD, ^GSPC).
-_TICKER_RE = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-=/]{0,19}$")
+# separators vendors use (BRK-B, BRK.B, EURUSD=X, GC=F, BTC-USD, ^GSPC).  A
+# symbol reaches vendor URLs and file names, so nothing path-like passes: no
+# path separator ("/", "\\"), no "..", no control character or space.
+_TICKER_RE = re.compile(r"\^?[A-Z0-9][A-Z0-9.\-=]{0,19}")
 
 
 class InvalidSymbolError(UsageError):
@@ -33,8 +35,9 @@ def normalise_symbol(text: str) -> str:
     if not isinstance(text, str):
         raise InvalidSymbolError(f"symbol must be text, got {type(text).__name__}")
     symbol = text.strip().upper()
-    if not _TICKER_RE.match(symbol) or symbol.endswith(("-", ".", "=")):
-        raise InvalidSymbolError(f"{text!r} is not a plausible ticker")
+    if not _TICKER_RE.fullmatch(symbol) or symbol.endswith(("-", ".", "=")) or ".." in symbol:
+        raise InvalidSymbolError(f"{text[:40]!r} is not a plausible ticker (letters, digits and . - = ^ only; "
+                                 f"no path separator, '..', space or control character)")
     return symbol
 
 

@@ -12,12 +12,16 @@ Schema (``configs/universe.json``)::
 
 Fields per entry: ``symbol`` (required), ``asset_class`` (override of the
 runbook's classification), ``calendar`` (exchange_calendars name), ``enabled``
-(default true), ``name`` (free text).  Anything else is an error: the loader
-never guesses, invents or drops a symbol.
+(default true), ``name`` (free text).  ``version`` is a positive integer.
+Anything else is an error: the loader never guesses, invents or drops a
+symbol.  Bounds: at most ``MAX_UNIVERSE_BYTES`` of text and
+``MAX_SYMBOLS`` entries; ``NaN``/``Infinity`` (which Python's json module
+would accept) and nesting too deep to parse are malformed, not tracebacks.
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +30,8 @@ from core.symbols import ASSET_CLASSES, InvalidSymbolError, classify_symbol, nor
 
 ALLOWED_FIELDS = {"symbol", "asset_class", "calendar", "enabled", "name"}
 TOP_LEVEL_FIELDS = {"version", "symbols", "description"}
+MAX_UNIVERSE_BYTES = 16 * 1024 * 1024   # ~300 bytes an entry: far above any desk's universe
+MAX_SYMBOLS = 50_000
 
 
 class UniverseError(MalformedInputError):
@@ -82,6 +88,40 @@ class Universe:
         return [by_symbol[t] for t in dict.fromkeys(tickers)]
 
 
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _read_json(path: Path) -> object:
+    """The file's JSON, or a one-line UniverseError: missing, not a regular
+    file, unreadable, too large, not UTF-8, invalid JSON (NaN and Infinity
+    included), nested too deep to parse."""
+    if not path.exists():
+        raise UniverseError(f"{path}: universe file not found")
+    if not path.is_file():
+        raise UniverseError(f"{path}: not a regular file (a directory?); point at the universe JSON file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_UNIVERSE_BYTES:
+            raise UniverseError(f"{path}: {size} bytes; a universe file is at most {MAX_UNIVERSE_BYTES} bytes")
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UniverseError(f"{path}: not UTF-8 text: {exc.reason}") from exc
+    except OSError as exc:
+        raise UniverseError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        raw = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise UniverseError(f"{path}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from exc
+    except ValueError as exc:   # NaN, Infinity, -Infinity
+        raise UniverseError(f"{path}: invalid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise UniverseError(f"{path}: invalid JSON: nested too deep") from exc
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise UniverseError(f"{path}: invalid JSON number")
+    return raw
+
+
 def _entry_label(index: int, raw: object) -> str:
     sym = raw.get("symbol") if isinstance(raw, dict) else None
     return f"entry {index}" + (f" ({sym!r})" if isinstance(sym, str) else "")
@@ -90,14 +130,7 @@ def _entry_label(index: int, raw: object) -> str:
 def load_universe(path: str | Path, known_calendars: set[str] | None = None) -> Universe:
     """Read and validate the universe file; raise UniverseError on any problem."""
     path = Path(path)
-    if not path.exists():
-        raise UniverseError(f"{path}: universe file not found")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise UniverseError(f"{path}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from exc
-    except UnicodeDecodeError as exc:
-        raise UniverseError(f"{path}: not UTF-8 text: {exc.reason}") from exc
+    raw = _read_json(path)
     if isinstance(raw, list):  # bare list of entries is accepted
         raw = {"symbols": raw}
     if not isinstance(raw, dict) or "symbols" not in raw:
@@ -105,9 +138,17 @@ def load_universe(path: str | Path, known_calendars: set[str] | None = None) -> 
     extra = set(raw) - TOP_LEVEL_FIELDS
     if extra:
         raise UniverseError(f"{path}: unknown top-level field(s) {', '.join(sorted(extra))}")
+    version = raw.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise UniverseError(f"{path}: \"version\" must be a positive integer, got {version!r}")
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        raise UniverseError(f"{path}: \"description\" must be text")
     items = raw["symbols"]
     if not isinstance(items, list) or not items:
         raise UniverseError(f"{path}: \"symbols\" must be a non-empty list")
+    if len(items) > MAX_SYMBOLS:
+        raise UniverseError(f"{path}: {len(items)} entries; at most {MAX_SYMBOLS} are accepted")
 
     entries: list[UniverseEntry] = []
     first_seen: dict[str, int] = {}

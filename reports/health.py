@@ -226,7 +226,9 @@ def freshness(entries: Iterable[UniverseEntry], history: Mapping[str, Mapping[st
     try:
         ends, ages = ages_at(rules, items, as_of, now)
     except CalendarError as exc:
-        raise MalformedInputError(f"as-of {as_of}: {exc}") from exc
+        # A date flag the calendars cannot place is a usage error (exit 64), not
+        # malformed input (docs/decisions.md D-E2).
+        raise CalendarError(f"--as-of: {exc}") from exc
 
     per_symbol, counts = [], {GREEN: 0, YELLOW: 0, RED: 0}
     for symbol, calendar, last in items:

@@ -11,7 +11,6 @@ import datetime as dt
 from typing import Any, Mapping, Sequence
 
 from core.calendar import CalendarError
-from core.errors import MalformedInputError
 from core.settings import Settings
 from core.universe import UniverseEntry
 from data.governance.rules import GovernanceRules, Stage1Verdict, SymbolStanding, judge_stage1
@@ -42,9 +41,12 @@ def judge_store(db: Store, entries: Sequence[UniverseEntry], settings: Settings,
                 now: dt.datetime | None = None,
                 history: Mapping[str, Mapping[str, Any]] | None = None) -> Stage1Verdict:
     """Stage 1's verdict on ``db`` for the enabled ``entries`` at ``as_of``.
-    An as-of date the calendars cannot place is an input error (exit 65)."""
+    An as-of date the calendars cannot place is a usage error naming --as-of
+    (``CalendarError``, exit 64)."""
     rules = GovernanceRules.from_settings(settings)
     try:
         return judge_stage1(rules, standings(db, [e for e in entries if e.enabled], settings, history), as_of, now)
     except CalendarError as exc:
-        raise MalformedInputError(f"as-of {as_of}: {exc}") from exc
+        # A date flag the calendars cannot place is a usage error (exit 64), not
+        # malformed input (docs/decisions.md D-E2).
+        raise CalendarError(f"--as-of: {exc}") from exc

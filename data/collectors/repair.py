@@ -22,6 +22,7 @@ from data.collectors.ingestion import (SUCCESS, IngestionError, ProviderStats, R
                                        fetch_symbols, govern_and_verify, new_run_id)
 from data.collectors.ingestion.archive import sweep_uncommitted
 from data.collectors.ingestion.lifecycle import close_unfinished, open_run, reconcile_dead_runs
+from data.collectors.ingestion.preflight import check_servable
 from data.providers.base import FetchRequest
 from core.universe import Universe
 from database import MixedOriginError, Store
@@ -117,9 +118,10 @@ def repair_symbol(db: Store, universe: Universe, settings: Settings, paths: Runt
     if start > end:
         raise IngestionError(f"--from {start} is after --to {end}")
     calendar = settings.history.calendar_of(entry)
-    window = cal.range_window(calendar, start, end)
-    if window.sessions == 0:
-        raise IngestionError(f"no {calendar} sessions between {start} and {end}")
+    try:
+        window = cal.session_range(calendar, start, end)   # the check ingest's --start/--end share
+    except cal.EmptyRangeError as exc:
+        raise IngestionError(str(exc)) from exc
     if provider:
         try:
             db.check_origin(provider)
@@ -133,6 +135,12 @@ def repair_symbol(db: Store, universe: Universe, settings: Settings, paths: Runt
                       window.sessions)
     own_router = router is None
     router = router or DataRouter(settings, only=provider, data_dir=data_dir)
+    try:
+        check_servable(router, [plan.request], provider=provider, range_flag="--from")
+    except BaseException:
+        if own_router:
+            router.close()
+        raise
     trail = AuditTrail(paths.audit_jsonl, module="repair", run_id=run_id)
     if not dry_run:
         reconcile_dead_runs(db, run_id, trail)

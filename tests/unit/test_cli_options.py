@@ -2,6 +2,7 @@
 root command."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import json
@@ -15,6 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 from cli.command import OperatorCommand
 from cli.options import as_of_option, parse_date, parse_symbols, tickers_option
+from core.calendar import supported_dates
 from core.symbols import InvalidSymbolError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,6 +81,10 @@ TICKER_TEXT = st.one_of(st.text(max_size=40),
 def test_any_tickers_text_parses_or_is_a_one_line_usage_error(text):
     parsed = _outcome(f"--tickers={text}")
     if parsed is None:
+        if not text.replace(",", "").strip():
+            # Explicitly empty (issue 10, failure 15): never "every symbol".
+            assert parse_symbols(text) == () and "--tickers" in CliRunner().invoke(probe, [f"--tickers={text}"]).stderr
+            return
         _assert_refused("--tickers", text, parse_symbols, InvalidSymbolError)
         return
     symbols = parsed["tickers"]
@@ -94,6 +100,11 @@ def test_any_tickers_text_parses_or_is_a_one_line_usage_error(text):
 def test_any_as_of_text_parses_or_is_a_one_line_usage_error(text):
     parsed = _outcome(f"--as-of={text}")
     if parsed is None:
+        first, last = supported_dates()
+        with contextlib.suppress(ValueError):
+            if not first <= parse_date(text) <= last:    # outside the calendars (issue 10, failure 10)
+                assert "--as-of" in CliRunner().invoke(probe, [f"--as-of={text}"]).stderr
+                return
         _assert_refused("--as-of", text, parse_date, ValueError)
         return
     assert parsed["as_of"] == text == parse_date(text).isoformat()

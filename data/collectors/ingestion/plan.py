@@ -81,7 +81,11 @@ def plan_symbols(db: Store, entries: Sequence[UniverseEntry], settings: Settings
             end = options.end or cal.last_complete_session(calendar, as_of, options.now)
             if start > end:
                 raise IngestionError(f"--start {start} is after --end {end}")
-            window = cal.range_window(calendar, start, end)
+            try:
+                window = cal.session_range(calendar, start, end)
+            except cal.EmptyRangeError as exc:
+                raise IngestionError(f"--start/--end: {exc} (the calendar of {entry.symbol}): nothing to fetch; "
+                                     f"choose dates that include a session") from exc
         elif options.mode == "incremental" and last_dates.get(entry.symbol):
             last = dt.date.fromisoformat(last_dates[entry.symbol])
             end = cal.last_complete_session(calendar, as_of, options.now)

@@ -38,6 +38,7 @@ from core.universe import Universe, UniverseEntry
 from data.collectors.data_router import NO_VALID_PROVIDER, DataRouter
 from data.collectors.ingestion.archive import sweep_uncommitted
 from data.collectors.ingestion.cross_check import CrossCheck, cross_check
+from data.collectors.ingestion.preflight import check_servable
 from data.collectors.ingestion.fetch import ProviderStats, SymbolFetch, SymbolResult, fetch_symbols
 from data.collectors.ingestion.lifecycle import close_unfinished, open_run, reconcile_dead_runs
 from data.collectors.ingestion.options import MODES, IngestionError, IngestOptions, RunContext, new_run_id
@@ -163,6 +164,8 @@ def run_ingestion(db: Store, universe: Universe, settings: Settings, paths: Runt
     plan = plan_symbols(db, entries, settings, options, as_of)
     own_router = router is None
     router = router or DataRouter(settings, only=options.provider, data_dir=options.data_dir)
+    check_servable(router, (p.request for p in plan.symbols), provider=options.provider,
+                   range_flag="--start" if options.start else None)
     reconcile_dead_runs(db, run_id, ctx.trail)
     run = _FetchRun(ctx, options, plan.symbols, started_at, stop)
     run.begin(router)
