@@ -92,3 +92,31 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.005)
+
+
+def daemon_until_a_cycle_then_sigterm(desk, records, *args: str, cwd=None) -> tuple[int, str, str]:
+    """Run ``trading_daemon.py --as-of <seeded> --tick-interval 0.05
+    --heartbeat 0.2 --data-refresh 60 [args]`` as a real process until its
+    heartbeat reports a completed cycle, then SIGTERM it; (exit code,
+    stdout, stderr).  ``records(desk)`` reads the desk's live.jsonl."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from core.settings import REPO_ROOT
+    from tests.trading.market_frames import SEEDED_AS_OF
+
+    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "trading_daemon.py"), *args, "--as-of", SEEDED_AS_OF,
+                             "--tick-interval", "0.05", "--heartbeat", "0.2", "--data-refresh", "60"],
+                            cwd=cwd or desk.root.parent, env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(r["event"] == "HEARTBEAT" and r["cycles"] >= 1 for r in records(desk)),
+                 timeout=60, what="a completed cycle")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, err

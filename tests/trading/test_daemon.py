@@ -10,7 +10,7 @@ import pytest
 
 from core.clock import record_stamp
 from database.manager import Database
-from tests.trading.agent_builder import DaemonThread, build_agent, wait_for
+from tests.trading.agent_builder import DaemonThread, build_agent, daemon_until_a_cycle_then_sigterm, wait_for
 from tests.trading.market_frames import SEEDED_AS_OF, set_states
 from tests.trading.scripted_models import FlippingForecaster, ScriptedForecaster
 from tests import store_reads
@@ -179,26 +179,8 @@ def test_forecasts_are_refreshed_with_the_data_not_every_tick(seeded):
 
 
 def test_sigterm_stops_the_daemon_gracefully(seeded, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from core.settings import REPO_ROOT
-
-    env = dict(os.environ)
-    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "trading_daemon.py"), "--as-of", SEEDED_AS_OF, "--tick-interval", "0.05",
-                             "--data-refresh", "60", "--heartbeat", "0.2"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: any(r["event"] == "HEARTBEAT" and r["cycles"] >= 1 for r in _records(seeded)),
-                 timeout=60, what="a completed cycle")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+    code, out, err = daemon_until_a_cycle_then_sigterm(seeded, _records, cwd=tmp_path)
+    assert code == 0, err
     assert "HEARTBEAT | uptime=" in out
     events = [r["event"] for r in _records(seeded)]
     assert events[-1] == "DAEMON_STOP"

@@ -37,7 +37,7 @@ from core.universe import load_universe
 from database.manager import Database
 from tests import store_reads
 from tests.fakes.vendor_server import VendorServer
-from tests.trading.agent_builder import DaemonThread, build_agent, wait_for
+from tests.trading.agent_builder import DaemonThread, build_agent, daemon_until_a_cycle_then_sigterm, wait_for
 from tests.trading.market_frames import SEEDED_AS_OF, random_walk_bars
 from tests.trading.scripted_models import FlippingForecaster, ScriptedForecaster
 from trading.brokers import PaperBroker
@@ -455,19 +455,8 @@ def test_11_the_daemon_console_is_timestamped_rich_on_a_terminal(seeded):
 
 
 def test_11_the_daemon_under_json_prints_json_lines(seeded):
-    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "trading_daemon.py"), "--json", "--as-of",
-                             SEEDED_AS_OF, "--tick-interval", "0.05", "--heartbeat", "0.2", "--data-refresh", "60"],
-                            cwd=seeded.root.parent, env=dict(os.environ), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: any(r["event"] == "HEARTBEAT" and r["cycles"] >= 1 for r in _records(seeded)),
-                 timeout=60, what="a cycle")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+    code, out, err = daemon_until_a_cycle_then_sigterm(seeded, _records, "--json")
+    assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]   # every stdout line is one JSON document
     events = [r.get("event") for r in lines]
     assert "DAEMON_START" in events and "HEARTBEAT" in events and "ORDER" in events
